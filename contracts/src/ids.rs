@@ -1,0 +1,130 @@
+//! Identifier and money newtypes: parsed once at the edge, trusted inside.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use uuid::Uuid;
+
+macro_rules! uuid_id {
+    ($(#[$doc:meta] $name:ident),* $(,)?) => {$(
+        #[$doc]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub Uuid);
+
+        impl $name {
+            /// A new, time-ordered id (UUIDv7), so ids sort roughly by creation.
+            pub fn new() -> Self {
+                Self(Uuid::now_v7())
+            }
+
+            pub fn parse(s: &str) -> Result<Self, uuid::Error> {
+                Uuid::parse_str(s).map(Self)
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    )*};
+}
+
+uuid_id!(
+    /// A concert (the work being performed).
+    ConcertId,
+    /// One performance date of a concert; seat inventory is per schedule.
+    ScheduleId,
+    /// One seat of one schedule.
+    SeatId,
+    /// A reservation; minted by seat-svc on hold and the correlation id of its whole saga.
+    ReservationId,
+);
+
+/// The user, as named by the `sub` claim of their token.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UserId(pub String);
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An amount of points (the only money in the system); never negative.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[serde(try_from = "i64", into = "i64")]
+pub struct Points(i64);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("an amount of points must not be negative (got {0})")]
+pub struct NegativePoints(pub i64);
+
+impl Points {
+    pub const ZERO: Points = Points(0);
+
+    pub fn new(value: i64) -> Result<Self, NegativePoints> {
+        if value < 0 {
+            Err(NegativePoints(value))
+        } else {
+            Ok(Self(value))
+        }
+    }
+
+    pub fn value(self) -> i64 {
+        self.0
+    }
+
+    pub fn checked_add(self, other: Points) -> Option<Points> {
+        self.0.checked_add(other.0).map(Points)
+    }
+
+    pub fn checked_sub(self, other: Points) -> Option<Points> {
+        self.0.checked_sub(other.0).and_then(|v| Points::new(v).ok())
+    }
+}
+
+impl TryFrom<i64> for Points {
+    type Error = NegativePoints;
+    fn try_from(value: i64) -> Result<Self, Self::Error> {
+        Points::new(value)
+    }
+}
+
+impl From<Points> for i64 {
+    fn from(p: Points) -> i64 {
+        p.0
+    }
+}
+
+impl fmt::Display for Points {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn points_refuse_negative_values_even_when_deserialised() {
+        assert_eq!(Points::new(-1), Err(NegativePoints(-1)));
+        assert!(serde_json::from_str::<Points>("-5").is_err());
+        assert_eq!(serde_json::from_str::<Points>("5").unwrap().value(), 5);
+    }
+
+    #[test]
+    fn subtraction_below_zero_is_refused() {
+        let ten = Points::new(10).unwrap();
+        assert_eq!(ten.checked_sub(Points::new(11).unwrap()), None);
+        assert_eq!(ten.checked_sub(ten), Some(Points::ZERO));
+    }
+}

@@ -1,0 +1,59 @@
+//! Streams and subjects: one stream per context, owned by its publisher, plus the DLQ.
+//! Subjects read `<context>.<event>.<aggregate id>` so one saga can be read back by filter.
+
+/// The four bounded contexts; each publishes to exactly one stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Context {
+    Concert,
+    Seat,
+    Reservation,
+    Payment,
+}
+
+/// Where messages that a consumer could not handle are kept, with the reason.
+pub const DLQ_STREAM: &str = "DLQ";
+/// Subjects of the DLQ: `dlq.<service>.<original subject>`.
+pub const DLQ_PREFIX: &str = "dlq";
+
+impl Context {
+    pub const ALL: [Context; 4] = [
+        Context::Concert,
+        Context::Seat,
+        Context::Reservation,
+        Context::Payment,
+    ];
+
+    /// The subject prefix and the `ce-type` prefix of the context's events.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Context::Concert => "concert",
+            Context::Seat => "seat",
+            Context::Reservation => "reservation",
+            Context::Payment => "payment",
+        }
+    }
+
+    pub fn stream(self) -> &'static str {
+        match self {
+            Context::Concert => "CONCERT",
+            Context::Seat => "SEAT",
+            Context::Reservation => "RESERVATION",
+            Context::Payment => "PAYMENT",
+        }
+    }
+
+    /// Every subject of the context's stream.
+    pub fn wildcard(self) -> String {
+        format!("{}.>", self.prefix())
+    }
+
+    /// Filter subject for one event name of the context, any aggregate.
+    pub fn filter(self, event: &str) -> String {
+        format!("{}.{event}.*", self.prefix())
+    }
+}
+
+/// DLQ subject for a message `service` could not handle.
+pub fn dlq_subject(service: &str, original_subject: &str) -> String {
+    format!("{DLQ_PREFIX}.{service}.{original_subject}")
+}
