@@ -22,6 +22,13 @@ macro_rules! uuid_id {
             }
         }
 
+        impl std::str::FromStr for $name {
+            type Err = uuid::Error;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::parse(s)
+            }
+        }
+
         impl Default for $name {
             fn default() -> Self {
                 Self::new()
@@ -87,7 +94,9 @@ impl Points {
     }
 
     pub fn checked_sub(self, other: Points) -> Option<Points> {
-        self.0.checked_sub(other.0).and_then(|v| Points::new(v).ok())
+        self.0
+            .checked_sub(other.0)
+            .and_then(|v| Points::new(v).ok())
     }
 }
 

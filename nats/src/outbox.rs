@@ -1,0 +1,226 @@
+//! outbox: events are written in the same transaction as the state change that caused them; a
+//! relay publishes pending rows (pipelined, `Nats-Msg-Id` = event id) and marks them published.
+//! A crash between commit and publish loses nothing; one between publish and mark re-publishes,
+//! which the broker drops inside its duplicate window and consumers' inboxes drop after it.
+
+use crate::db::{Backend, Db, Tx};
+use anyhow::Context as _;
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, message::PublishMessage};
+use contracts::Message;
+use futures::future::join_all;
+use sqlx::Row;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// How many rows one relay pass publishes before it waits for their acks.
+const RELAY_BATCH: i64 = 256;
+/// How often the relay looks for rows without being woken (rows committed by another process).
+const POLL: Duration = Duration::from_millis(250);
+
+pub(crate) fn ddl(backend: Backend) -> &'static [&'static str] {
+    match backend {
+        Backend::Sqlite => &[
+            "CREATE TABLE IF NOT EXISTS outbox (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                id TEXT NOT NULL UNIQUE,
+                subject TEXT NOT NULL,
+                headers TEXT NOT NULL,
+                payload TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                published_at BIGINT
+            )",
+            "CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (seq) WHERE published_at IS NULL",
+        ],
+        Backend::Postgres => &[
+            "CREATE TABLE IF NOT EXISTS outbox (
+                seq BIGSERIAL PRIMARY KEY,
+                id TEXT NOT NULL UNIQUE,
+                subject TEXT NOT NULL,
+                headers TEXT NOT NULL,
+                payload TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                published_at BIGINT
+            )",
+            "CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (seq) WHERE published_at IS NULL",
+        ],
+    }
+}
+
+/// Adds `msg` to the outbox inside the caller's transaction.
+pub async fn enqueue(tx: &mut Tx, msg: &Message, now_ms: i64) -> sqlx::Result<()> {
+    let headers = serde_json::to_string(&msg.headers).expect("string pairs always serialise");
+    // Payloads are JSON written by contracts, hence valid UTF-8.
+    let payload = String::from_utf8_lossy(&msg.payload);
+    sqlx::query(
+        "INSERT INTO outbox (id, subject, headers, payload, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(msg.id.to_string())
+    .bind(&msg.subject)
+    .bind(headers)
+    .bind(payload.as_ref())
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A pending row, as read back for publishing.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub seq: i64,
+    pub subject: String,
+    pub headers: Vec<(String, String)>,
+    pub payload: String,
+}
+
+/// The relay of one service: wake it after a commit that wrote outbox rows.
+#[derive(Clone)]
+pub struct Outbox {
+    db: Db,
+    wake: Arc<Notify>,
+}
+
+impl Outbox {
+    pub fn new(db: Db) -> Self {
+        Outbox {
+            db,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Tells the relay there is something to publish (call after commit).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    pub async fn pending(&self, limit: i64) -> anyhow::Result<Vec<Pending>> {
+        let rows = sqlx::query(
+            "SELECT seq, subject, headers, payload FROM outbox
+             WHERE published_at IS NULL ORDER BY seq LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(self.db.pool())
+        .await
+        .context("read pending outbox rows")?;
+        rows.into_iter()
+            .map(|row| {
+                let headers: String = row.try_get("headers")?;
+                Ok(Pending {
+                    seq: row.try_get("seq")?,
+                    subject: row.try_get("subject")?,
+                    headers: serde_json::from_str(&headers).context("outbox headers")?,
+                    payload: row.try_get("payload")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Publishes `rows` with every ack in flight at once, then waits for the acks; returns the
+    /// sequence numbers the broker stored (or recognised as duplicates).
+    pub async fn publish(&self, js: &jetstream::Context, rows: &[Pending]) -> Vec<i64> {
+        let mut in_flight = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut headers = HeaderMap::new();
+            for (name, value) in &row.headers {
+                headers.insert(name.as_str(), value.as_str());
+            }
+            let publish = PublishMessage::build()
+                .headers(headers)
+                .payload(row.payload.clone().into());
+            match js.send_publish(row.subject.clone(), publish).await {
+                Ok(ack) => in_flight.push((row.seq, ack)),
+                Err(e) => {
+                    // Keep order: stop at the first row that could not be sent.
+                    tracing::warn!(error = %e, subject = %row.subject, "outbox publish failed");
+                    break;
+                }
+            }
+        }
+        let acks = join_all(in_flight.into_iter().map(|(seq, ack)| async move {
+            match ack.await {
+                Ok(_) => Some(seq),
+                Err(e) => {
+                    tracing::warn!(error = %e, seq, "outbox publish not acknowledged");
+                    None
+                }
+            }
+        }))
+        .await;
+        acks.into_iter().flatten().collect()
+    }
+
+    pub async fn mark_published(&self, seqs: &[i64], now_ms: i64) -> anyhow::Result<()> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.db.begin().await.context("begin mark published")?;
+        for seq in seqs {
+            sqlx::query("UPDATE outbox SET published_at = $1 WHERE seq = $2")
+                .bind(now_ms)
+                .bind(*seq)
+                .execute(&mut *tx)
+                .await
+                .context("mark outbox row published")?;
+        }
+        tx.commit().await.context("commit mark published")?;
+        metrics::counter!("outbox_published_total").increment(seqs.len() as u64);
+        Ok(())
+    }
+
+    /// One relay pass: publish up to a batch of pending rows; returns how many were published.
+    pub async fn relay_once(&self, js: &jetstream::Context) -> anyhow::Result<usize> {
+        let rows = self.pending(RELAY_BATCH).await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let done = self.publish(js, &rows).await;
+        self.mark_published(&done, crate::to_millis(time::OffsetDateTime::now_utc()))
+            .await?;
+        if done.len() < rows.len() {
+            anyhow::bail!(
+                "{} of {} outbox rows not published yet",
+                rows.len() - done.len(),
+                rows.len()
+            );
+        }
+        Ok(done.len())
+    }
+
+    /// Relays until `shutdown`, then flushes what is pending once more.
+    pub async fn run(self, js: jetstream::Context, shutdown: CancellationToken) {
+        let mut failures = 0u32;
+        loop {
+            match self.relay_once(&js).await {
+                Ok(n) if n > 0 => {
+                    failures = 0;
+                    continue;
+                }
+                Ok(_) => failures = 0,
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(error = %format!("{e:#}"), "outbox relay");
+                }
+            }
+            let wait = if failures == 0 {
+                POLL
+            } else {
+                // Back off while the broker is unreachable, up to 2 s.
+                Duration::from_millis(100u64 << failures.min(4)).min(Duration::from_secs(2))
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.wake.notified(), if failures == 0 => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+        // Graceful shutdown: publish what the last requests committed.
+        while let Ok(n) = self.relay_once(&js).await {
+            if n == 0 {
+                break;
+            }
+        }
+    }
+}
