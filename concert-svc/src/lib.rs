@@ -1,1 +1,12 @@
-//! placeholder
+//! concert-svc: concerts, schedules, seat maps and prices, and the live availability view (a
+//! read model kept from seat events).
+
+pub mod domain;
+pub mod events;
+pub mod http;
+pub mod startup;
+pub mod store;
+
+pub use startup::{App, Config};
+
+pub const SERVICE: &str = "concert-svc";

@@ -30,3 +30,13 @@ pub async fn first_delivery(
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// Takes back a record made in this transaction, for an event that is to be retried.
+pub async fn forget(tx: &mut Tx, consumer: &str, event_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM inbox WHERE consumer = $1 AND event_id = $2")
+        .bind(consumer)
+        .bind(event_id.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

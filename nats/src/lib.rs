@@ -2,6 +2,7 @@
 //! consumer runner with DLQ) and the service plumbing (database, HTTP errors, auth, health, metrics,
 //! start-up and shutdown). Written once so the four services differ only in their domain.
 
+pub mod apply;
 pub mod auth;
 pub mod consumer;
 pub mod db;

@@ -224,3 +224,15 @@ impl Outbox {
         }
     }
 }
+
+/// Writes `event` (produced by `source`, caused by `causation_id`) to the outbox in `tx`.
+pub async fn emit<E: contracts::Event>(
+    tx: &mut Tx,
+    source: &str,
+    event: &E,
+    causation_id: Option<uuid::Uuid>,
+    now: time::OffsetDateTime,
+) -> sqlx::Result<()> {
+    let msg = Message::new(source, event, causation_id, now);
+    enqueue(tx, &msg, crate::to_millis(now)).await
+}

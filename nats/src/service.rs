@@ -2,6 +2,7 @@
 //! database, NATS and listener, the outbox relay, the consumers, `/healthz` `/readyz` `/metrics`,
 //! and graceful shutdown (stop HTTP, finish the batch in hand, flush the outbox, drain NATS).
 
+use crate::apply::{Apply, Transactional};
 use crate::auth::Auth;
 use crate::consumer::{self, Handler};
 use crate::db::Db;
@@ -132,8 +133,20 @@ impl Runtime {
             .expect("a bound listener has an address")
     }
 
-    /// Adds a durable consumer (named after the service) of the events `names` of `E`'s context.
-    pub fn consume<E: Event, H: Handler<E>>(&mut self, names: &[&str], handler: Arc<H>) {
+    /// Adds a durable consumer (named after the service) of the events `names` of `E`'s
+    /// context, applying each batch in one transaction with the inbox.
+    pub fn consume<E: Event, A: Apply<E>>(&mut self, names: &[&str], apply: A) {
+        let handler = Arc::new(Transactional::new(
+            self.db.clone(),
+            self.outbox.clone(),
+            E::CONTEXT.stream().to_owned(),
+            apply,
+        ));
+        self.consume_with(names, handler);
+    }
+
+    /// Adds a durable consumer with a hand-written batch handler.
+    pub fn consume_with<E: Event, H: Handler<E>>(&mut self, names: &[&str], handler: Arc<H>) {
         let spec = ConsumerSpec::new(self.name, E::CONTEXT, names, self.replicas);
         let service = self.name.to_owned();
         self.consumers.push(Box::new(move |js, shutdown| {

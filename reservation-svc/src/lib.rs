@@ -1,1 +1,12 @@
-//! placeholder
+//! reservation-svc: reservations and their status as the saga moves, the pay command, and the
+//! user's "my tickets" view.
+
+pub mod domain;
+pub mod events;
+pub mod http;
+pub mod startup;
+pub mod store;
+
+pub use startup::{App, Config};
+
+pub const SERVICE: &str = "reservation-svc";

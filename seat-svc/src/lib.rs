@@ -1,1 +1,12 @@
-//! placeholder
+//! seat-svc: seat inventory per schedule, holds that expire, and the waiting queue that admits
+//! users to hold seats.
+
+pub mod domain;
+pub mod events;
+pub mod http;
+pub mod startup;
+pub mod store;
+
+pub use startup::{App, Config};
+
+pub const SERVICE: &str = "seat-svc";

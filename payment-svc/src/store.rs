@@ -1,0 +1,191 @@
+//! store: wallets, the ledger and payments in SQL. Balance changes are conditional updates, so a
+//! debit never takes a balance below zero, whichever replica runs it.
+
+use crate::domain::PaymentStatus;
+use contracts::{Points, ReservationId, UserId};
+use platform::db::Tx;
+use serde::Serialize;
+use sqlx::{AnyPool, Row};
+
+pub async fn balance(pool: &AnyPool, user: &UserId) -> sqlx::Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT balance FROM wallets WHERE user_id = $1")
+            .bind(&user.0)
+            .fetch_optional(pool)
+            .await?
+            .unwrap_or(0),
+    )
+}
+
+async fn ensure_wallet(tx: &mut Tx, user: &UserId, now_ms: i64) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO wallets (user_id, balance, charged_total, updated_at) VALUES ($1, 0, 0, $2)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&user.0)
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Adds points; returns the new balance.
+pub async fn charge(tx: &mut Tx, user: &UserId, amount: Points, now_ms: i64) -> sqlx::Result<i64> {
+    ensure_wallet(tx, user, now_ms).await?;
+    sqlx::query(
+        "UPDATE wallets SET balance = balance + $1, charged_total = charged_total + $1, updated_at = $2
+         WHERE user_id = $3",
+    )
+    .bind(amount.value())
+    .bind(now_ms)
+    .bind(&user.0)
+    .execute(&mut **tx)
+    .await?;
+    let balance = wallet_balance(tx, user).await?;
+    append(tx, user, "charge", amount, None, balance, now_ms).await?;
+    Ok(balance)
+}
+
+async fn wallet_balance(tx: &mut Tx, user: &UserId) -> sqlx::Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT balance FROM wallets WHERE user_id = $1")
+            .bind(&user.0)
+            .fetch_optional(&mut **tx)
+            .await?
+            .unwrap_or(0),
+    )
+}
+
+/// Current balance inside the transaction, as points.
+pub async fn points(tx: &mut Tx, user: &UserId) -> sqlx::Result<Points> {
+    let b = wallet_balance(tx, user).await?;
+    Ok(Points::new(b).unwrap_or(Points::ZERO))
+}
+
+/// Takes `amount` for `reservation` if the balance covers it; `false` if it does not.
+pub async fn debit(
+    tx: &mut Tx,
+    user: &UserId,
+    reservation: ReservationId,
+    amount: Points,
+    now_ms: i64,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE wallets SET balance = balance - $1, updated_at = $2 WHERE user_id = $3 AND balance >= $1",
+    )
+    .bind(amount.value())
+    .bind(now_ms)
+    .bind(&user.0)
+    .execute(&mut **tx)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    let balance = wallet_balance(tx, user).await?;
+    append(
+        tx,
+        user,
+        "debit",
+        amount,
+        Some(reservation),
+        balance,
+        now_ms,
+    )
+    .await?;
+    Ok(true)
+}
+
+async fn append(
+    tx: &mut Tx,
+    user: &UserId,
+    kind: &str,
+    amount: Points,
+    reservation: Option<ReservationId>,
+    balance_after: i64,
+    now_ms: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO ledger (id, user_id, kind, amount, reservation_id, balance_after, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(&user.0)
+    .bind(kind)
+    .bind(amount.value())
+    .bind(reservation.map(|r| r.to_string()))
+    .bind(balance_after)
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn payment_status(
+    tx: &mut Tx,
+    reservation: ReservationId,
+) -> sqlx::Result<Option<PaymentStatus>> {
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT status FROM payments WHERE reservation_id = $1")
+            .bind(reservation.to_string())
+            .fetch_optional(&mut **tx)
+            .await?;
+    Ok(status.as_deref().and_then(PaymentStatus::parse))
+}
+
+pub async fn record_payment(
+    tx: &mut Tx,
+    reservation: ReservationId,
+    user: &UserId,
+    amount: Points,
+    status: PaymentStatus,
+    reason: Option<&str>,
+    now_ms: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO payments (reservation_id, user_id, amount, status, reason, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $6)",
+    )
+    .bind(reservation.to_string())
+    .bind(&user.0)
+    .bind(amount.value())
+    .bind(status.as_str())
+    .bind(reason)
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Serialize)]
+pub struct Entry {
+    pub id: String,
+    pub kind: String,
+    pub amount: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reservation_id: Option<String>,
+    pub balance_after: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: time::OffsetDateTime,
+}
+
+pub async fn ledger(pool: &AnyPool, user: &UserId) -> sqlx::Result<Vec<Entry>> {
+    sqlx::query(
+        "SELECT id, kind, amount, reservation_id, balance_after, created_at FROM ledger
+         WHERE user_id = $1 ORDER BY created_at, id",
+    )
+    .bind(&user.0)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(Entry {
+            id: r.try_get("id")?,
+            kind: r.try_get("kind")?,
+            amount: r.try_get("amount")?,
+            reservation_id: r.try_get("reservation_id")?,
+            balance_after: r.try_get("balance_after")?,
+            created_at: platform::from_millis(r.try_get("created_at")?),
+        })
+    })
+    .collect()
+}

@@ -1,0 +1,53 @@
+//! startup: builds the app from config (database, NATS, listener, consumers, routes); used by
+//! `main` and by the tests alike.
+
+use crate::SERVICE;
+use crate::events::{PAYMENT_EVENTS, SEAT_EVENTS, SagaTracker};
+use crate::http::{AppState, router};
+use axum::Router;
+use contracts::{PaymentEvent, SeatEvent};
+use platform::service::{Runtime, ServiceConfig};
+use std::net::SocketAddr;
+use tokio_util::sync::CancellationToken;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub service: ServiceConfig,
+}
+
+impl Config {
+    pub fn from_env() -> anyhow::Result<Self> {
+        Ok(Config {
+            service: ServiceConfig::from_env(SERVICE, 8083)?,
+        })
+    }
+}
+
+pub struct App {
+    runtime: Runtime,
+    router: Router,
+}
+
+impl App {
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        let mut runtime = Runtime::start(&config.service, &MIGRATOR).await?;
+        runtime.consume::<SeatEvent, _>(SEAT_EVENTS, SagaTracker);
+        runtime.consume::<PaymentEvent, _>(PAYMENT_EVENTS, SagaTracker);
+        let router = router(AppState {
+            db: runtime.db.clone(),
+            outbox: runtime.outbox.clone(),
+            auth: runtime.auth.clone(),
+        });
+        Ok(App { runtime, router })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.runtime.local_addr()
+    }
+
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        self.runtime.run(self.router, shutdown).await
+    }
+}

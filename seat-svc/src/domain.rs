@@ -1,0 +1,209 @@
+//! domain: the rules of holds and the queue — what a hold request may ask for, what a completed
+//! or failed payment does to a hold, and who the queue admits. Pure: time is an argument.
+
+use contracts::SeatId;
+use std::collections::HashSet;
+use time::OffsetDateTime;
+
+/// Most seats one hold may take.
+pub const MAX_SEATS_PER_HOLD: usize = 10;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HoldInvalid {
+    #[error("seat_ids must name at least one seat")]
+    Empty,
+    #[error("a hold may take at most {MAX_SEATS_PER_HOLD} seats")]
+    TooMany,
+    #[error("seat {0} is named more than once")]
+    Duplicate(String),
+    #[error("there is no seat {0:?}")]
+    UnknownSeat(String),
+}
+
+/// Parses the seats of a hold request: at least one, at most a few, no repeats.
+pub fn parse_seat_ids(raw: &[String]) -> Result<Vec<SeatId>, HoldInvalid> {
+    if raw.is_empty() {
+        return Err(HoldInvalid::Empty);
+    }
+    if raw.len() > MAX_SEATS_PER_HOLD {
+        return Err(HoldInvalid::TooMany);
+    }
+    let mut seen = HashSet::new();
+    raw.iter()
+        .map(|s| {
+            let id = SeatId::parse(s.trim()).map_err(|_| HoldInvalid::UnknownSeat(s.clone()))?;
+            if !seen.insert(id) {
+                return Err(HoldInvalid::Duplicate(s.clone()));
+            }
+            Ok(id)
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldStatus {
+    Held,
+    Sold,
+    Released,
+}
+
+impl HoldStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldStatus::Held => "held",
+            HoldStatus::Sold => "sold",
+            HoldStatus::Released => "released",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "held" => Some(HoldStatus::Held),
+            "sold" => Some(HoldStatus::Sold),
+            "released" => Some(HoldStatus::Released),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    pub status: HoldStatus,
+    pub expires_at: OffsetDateTime,
+}
+
+/// What a completed payment does to the hold it paid for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OnPaid {
+    /// The hold is live: the seats are sold.
+    Sell,
+    /// The hold is gone: the sale is refused so the payment gets refunded.
+    Reject(&'static str),
+    /// Already sold: a repeated payment event changes nothing.
+    Nothing,
+}
+
+pub fn on_payment_completed(hold: Option<&Hold>, now: OffsetDateTime) -> OnPaid {
+    match hold {
+        None => OnPaid::Reject("unknown_hold"),
+        Some(h) => match h.status {
+            HoldStatus::Sold => OnPaid::Nothing,
+            HoldStatus::Released => OnPaid::Reject("hold_released"),
+            HoldStatus::Held if h.expires_at <= now => OnPaid::Reject("hold_expired"),
+            HoldStatus::Held => OnPaid::Sell,
+        },
+    }
+}
+
+/// A failed payment releases a live hold; anything else stays as it is.
+pub fn releases_on_payment_failed(hold: Option<&Hold>) -> bool {
+    hold.is_some_and(|h| h.status == HoldStatus::Held)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenStatus {
+    Waiting,
+    Active,
+    Expired,
+    Done,
+}
+
+impl TokenStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenStatus::Waiting => "waiting",
+            TokenStatus::Active => "active",
+            TokenStatus::Expired => "expired",
+            TokenStatus::Done => "done",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "waiting" => Some(TokenStatus::Waiting),
+            "active" => Some(TokenStatus::Active),
+            "expired" => Some(TokenStatus::Expired),
+            "done" => Some(TokenStatus::Done),
+            _ => None,
+        }
+    }
+}
+
+/// How many waiting tokens may become active now.
+pub fn admissions(active: i64, limit: i64) -> i64 {
+    (limit - active).max(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::Duration;
+
+    fn hold(status: HoldStatus, expires_in: i64) -> Hold {
+        Hold {
+            status,
+            expires_at: OffsetDateTime::UNIX_EPOCH + Duration::seconds(expires_in),
+        }
+    }
+
+    const NOW: OffsetDateTime = OffsetDateTime::UNIX_EPOCH;
+
+    #[test]
+    fn a_hold_request_needs_distinct_known_seats() {
+        assert_eq!(parse_seat_ids(&[]), Err(HoldInvalid::Empty));
+        let id = SeatId::new().to_string();
+        assert_eq!(
+            parse_seat_ids(&[id.clone(), id.clone()]),
+            Err(HoldInvalid::Duplicate(id.clone()))
+        );
+        assert_eq!(
+            parse_seat_ids(&["x".into()]),
+            Err(HoldInvalid::UnknownSeat("x".into()))
+        );
+        assert_eq!(parse_seat_ids(&[id]).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_payment_sells_only_a_live_hold() {
+        assert_eq!(
+            on_payment_completed(Some(&hold(HoldStatus::Held, 60)), NOW),
+            OnPaid::Sell
+        );
+        assert_eq!(
+            on_payment_completed(Some(&hold(HoldStatus::Held, 0)), NOW),
+            OnPaid::Reject("hold_expired")
+        );
+        assert_eq!(
+            on_payment_completed(Some(&hold(HoldStatus::Released, 60)), NOW),
+            OnPaid::Reject("hold_released")
+        );
+        assert_eq!(
+            on_payment_completed(Some(&hold(HoldStatus::Sold, 60)), NOW),
+            OnPaid::Nothing
+        );
+        assert_eq!(
+            on_payment_completed(None, NOW),
+            OnPaid::Reject("unknown_hold")
+        );
+    }
+
+    #[test]
+    fn a_failed_payment_releases_only_a_live_hold() {
+        assert!(releases_on_payment_failed(Some(&hold(
+            HoldStatus::Held,
+            60
+        ))));
+        assert!(!releases_on_payment_failed(Some(&hold(
+            HoldStatus::Sold,
+            60
+        ))));
+        assert!(!releases_on_payment_failed(None));
+    }
+
+    #[test]
+    fn the_queue_admits_up_to_the_limit() {
+        assert_eq!(admissions(0, 100), 100);
+        assert_eq!(admissions(99, 100), 1);
+        assert_eq!(admissions(120, 100), 0);
+    }
+}
