@@ -102,6 +102,8 @@ impl Runtime {
     /// Connects the database (and migrates it), connects NATS (a service may start while NATS is
     /// down: the client keeps trying) and binds the listener (port 0 allowed).
     pub async fn start(config: &ServiceConfig, migrator: &Migrator) -> anyhow::Result<Runtime> {
+        // Install the recorder before anything counts, or early counts are lost.
+        crate::telemetry::metrics();
         let db = Db::connect(&config.database_url).await?;
         db.migrate(migrator).await?;
         let nats = async_nats::ConnectOptions::new()

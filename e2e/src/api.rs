@@ -1,0 +1,115 @@
+//! api: a small typed HTTP client for the four services, as a frontend would use them.
+
+use reqwest::{Client, Method, StatusCode};
+use serde_json::Value;
+
+/// One answer: status and JSON body (problem+json for errors).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub content_type: String,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn is(&self, status: u16) -> bool {
+        self.status.as_u16() == status
+    }
+
+    /// The body's field `key` as a string ("" when missing).
+    pub fn str(&self, key: &str) -> String {
+        self.body[key].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Panics with the whole reply unless the status is `status`.
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Reply {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "expected {status}, got {} {}",
+            self.status,
+            self.body
+        );
+        self
+    }
+}
+
+#[derive(Clone)]
+pub struct Api {
+    client: Client,
+    base: String,
+}
+
+impl Api {
+    pub fn new(base: impl Into<String>) -> Self {
+        Api {
+            client: Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .build()
+                .expect("a plain HTTP client always builds"),
+            base: base.into(),
+        }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<RawBody<'_>>,
+    ) -> anyhow::Result<Reply> {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req = match body {
+            Some(RawBody::Json(v)) => req.json(v),
+            Some(RawBody::Text(t)) => req.header("content-type", "application/json").body(t.to_owned()),
+            None => req,
+        };
+        let resp = req.send().await?;
+        let status = resp.status();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let bytes = resp.bytes().await?;
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Ok(Reply {
+            status,
+            content_type,
+            body,
+        })
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> anyhow::Result<Reply> {
+        self.send(Method::GET, path, token, &[], None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> anyhow::Result<Reply> {
+        self.send(Method::POST, path, token, &[], Some(RawBody::Json(body)))
+            .await
+    }
+}
+
+/// A request body: JSON, or raw text sent as JSON (to test malformed input).
+pub enum RawBody<'a> {
+    Json(&'a Value),
+    Text(&'a str),
+}

@@ -1,0 +1,154 @@
+//! flows: the steps of a reservation as a frontend takes them, over HTTP only; shared by the
+//! end-to-end tests and the demo so both exercise the same path.
+
+use crate::{System, eventually};
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// How long a step may wait for the saga's events to arrive somewhere.
+pub const STEP: Duration = Duration::from_secs(20);
+
+pub struct Schedule {
+    pub concert_id: String,
+    pub schedule_id: String,
+    pub seat_ids: Vec<String>,
+}
+
+/// Registers a concert and opens a schedule with `seats` (label, price), as the admin.
+pub async fn open_schedule(sys: &System, title: &str, seats: &[(&str, i64)]) -> anyhow::Result<Schedule> {
+    let admin = sys.admin_token();
+    let api = sys.concert.api();
+    let concert = api.post("/concerts", Some(&admin), &json!({"title": title})).await?;
+    if !concert.is(201) {
+        bail!("register concert: {} {}", concert.status, concert.body);
+    }
+    let concert_id = concert.str("id");
+    let seats: Vec<Value> = seats
+        .iter()
+        .map(|(label, price)| json!({"label": label, "grade": "R", "price": price}))
+        .collect();
+    let schedule = api
+        .post(
+            &format!("/concerts/{concert_id}/schedules"),
+            Some(&admin),
+            &json!({"starts_at": "2027-03-01T19:00:00Z", "seats": seats}),
+        )
+        .await?;
+    if !schedule.is(201) {
+        bail!("open schedule: {} {}", schedule.status, schedule.body);
+    }
+    let seat_ids = schedule.body["seats"]
+        .as_array()
+        .context("seats in the answer")?
+        .iter()
+        .map(|s| s["seat_id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    Ok(Schedule {
+        concert_id,
+        schedule_id: schedule.str("id"),
+        seat_ids,
+    })
+}
+
+pub async fn charge(sys: &System, user: &str, amount: i64) -> anyhow::Result<i64> {
+    let r = sys
+        .payment
+        .api()
+        .post("/wallet/charge", Some(&sys.user_token(user)), &json!({"amount": amount}))
+        .await?;
+    if !r.is(200) {
+        bail!("charge: {} {}", r.status, r.body);
+    }
+    r.body["balance"].as_i64().context("balance")
+}
+
+pub async fn balance(sys: &System, user: &str) -> anyhow::Result<i64> {
+    let r = sys.payment.api().get("/wallet", Some(&sys.user_token(user))).await?;
+    r.body["balance"].as_i64().context("balance")
+}
+
+/// Takes a queue token, waiting while seat-svc answers 503 (its inventory is still being built
+/// from the schedule's event); returns the answer.
+pub async fn join_queue(sys: &System, user: &str, schedule: &str) -> anyhow::Result<Value> {
+    let token = sys.user_token(user);
+    let api = sys.seat.api();
+    eventually("a queue token", STEP, async || {
+        let r = api.post(&format!("/schedules/{schedule}/queue"), Some(&token), &json!({})).await?;
+        match r.status.as_u16() {
+            200 | 201 => Ok(Some(r.body)),
+            503 => Ok(None),
+            _ => bail!("join queue: {} {}", r.status, r.body),
+        }
+    })
+    .await
+}
+
+/// Holds seats with an active queue token; returns the raw reply (201, 409, …).
+pub async fn hold(
+    sys: &System,
+    user: &str,
+    schedule: &str,
+    queue_token: &str,
+    seat_ids: &[String],
+) -> anyhow::Result<crate::Reply> {
+    sys.seat
+        .api()
+        .send(
+            reqwest::Method::POST,
+            &format!("/schedules/{schedule}/holds"),
+            Some(&sys.user_token(user)),
+            &[("Queue-Token", queue_token)],
+            Some(crate::api::RawBody::Json(&json!({"seat_ids": seat_ids}))),
+        )
+        .await
+}
+
+/// Waits until the user's reservation shows `status` at reservation-svc; returns it.
+pub async fn wait_reservation(sys: &System, user: &str, id: &str, status: &str) -> anyhow::Result<Value> {
+    let token = sys.user_token(user);
+    let api = sys.reservation.api();
+    eventually(&format!("reservation {id} to be {status}"), STEP, async || {
+        let r = api.get(&format!("/reservations/{id}"), Some(&token)).await?;
+        Ok((r.is(200) && r.str("status") == status).then_some(r.body))
+    })
+    .await
+}
+
+pub async fn pay(sys: &System, user: &str, id: &str) -> anyhow::Result<crate::Reply> {
+    sys.reservation
+        .api()
+        .post(&format!("/reservations/{id}/payment"), Some(&sys.user_token(user)), &json!({}))
+        .await
+}
+
+/// Seat statuses of the schedule as the availability view shows them.
+pub async fn view_statuses(sys: &System, schedule: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let r = sys.concert.api().get(&format!("/schedules/{schedule}/seats"), None).await?;
+    if !r.is(200) {
+        bail!("seats: {} {}", r.status, r.body);
+    }
+    Ok(r.body
+        .as_array()
+        .context("a list of seats")?
+        .iter()
+        .map(|s| {
+            (
+                s["seat_id"].as_str().unwrap_or_default().to_owned(),
+                s["status"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect())
+}
+
+/// Waits until the view shows each of `seats` with `status`.
+pub async fn wait_view(sys: &System, schedule: &str, seats: &[String], status: &str) -> anyhow::Result<()> {
+    eventually(&format!("the view to show {seats:?} {status}"), STEP, async || {
+        let all = view_statuses(sys, schedule).await?;
+        Ok(seats
+            .iter()
+            .all(|id| all.iter().any(|(s, st)| s == id && st == status))
+            .then_some(()))
+    })
+    .await
+}

@@ -1,0 +1,268 @@
+//! process: the services as real OS processes — started from their binaries with an environment
+//! of their own, found by the address they print, SIGKILLed or stopped with SIGTERM, restarted on
+//! the same port and database.
+
+use crate::api::Api;
+use crate::eventually;
+use anyhow::{Context as _, bail};
+use platform::auth::{ADMIN_ROLE, Auth};
+use platform::harness::NatsServer;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub const SERVICES: [&str; 4] = ["concert-svc", "seat-svc", "reservation-svc", "payment-svc"];
+
+/// The built binary of `name`: `$<NAME>_BIN` if set, else beside the running executable
+/// (`target/<profile>/`, also when running from `target/<profile>/deps/`).
+pub fn service_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let var = format!("{}_BIN", name.replace('-', "_").to_uppercase());
+    if let Ok(p) = std::env::var(&var) {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().context("locate the running executable")?;
+    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let bin = dir.join(name);
+    if !bin.is_file() {
+        bail!(
+            "{} is not built: run `cargo build --workspace` (or `cargo test --workspace`, which \
+             builds it) first, or set {var}",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+/// One running service process.
+pub struct ServiceProcess {
+    pub name: String,
+    bin: PathBuf,
+    env: Vec<(String, String)>,
+    log: PathBuf,
+    child: Option<Child>,
+    addr: String,
+}
+
+impl ServiceProcess {
+    /// Starts `name` with `env` (on top of the inherited environment) and waits for the line
+    /// that tells its address. Its logs go to `log`.
+    pub fn spawn(name: &str, env: Vec<(String, String)>, log: PathBuf) -> anyhow::Result<Self> {
+        let mut p = ServiceProcess {
+            name: name.to_owned(),
+            bin: service_binary(name)?,
+            env,
+            log,
+            child: None,
+            addr: String::new(),
+        };
+        p.start()?;
+        Ok(p)
+    }
+
+    fn start(&mut self) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .with_context(|| format!("open {}", self.log.display()))?;
+        let mut child = Command::new(&self.bin)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("start {}", self.bin.display()))?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = mpsc::channel();
+        // Reads the address line, then keeps draining so the child never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("listening on ").nth(1) {
+                    let _ = tx.send(addr.trim().to_owned());
+                }
+            }
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(30)).map_err(|_| {
+            let _ = child.kill();
+            let logs = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let tail: String = logs.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+            anyhow::anyhow!("{} did not start within 30 s; its log ends:\n{tail}", self.name)
+        })?;
+        self.addr = addr;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    pub fn url(&self) -> &str {
+        &self.addr
+    }
+
+    pub fn api(&self) -> Api {
+        Api::new(self.addr.clone())
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// SIGKILL: no shutdown, no flush.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then waits up to `within` for a clean exit; returns whether it exited 0.
+    pub fn terminate(&mut self, within: Duration) -> anyhow::Result<bool> {
+        let Some(mut c) = self.child.take() else {
+            return Ok(false);
+        };
+        let pid = c.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status()?;
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = c.try_wait()? {
+                return Ok(status.success());
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                bail!("{} did not exit within {within:?} of SIGTERM", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts again with the same environment, on the same address and database.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        let host = self.addr.trim_start_matches("http://").to_owned();
+        if let Some(kv) = self.env.iter_mut().find(|(k, _)| k == "HTTP_ADDR") {
+            kv.1 = host;
+        }
+        self.start()
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Knobs for a whole-system run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub hold_ttl_secs: u64,
+    pub queue_active_limit: u64,
+    pub queue_token_ttl_secs: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            hold_ttl_secs: 300,
+            queue_active_limit: 100,
+            queue_token_ttl_secs: 600,
+        }
+    }
+}
+
+/// NATS plus the four services, each with its own SQLite file under one temporary folder.
+pub struct System {
+    pub concert: ServiceProcess,
+    pub seat: ServiceProcess,
+    pub reservation: ServiceProcess,
+    pub payment: ServiceProcess,
+    pub nats: NatsServer,
+    auth: Arc<Auth>,
+    dir: tempfile::TempDir,
+}
+
+const SECRET: &str = "e2e-secret";
+
+impl System {
+    pub async fn start() -> anyhow::Result<System> {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(opts: Options) -> anyhow::Result<System> {
+        let nats = NatsServer::start()?;
+        let dir = tempfile::Builder::new().prefix("ticketing-e2e-").tempdir()?;
+        let spawn = |name: &str| -> anyhow::Result<ServiceProcess> {
+            let mut env = vec![
+                ("HTTP_ADDR".into(), "127.0.0.1:0".into()),
+                ("NATS_URL".into(), nats.url()),
+                (
+                    "DATABASE_URL".into(),
+                    format!("sqlite://{}", dir.path().join(format!("{name}.db")).display()),
+                ),
+                ("JWT_SECRET".into(), SECRET.into()),
+                ("RUST_LOG".into(), "info".into()),
+            ];
+            if name == "seat-svc" {
+                env.push(("SEAT_HOLD_TTL_SECS".into(), opts.hold_ttl_secs.to_string()));
+                env.push(("QUEUE_ACTIVE_LIMIT".into(), opts.queue_active_limit.to_string()));
+                env.push(("QUEUE_TOKEN_TTL_SECS".into(), opts.queue_token_ttl_secs.to_string()));
+            }
+            ServiceProcess::spawn(name, env, dir.path().join(format!("{name}.log")))
+        };
+        let system = System {
+            concert: spawn("concert-svc")?,
+            seat: spawn("seat-svc")?,
+            reservation: spawn("reservation-svc")?,
+            payment: spawn("payment-svc")?,
+            nats,
+            auth: Auth::new(SECRET),
+            dir,
+        };
+        for p in system.services() {
+            system.wait_ready(p).await?;
+        }
+        Ok(system)
+    }
+
+    pub fn services(&self) -> [&ServiceProcess; 4] {
+        [&self.concert, &self.seat, &self.reservation, &self.payment]
+    }
+
+    pub async fn wait_ready(&self, p: &ServiceProcess) -> anyhow::Result<()> {
+        let api = p.api();
+        eventually(&format!("{} to be ready", p.name), Duration::from_secs(30), async || {
+            Ok(api.get("/readyz", None).await?.is(200).then_some(()))
+        })
+        .await
+    }
+
+    pub fn admin_token(&self) -> String {
+        self.auth.issue("admin", Some(ADMIN_ROLE), Duration::from_secs(3600))
+    }
+
+    pub fn user_token(&self, user: &str) -> String {
+        self.auth.issue(user, None, Duration::from_secs(3600))
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The last lines of every service log, for a failing test's message.
+    pub fn logs_tail(&self, lines: usize) -> String {
+        self.services()
+            .iter()
+            .map(|p| {
+                let text = std::fs::read_to_string(p.log_path()).unwrap_or_default();
+                let tail: Vec<_> = text.lines().rev().take(lines).collect();
+                format!("--- {} ---\n{}", p.name, tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
