@@ -16,10 +16,16 @@ pub struct Schedule {
 }
 
 /// Registers a concert and opens a schedule with `seats` (label, price), as the admin.
-pub async fn open_schedule(sys: &System, title: &str, seats: &[(&str, i64)]) -> anyhow::Result<Schedule> {
+pub async fn open_schedule(
+    sys: &System,
+    title: &str,
+    seats: &[(&str, i64)],
+) -> anyhow::Result<Schedule> {
     let admin = sys.admin_token();
     let api = sys.concert.api();
-    let concert = api.post("/concerts", Some(&admin), &json!({"title": title})).await?;
+    let concert = api
+        .post("/concerts", Some(&admin), &json!({"title": title}))
+        .await?;
     if !concert.is(201) {
         bail!("register concert: {} {}", concert.status, concert.body);
     }
@@ -55,7 +61,11 @@ pub async fn charge(sys: &System, user: &str, amount: i64) -> anyhow::Result<i64
     let r = sys
         .payment
         .api()
-        .post("/wallet/charge", Some(&sys.user_token(user)), &json!({"amount": amount}))
+        .post(
+            "/wallet/charge",
+            Some(&sys.user_token(user)),
+            &json!({"amount": amount}),
+        )
         .await?;
     if !r.is(200) {
         bail!("charge: {} {}", r.status, r.body);
@@ -64,7 +74,11 @@ pub async fn charge(sys: &System, user: &str, amount: i64) -> anyhow::Result<i64
 }
 
 pub async fn balance(sys: &System, user: &str) -> anyhow::Result<i64> {
-    let r = sys.payment.api().get("/wallet", Some(&sys.user_token(user))).await?;
+    let r = sys
+        .payment
+        .api()
+        .get("/wallet", Some(&sys.user_token(user)))
+        .await?;
     r.body["balance"].as_i64().context("balance")
 }
 
@@ -74,7 +88,13 @@ pub async fn join_queue(sys: &System, user: &str, schedule: &str) -> anyhow::Res
     let token = sys.user_token(user);
     let api = sys.seat.api();
     eventually("a queue token", STEP, async || {
-        let r = api.post(&format!("/schedules/{schedule}/queue"), Some(&token), &json!({})).await?;
+        let r = api
+            .post(
+                &format!("/schedules/{schedule}/queue"),
+                Some(&token),
+                &json!({}),
+            )
+            .await?;
         match r.status.as_u16() {
             200 | 201 => Ok(Some(r.body)),
             503 => Ok(None),
@@ -99,32 +119,51 @@ pub async fn hold(
             &format!("/schedules/{schedule}/holds"),
             Some(&sys.user_token(user)),
             &[("Queue-Token", queue_token)],
-            Some(crate::api::RawBody::Json(&json!({"seat_ids": seat_ids}))),
+            Some(crate::RawBody::Json(&json!({"seat_ids": seat_ids}))),
         )
         .await
 }
 
 /// Waits until the user's reservation shows `status` at reservation-svc; returns it.
-pub async fn wait_reservation(sys: &System, user: &str, id: &str, status: &str) -> anyhow::Result<Value> {
+pub async fn wait_reservation(
+    sys: &System,
+    user: &str,
+    id: &str,
+    status: &str,
+) -> anyhow::Result<Value> {
     let token = sys.user_token(user);
     let api = sys.reservation.api();
-    eventually(&format!("reservation {id} to be {status}"), STEP, async || {
-        let r = api.get(&format!("/reservations/{id}"), Some(&token)).await?;
-        Ok((r.is(200) && r.str("status") == status).then_some(r.body))
-    })
+    eventually(
+        &format!("reservation {id} to be {status}"),
+        STEP,
+        async || {
+            let r = api
+                .get(&format!("/reservations/{id}"), Some(&token))
+                .await?;
+            Ok((r.is(200) && r.str("status") == status).then_some(r.body))
+        },
+    )
     .await
 }
 
 pub async fn pay(sys: &System, user: &str, id: &str) -> anyhow::Result<crate::Reply> {
     sys.reservation
         .api()
-        .post(&format!("/reservations/{id}/payment"), Some(&sys.user_token(user)), &json!({}))
+        .post(
+            &format!("/reservations/{id}/payment"),
+            Some(&sys.user_token(user)),
+            &json!({}),
+        )
         .await
 }
 
 /// Seat statuses of the schedule as the availability view shows them.
 pub async fn view_statuses(sys: &System, schedule: &str) -> anyhow::Result<Vec<(String, String)>> {
-    let r = sys.concert.api().get(&format!("/schedules/{schedule}/seats"), None).await?;
+    let r = sys
+        .concert
+        .api()
+        .get(&format!("/schedules/{schedule}/seats"), None)
+        .await?;
     if !r.is(200) {
         bail!("seats: {} {}", r.status, r.body);
     }
@@ -142,13 +181,22 @@ pub async fn view_statuses(sys: &System, schedule: &str) -> anyhow::Result<Vec<(
 }
 
 /// Waits until the view shows each of `seats` with `status`.
-pub async fn wait_view(sys: &System, schedule: &str, seats: &[String], status: &str) -> anyhow::Result<()> {
-    eventually(&format!("the view to show {seats:?} {status}"), STEP, async || {
-        let all = view_statuses(sys, schedule).await?;
-        Ok(seats
-            .iter()
-            .all(|id| all.iter().any(|(s, st)| s == id && st == status))
-            .then_some(()))
-    })
+pub async fn wait_view(
+    sys: &System,
+    schedule: &str,
+    seats: &[String],
+    status: &str,
+) -> anyhow::Result<()> {
+    eventually(
+        &format!("the view to show {seats:?} {status}"),
+        STEP,
+        async || {
+            let all = view_statuses(sys, schedule).await?;
+            Ok(seats
+                .iter()
+                .all(|id| all.iter().any(|(s, st)| s == id && st == status))
+                .then_some(()))
+        },
+    )
     .await
 }

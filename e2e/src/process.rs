@@ -2,11 +2,10 @@
 //! of their own, found by the address they print, SIGKILLed or stopped with SIGTERM, restarted on
 //! the same port and database.
 
-use crate::api::Api;
-use crate::eventually;
 use anyhow::{Context as _, bail};
 use platform::auth::{ADMIN_ROLE, Auth};
 use platform::harness::NatsServer;
+use platform::harness::{Api, eventually};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -91,8 +90,19 @@ impl ServiceProcess {
         let addr = rx.recv_timeout(Duration::from_secs(30)).map_err(|_| {
             let _ = child.kill();
             let logs = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let tail: String = logs.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
-            anyhow::anyhow!("{} did not start within 30 s; its log ends:\n{tail}", self.name)
+            let tail: String = logs
+                .lines()
+                .rev()
+                .take(20)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n");
+            anyhow::anyhow!(
+                "{} did not start within 30 s; its log ends:\n{tail}",
+                self.name
+            )
         })?;
         self.addr = addr;
         self.child = Some(child);
@@ -195,22 +205,33 @@ impl System {
 
     pub async fn start_with(opts: Options) -> anyhow::Result<System> {
         let nats = NatsServer::start()?;
-        let dir = tempfile::Builder::new().prefix("ticketing-e2e-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("ticketing-e2e-")
+            .tempdir()?;
         let spawn = |name: &str| -> anyhow::Result<ServiceProcess> {
             let mut env = vec![
                 ("HTTP_ADDR".into(), "127.0.0.1:0".into()),
                 ("NATS_URL".into(), nats.url()),
                 (
                     "DATABASE_URL".into(),
-                    format!("sqlite://{}", dir.path().join(format!("{name}.db")).display()),
+                    format!(
+                        "sqlite://{}",
+                        dir.path().join(format!("{name}.db")).display()
+                    ),
                 ),
                 ("JWT_SECRET".into(), SECRET.into()),
                 ("RUST_LOG".into(), "info".into()),
             ];
             if name == "seat-svc" {
                 env.push(("SEAT_HOLD_TTL_SECS".into(), opts.hold_ttl_secs.to_string()));
-                env.push(("QUEUE_ACTIVE_LIMIT".into(), opts.queue_active_limit.to_string()));
-                env.push(("QUEUE_TOKEN_TTL_SECS".into(), opts.queue_token_ttl_secs.to_string()));
+                env.push((
+                    "QUEUE_ACTIVE_LIMIT".into(),
+                    opts.queue_active_limit.to_string(),
+                ));
+                env.push((
+                    "QUEUE_TOKEN_TTL_SECS".into(),
+                    opts.queue_token_ttl_secs.to_string(),
+                ));
             }
             ServiceProcess::spawn(name, env, dir.path().join(format!("{name}.log")))
         };
@@ -235,14 +256,17 @@ impl System {
 
     pub async fn wait_ready(&self, p: &ServiceProcess) -> anyhow::Result<()> {
         let api = p.api();
-        eventually(&format!("{} to be ready", p.name), Duration::from_secs(30), async || {
-            Ok(api.get("/readyz", None).await?.is(200).then_some(()))
-        })
+        eventually(
+            &format!("{} to be ready", p.name),
+            Duration::from_secs(30),
+            async || Ok(api.get("/readyz", None).await?.is(200).then_some(())),
+        )
         .await
     }
 
     pub fn admin_token(&self) -> String {
-        self.auth.issue("admin", Some(ADMIN_ROLE), Duration::from_secs(3600))
+        self.auth
+            .issue("admin", Some(ADMIN_ROLE), Duration::from_secs(3600))
     }
 
     pub fn user_token(&self, user: &str) -> String {
@@ -260,7 +284,11 @@ impl System {
             .map(|p| {
                 let text = std::fs::read_to_string(p.log_path()).unwrap_or_default();
                 let tail: Vec<_> = text.lines().rev().take(lines).collect();
-                format!("--- {} ---\n{}", p.name, tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+                format!(
+                    "--- {} ---\n{}",
+                    p.name,
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )
             })
             .collect::<Vec<_>>()
             .join("\n")

@@ -16,10 +16,22 @@ async fn a_reservation_goes_from_hold_to_confirmed_across_all_four_services() {
 
 async fn happy_path(sys: &System) -> anyhow::Result<()> {
     // Admin: a concert and a schedule of four 100-point seats.
-    let s = flows::open_schedule(sys, "Night Songs", &[("A1", 100), ("A2", 100), ("A3", 100), ("A4", 100)]).await?;
+    let s = flows::open_schedule(
+        sys,
+        "Night Songs",
+        &[("A1", 100), ("A2", 100), ("A3", 100), ("A4", 100)],
+    )
+    .await?;
     assert_eq!(s.seat_ids.len(), 4);
     let concerts = sys.concert.api().get("/concerts", None).await?.expect(200);
-    assert!(concerts.body.as_array().unwrap().iter().any(|c| c["id"] == s.concert_id.as_str()));
+    assert!(
+        concerts
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == s.concert_id.as_str())
+    );
     flows::wait_view(sys, &s.schedule_id, &s.seat_ids, "available").await?;
 
     // The user: 1000 points, a queue token (admitted at once), two seats held.
@@ -31,13 +43,18 @@ async fn happy_path(sys: &System) -> anyhow::Result<()> {
     let status = sys
         .seat
         .api()
-        .get(&format!("/queue/{queue_token}"), Some(&sys.user_token("alice")))
+        .get(
+            &format!("/queue/{queue_token}"),
+            Some(&sys.user_token("alice")),
+        )
         .await?
         .expect(200);
     assert_eq!(status.body["status"], "active");
 
     let seats = s.seat_ids[..2].to_vec();
-    let held = flows::hold(sys, "alice", &s.schedule_id, &queue_token, &seats).await?.expect(201);
+    let held = flows::hold(sys, "alice", &s.schedule_id, &queue_token, &seats)
+        .await?
+        .expect(201);
     assert_eq!(held.body["amount"], 200);
     let reservation = held.str("reservation_id");
 
@@ -50,7 +67,10 @@ async fn happy_path(sys: &System) -> anyhow::Result<()> {
     // Someone else's reservation is not theirs to see: 404, not 403.
     sys.reservation
         .api()
-        .get(&format!("/reservations/{reservation}"), Some(&sys.user_token("mallory")))
+        .get(
+            &format!("/reservations/{reservation}"),
+            Some(&sys.user_token("mallory")),
+        )
         .await?
         .expect(404);
 
@@ -62,16 +82,30 @@ async fn happy_path(sys: &System) -> anyhow::Result<()> {
 
     // Every service agrees: points debited once, seats sold in the view.
     assert_eq!(flows::balance(sys, "alice").await?, 800);
-    let ledger = sys.payment.api().get("/wallet/ledger", Some(&sys.user_token("alice"))).await?.expect(200);
+    let ledger = sys
+        .payment
+        .api()
+        .get("/wallet/ledger", Some(&sys.user_token("alice")))
+        .await?
+        .expect(200);
     let entries = ledger.body.as_array().unwrap();
     assert_eq!(entries.len(), 2, "{}", ledger.body);
-    assert_eq!((entries[0]["kind"].as_str(), entries[0]["amount"].as_i64()), (Some("charge"), Some(1000)));
-    assert_eq!((entries[1]["kind"].as_str(), entries[1]["amount"].as_i64()), (Some("debit"), Some(200)));
+    assert_eq!(
+        (entries[0]["kind"].as_str(), entries[0]["amount"].as_i64()),
+        (Some("charge"), Some(1000))
+    );
+    assert_eq!(
+        (entries[1]["kind"].as_str(), entries[1]["amount"].as_i64()),
+        (Some("debit"), Some(200))
+    );
     assert_eq!(entries[1]["reservation_id"], reservation.as_str());
     assert_eq!(entries[1]["balance_after"], 800);
     flows::wait_view(sys, &s.schedule_id, &seats, "sold").await?;
     let statuses = flows::view_statuses(sys, &s.schedule_id).await?;
-    assert_eq!(statuses.iter().filter(|(_, st)| st == "available").count(), 2);
+    assert_eq!(
+        statuses.iter().filter(|(_, st)| st == "available").count(),
+        2
+    );
     let schedules = sys
         .concert
         .api()
@@ -79,7 +113,12 @@ async fn happy_path(sys: &System) -> anyhow::Result<()> {
         .await?
         .expect(200);
     assert_eq!(schedules.body[0]["available_seats"], 2);
-    let mine = sys.reservation.api().get("/reservations", Some(&sys.user_token("alice"))).await?.expect(200);
+    let mine = sys
+        .reservation
+        .api()
+        .get("/reservations", Some(&sys.user_token("alice")))
+        .await?
+        .expect(200);
     assert_eq!(mine.body.as_array().unwrap().len(), 1);
 
     // On the bus: every event of the saga carries the reservation id as its correlation id,
@@ -87,7 +126,11 @@ async fn happy_path(sys: &System) -> anyhow::Result<()> {
     let js = jetstream::new(async_nats::connect(sys.nats.url()).await?);
     let chain = [
         ("SEAT", "seat.held", "seat-svc"),
-        ("RESERVATION", "reservation.payment_requested", "reservation-svc"),
+        (
+            "RESERVATION",
+            "reservation.payment_requested",
+            "reservation-svc",
+        ),
         ("PAYMENT", "payment.completed", "payment-svc"),
         ("SEAT", "seat.sold", "seat-svc"),
         ("RESERVATION", "reservation.confirmed", "reservation-svc"),
@@ -101,7 +144,12 @@ async fn happy_path(sys: &System) -> anyhow::Result<()> {
             .get_last_raw_message_by_subject(&subject)
             .await
             .map_err(|e| anyhow::anyhow!("{subject}: {e}"))?;
-        let h = |k: &str| msg.headers.get(k).map(|v| v.as_str().to_owned()).unwrap_or_default();
+        let h = |k: &str| {
+            msg.headers
+                .get(k)
+                .map(|v| v.as_str().to_owned())
+                .unwrap_or_default()
+        };
         assert_eq!(h("ce-correlationid"), reservation, "{subject}");
         assert_eq!(h("ce-type"), format!("{prefix}.v1"));
         assert_eq!(h("ce-source"), source);
@@ -121,25 +169,44 @@ async fn happy_path(sys: &System) -> anyhow::Result<()> {
 async fn identity_is_checked_and_errors_are_problem_json() {
     let sys = System::start().await.expect("start the system");
     let concert = sys.concert.api();
-    let no_token = concert.post("/concerts", None, &json!({"title": "x"})).await.unwrap();
+    let no_token = concert
+        .post("/concerts", None, &json!({"title": "x"}))
+        .await
+        .unwrap();
     assert!(no_token.is(401));
     assert_eq!(no_token.content_type, "application/problem+json");
-    let bad = concert.post("/concerts", Some("not-a-jwt"), &json!({"title": "x"})).await.unwrap();
+    let bad = concert
+        .post("/concerts", Some("not-a-jwt"), &json!({"title": "x"}))
+        .await
+        .unwrap();
     assert!(bad.is(401));
     let user = concert
-        .post("/concerts", Some(&sys.user_token("bob")), &json!({"title": "x"}))
+        .post(
+            "/concerts",
+            Some(&sys.user_token("bob")),
+            &json!({"title": "x"}),
+        )
         .await
         .unwrap();
     assert!(user.is(403), "{:?}", user);
     // Every service answers unknown routes and bad tokens the same way.
     for p in sys.services() {
         let r = p.api().get("/no/such/route", None).await.unwrap();
-        assert!(r.is(404) && r.content_type == "application/problem+json", "{}: {r:?}", p.name);
+        assert!(
+            r.is(404) && r.content_type == "application/problem+json",
+            "{}: {r:?}",
+            p.name
+        );
         p.api().get("/healthz", None).await.unwrap().expect(200);
         let m = p.api().get("/metrics", None).await.unwrap().expect(200);
         let text = m.body.as_str().unwrap_or_default();
         assert!(text.contains("http_requests_total"), "{}: {text}", p.name);
     }
-    let wallet = sys.payment.api().get("/wallet", Some("Bearer-less")).await.unwrap();
+    let wallet = sys
+        .payment
+        .api()
+        .get("/wallet", Some("Bearer-less"))
+        .await
+        .unwrap();
     assert!(wallet.is(401));
 }

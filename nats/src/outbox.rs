@@ -67,6 +67,15 @@ pub async fn enqueue(tx: &mut Tx, msg: &Message, now_ms: i64) -> sqlx::Result<()
     Ok(())
 }
 
+/// Message headers from name/value pairs.
+pub fn header_map(pairs: &[(String, String)]) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (name, value) in pairs {
+        headers.insert(name.as_str(), value.as_str());
+    }
+    headers
+}
+
 /// A pending row, as read back for publishing.
 #[derive(Debug, Clone)]
 pub struct Pending {
@@ -123,12 +132,8 @@ impl Outbox {
     pub async fn publish(&self, js: &jetstream::Context, rows: &[Pending]) -> Vec<i64> {
         let mut in_flight = Vec::with_capacity(rows.len());
         for row in rows {
-            let mut headers = HeaderMap::new();
-            for (name, value) in &row.headers {
-                headers.insert(name.as_str(), value.as_str());
-            }
             let publish = PublishMessage::build()
-                .headers(headers)
+                .headers(header_map(&row.headers))
                 .payload(row.payload.clone().into());
             match js.send_publish(row.subject.clone(), publish).await {
                 Ok(ack) => in_flight.push((row.seq, ack)),

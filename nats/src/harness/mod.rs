@@ -10,6 +10,38 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
+pub mod api;
+mod env;
+
+pub use api::{Api, RawBody, Reply};
+pub use env::{TestEnv, publish_message};
+
+/// Polls `check` until it yields `Some`, or fails after `within` naming `what` and the last
+/// error seen. Never a fixed sleep: the wait ends as soon as the condition holds.
+pub async fn eventually<T, F>(what: &str, within: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: AsyncFnMut() -> anyhow::Result<Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    let mut last_error = None;
+    loop {
+        match check().await {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => {}
+            Err(e) => last_error = Some(e),
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "timed out after {within:?} waiting for {what}{}",
+                last_error
+                    .map(|e| format!(" (last error: {e:#})"))
+                    .unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 pub const MIN_VERSION: (u32, u32) = (2, 11);
 
 /// The workspace root (where `.venv` lives).

@@ -1,4 +1,4 @@
-//! api: a small typed HTTP client for the four services, as a frontend would use them.
+//! api: a small HTTP client for the services, as a frontend would use them (tests and tools).
 
 use reqwest::{Client, Method, StatusCode};
 use serde_json::Value;
@@ -73,7 +73,9 @@ impl Api {
         }
         req = match body {
             Some(RawBody::Json(v)) => req.json(v),
-            Some(RawBody::Text(t)) => req.header("content-type", "application/json").body(t.to_owned()),
+            Some(RawBody::Text(t)) => req
+                .header("content-type", "application/json")
+                .body(t.to_owned()),
             None => req,
         };
         let resp = req.send().await?;
@@ -102,7 +104,12 @@ impl Api {
         self.send(Method::GET, path, token, &[], None).await
     }
 
-    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> anyhow::Result<Reply> {
+    pub async fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> anyhow::Result<Reply> {
         self.send(Method::POST, path, token, &[], Some(RawBody::Json(body)))
             .await
     }

@@ -1,0 +1,242 @@
+//! payment-svc over HTTP and JetStream, with a real nats-server and SQLite: wallets and their
+//! bad input, and debits that happen once per reservation whatever is delivered twice.
+
+use contracts::events::PaymentRequested;
+use contracts::{Message, Points, ReservationEvent, ReservationId, UserId};
+use payment_svc::{App, Config, SERVICE};
+use platform::harness::{Api, RawBody, TestEnv, eventually, publish_message};
+use reqwest::Method;
+use serde_json::json;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+async fn start(env: &TestEnv) -> Api {
+    let app = App::build(Config {
+        service: env.config(SERVICE),
+    })
+    .await
+    .expect("build payment-svc");
+    env.run(
+        app.local_addr(),
+        app.run_until_stopped(CancellationToken::new()),
+    )
+    .await
+    .expect("payment-svc ready")
+}
+
+fn request(r: ReservationId, user: &str, amount: i64) -> ReservationEvent {
+    ReservationEvent::PaymentRequested(PaymentRequested {
+        reservation_id: r,
+        user_id: UserId(user.into()),
+        amount: Points::new(amount).unwrap(),
+    })
+}
+
+async fn payment_event(env: &TestEnv, kind: &str, r: ReservationId) -> serde_json::Value {
+    let js = env.jetstream().await.unwrap();
+    let msg = eventually(&format!("payment.{kind}"), WAIT, async || {
+        Ok(js
+            .get_stream("PAYMENT")
+            .await?
+            .get_last_raw_message_by_subject(&format!("payment.{kind}.{r}"))
+            .await
+            .ok())
+    })
+    .await
+    .unwrap();
+    serde_json::from_slice(&msg.payload).unwrap()
+}
+
+#[tokio::test]
+async fn charges_must_be_positive_and_show_in_the_ledger() {
+    let env = TestEnv::new().unwrap();
+    let api = start(&env).await;
+    let ann = env.user("ann");
+    assert_eq!(
+        api.get("/wallet", Some(&ann))
+            .await
+            .unwrap()
+            .expect(200)
+            .body["balance"],
+        0
+    );
+    for amount in [json!(0), json!(-5)] {
+        let r = api
+            .post("/wallet/charge", Some(&ann), &json!({"amount": amount}))
+            .await
+            .unwrap()
+            .expect(422);
+        assert_eq!(r.content_type, "application/problem+json");
+        assert!(r.str("detail").contains("positive"));
+    }
+    api.post("/wallet/charge", Some(&ann), &json!({"amount": "ten"}))
+        .await
+        .unwrap()
+        .expect(422);
+    api.post("/wallet/charge", Some(&ann), &json!({"amount": 1.5}))
+        .await
+        .unwrap()
+        .expect(422);
+    let malformed = api
+        .send(
+            Method::POST,
+            "/wallet/charge",
+            Some(&ann),
+            &[],
+            Some(RawBody::Text("{amount: 5}")),
+        )
+        .await
+        .unwrap();
+    assert!(malformed.is(400), "{malformed:?}");
+    api.post("/wallet/charge", None, &json!({"amount": 5}))
+        .await
+        .unwrap()
+        .expect(401);
+
+    assert_eq!(
+        api.post("/wallet/charge", Some(&ann), &json!({"amount": 700}))
+            .await
+            .unwrap()
+            .expect(200)
+            .body["balance"],
+        700
+    );
+    assert_eq!(
+        api.post("/wallet/charge", Some(&ann), &json!({"amount": 300}))
+            .await
+            .unwrap()
+            .expect(200)
+            .body["balance"],
+        1000
+    );
+    let ledger = api
+        .get("/wallet/ledger", Some(&ann))
+        .await
+        .unwrap()
+        .expect(200);
+    let kinds: Vec<_> = ledger
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["kind"].clone(), e["balance_after"].clone()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (json!("charge"), json!(700)),
+            (json!("charge"), json!(1000))
+        ]
+    );
+    assert_eq!(
+        api.get("/wallet", Some(&env.user("ben")))
+            .await
+            .unwrap()
+            .expect(200)
+            .body["balance"],
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_payment_request_debits_once_even_when_delivered_twice() {
+    let env = TestEnv::new().unwrap();
+    let api = start(&env).await;
+    let ann = env.user("ann");
+    api.post("/wallet/charge", Some(&ann), &json!({"amount": 1000}))
+        .await
+        .unwrap()
+        .expect(200);
+
+    let r = ReservationId::new();
+    let msg = Message::new(
+        "reservation-svc",
+        &request(r, "ann", 200),
+        None,
+        time::OffsetDateTime::now_utc(),
+    );
+    let js = env.jetstream().await.unwrap();
+    publish_message(&js, &msg).await.unwrap();
+    let completed = payment_event(&env, "completed", r).await;
+    assert_eq!(completed["amount"], 200);
+
+    // The same event again (a re-publish after the broker's dedup window): the inbox knows it.
+    let mut copy = msg.clone();
+    for (k, v) in copy.headers.iter_mut() {
+        if k == "Nats-Msg-Id" {
+            *v = "republished".into();
+        }
+    }
+    publish_message(&js, &copy).await.unwrap();
+    // And a second, distinct request for the same reservation: already settled, no debit.
+    publish_message(
+        &js,
+        &Message::new(
+            "reservation-svc",
+            &request(r, "ann", 200),
+            None,
+            time::OffsetDateTime::now_utc(),
+        ),
+    )
+    .await
+    .unwrap();
+    eventually("both copies handled", WAIT, async || {
+        let mut c: async_nats::jetstream::consumer::PullConsumer =
+            js.get_consumer_from_stream(SERVICE, "RESERVATION").await?;
+        let info = c.info().await?;
+        Ok((info.delivered.stream_sequence == 3 && info.num_ack_pending == 0).then_some(()))
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        api.get("/wallet", Some(&ann)).await.unwrap().body["balance"],
+        800
+    );
+    let ledger = api
+        .get("/wallet/ledger", Some(&ann))
+        .await
+        .unwrap()
+        .expect(200);
+    let debits: Vec<_> = ledger
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "debit")
+        .collect();
+    assert_eq!(debits.len(), 1);
+    assert_eq!(debits[0]["reservation_id"], r.to_string());
+    let stream = js
+        .get_stream("PAYMENT")
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .state
+        .messages;
+    assert_eq!(stream, 1, "one payment.completed");
+}
+
+#[tokio::test]
+async fn a_request_beyond_the_balance_fails_and_takes_nothing() {
+    let env = TestEnv::new().unwrap();
+    let api = start(&env).await;
+    let ann = env.user("ann");
+    api.post("/wallet/charge", Some(&ann), &json!({"amount": 150}))
+        .await
+        .unwrap()
+        .expect(200);
+    let r = ReservationId::new();
+    env.publish("reservation-svc", &request(r, "ann", 200))
+        .await
+        .unwrap();
+    let failed = payment_event(&env, "failed", r).await;
+    assert_eq!(failed["reason"], "insufficient_points");
+    assert_eq!(
+        api.get("/wallet", Some(&ann)).await.unwrap().body["balance"],
+        150
+    );
+}

@@ -1,0 +1,230 @@
+//! reservation-svc over HTTP and JetStream, with a real nats-server and SQLite: reservations
+//! appear from seat events, are paid (202 + an event), and follow the saga to a terminal state.
+
+use contracts::events::{PaymentFailed, SeatHeld, SeatSold};
+use contracts::{PaymentEvent, Points, ReservationId, ScheduleId, SeatEvent, SeatId, UserId};
+use platform::harness::{Api, TestEnv, eventually};
+use reservation_svc::{App, Config, SERVICE};
+use serde_json::json;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+async fn start(env: &TestEnv) -> Api {
+    let app = App::build(Config {
+        service: env.config(SERVICE),
+    })
+    .await
+    .expect("build reservation-svc");
+    env.run(
+        app.local_addr(),
+        app.run_until_stopped(CancellationToken::new()),
+    )
+    .await
+    .expect("reservation-svc ready")
+}
+
+async fn held(env: &TestEnv, user: &str) -> ReservationId {
+    let r = ReservationId::new();
+    let event = SeatEvent::Held(SeatHeld {
+        reservation_id: r,
+        user_id: UserId(user.into()),
+        schedule_id: ScheduleId::new(),
+        seat_ids: vec![SeatId::new(), SeatId::new()],
+        amount: Points::new(200).unwrap(),
+        expires_at: time::OffsetDateTime::now_utc() + time::Duration::minutes(5),
+    });
+    env.publish("seat-svc", &event).await.unwrap();
+    r
+}
+
+async fn status_of(
+    env: &TestEnv,
+    api: &Api,
+    user: &str,
+    r: ReservationId,
+    status: &str,
+) -> serde_json::Value {
+    let t = env.user(user);
+    eventually(&format!("reservation {status}"), WAIT, async || {
+        let reply = api.get(&format!("/reservations/{r}"), Some(&t)).await?;
+        Ok((reply.is(200) && reply.str("status") == status).then_some(reply.body))
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_held_reservation_is_paid_once_and_confirmed_when_sold() {
+    let env = TestEnv::new().unwrap();
+    let api = start(&env).await;
+    let ann = env.user("ann");
+    // Before its first event arrives, a reservation is unknown.
+    let r = ReservationId::new();
+    api.get(&format!("/reservations/{r}"), Some(&ann))
+        .await
+        .unwrap()
+        .expect(404);
+
+    let r = held(&env, "ann").await;
+    let body = status_of(&env, &api, "ann", r, "awaiting_payment").await;
+    assert_eq!(body["amount"], 200);
+    api.get(&format!("/reservations/{r}"), Some(&env.user("eve")))
+        .await
+        .unwrap()
+        .expect(404);
+    api.post(
+        &format!("/reservations/{r}/payment"),
+        Some(&env.user("eve")),
+        &json!({}),
+    )
+    .await
+    .unwrap()
+    .expect(404);
+
+    let paid = api
+        .post(
+            &format!("/reservations/{r}/payment"),
+            Some(&ann),
+            &json!({}),
+        )
+        .await
+        .unwrap()
+        .expect(202);
+    assert_eq!(paid.body["status"], "payment_pending");
+    let again = api
+        .post(
+            &format!("/reservations/{r}/payment"),
+            Some(&ann),
+            &json!({}),
+        )
+        .await
+        .unwrap()
+        .expect(409);
+    assert_eq!(again.content_type, "application/problem+json");
+    assert!(
+        again.str("detail").contains("payment_pending"),
+        "{}",
+        again.body
+    );
+
+    let js = env.jetstream().await.unwrap();
+    let mut stream = js.get_stream("RESERVATION").await.unwrap();
+    let request = stream
+        .get_last_raw_message_by_subject(&format!("reservation.payment_requested.{r}"))
+        .await
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&request.payload).unwrap();
+    assert_eq!(
+        (body["user_id"].as_str(), body["amount"].as_i64()),
+        (Some("ann"), Some(200))
+    );
+    assert_eq!(
+        stream.info().await.unwrap().state.messages,
+        1,
+        "one request, not two"
+    );
+
+    let sold = SeatEvent::Sold(SeatSold {
+        reservation_id: r,
+        seat_ids: vec![],
+    });
+    env.publish("seat-svc", &sold).await.unwrap();
+    status_of(&env, &api, "ann", r, "confirmed").await;
+    let confirmed = eventually("reservation.confirmed", WAIT, async || {
+        Ok(js
+            .get_stream("RESERVATION")
+            .await?
+            .get_last_raw_message_by_subject(&format!("reservation.confirmed.{r}"))
+            .await
+            .ok())
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        confirmed.headers.get("ce-correlationid").unwrap().as_str(),
+        r.to_string()
+    );
+
+    let mine = api
+        .get("/reservations", Some(&ann))
+        .await
+        .unwrap()
+        .expect(200);
+    assert_eq!(mine.body.as_array().unwrap().len(), 1);
+    let theirs = api
+        .get("/reservations", Some(&env.user("eve")))
+        .await
+        .unwrap()
+        .expect(200);
+    assert_eq!(theirs.body, json!([]));
+}
+
+#[tokio::test]
+async fn a_failed_payment_fails_the_reservation_with_its_reason_and_a_late_sale_changes_nothing() {
+    let env = TestEnv::new().unwrap();
+    let api = start(&env).await;
+    let r = held(&env, "ann").await;
+    status_of(&env, &api, "ann", r, "awaiting_payment").await;
+    api.post(
+        &format!("/reservations/{r}/payment"),
+        Some(&env.user("ann")),
+        &json!({}),
+    )
+    .await
+    .unwrap()
+    .expect(202);
+    let failed = PaymentEvent::Failed(PaymentFailed {
+        reservation_id: r,
+        reason: "insufficient_points".into(),
+    });
+    env.publish("payment-svc", &failed).await.unwrap();
+    let body = status_of(&env, &api, "ann", r, "failed").await;
+    assert_eq!(body["reason"], "insufficient_points");
+
+    // A terminal reservation stays where it is.
+    let late = SeatEvent::Sold(SeatSold {
+        reservation_id: r,
+        seat_ids: vec![],
+    });
+    env.publish("seat-svc", &late).await.unwrap();
+    // Wait until the late event has been handled before looking.
+    let js = env.jetstream().await.unwrap();
+    eventually("the late event to be handled", WAIT, async || {
+        let mut c: async_nats::jetstream::consumer::PullConsumer =
+            js.get_consumer_from_stream(SERVICE, "SEAT").await?;
+        let info = c.info().await?;
+        Ok((info.num_pending == 0 && info.num_ack_pending == 0).then_some(()))
+    })
+    .await
+    .unwrap();
+    status_of(&env, &api, "ann", r, "failed").await;
+    api.post(
+        &format!("/reservations/{r}/payment"),
+        Some(&env.user("ann")),
+        &json!({}),
+    )
+    .await
+    .unwrap()
+    .expect(409);
+}
+
+#[tokio::test]
+async fn reservation_ids_that_do_not_parse_are_unknown_and_tokens_are_required() {
+    let env = TestEnv::new().unwrap();
+    let api = start(&env).await;
+    api.get("/reservations/nope", Some(&env.user("ann")))
+        .await
+        .unwrap()
+        .expect(404);
+    api.get("/reservations", None).await.unwrap().expect(401);
+    api.post(
+        &format!("/reservations/{}/payment", ReservationId::new()),
+        Some(&env.user("ann")),
+        &json!({}),
+    )
+    .await
+    .unwrap()
+    .expect(404);
+}

@@ -1,0 +1,380 @@
+//! seat-svc over HTTP and JetStream, with a real nats-server and SQLite: inventory from the
+//! schedule event, the queue, holds and their bad input, and the payment reactions.
+
+use async_nats::jetstream::{self, AckKind};
+use contracts::events::{PaymentCompleted, ScheduleOpened};
+use contracts::{
+    ConcertEvent, ConcertId, Event, PaymentEvent, Points, ReservationId, ScheduleId, SeatId,
+    SeatSpec, UserId,
+};
+use futures::StreamExt;
+use platform::harness::{Api, RawBody, TestEnv, eventually};
+use platform::topology::{ConsumerSpec, ensure_consumer, ensure_streams};
+use reqwest::Method;
+use seat_svc::http::Limits;
+use seat_svc::{App, Config, SERVICE};
+use serde_json::json;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+async fn start(env: &TestEnv, queue_active_limit: i64) -> Api {
+    let app = App::build(Config {
+        service: env.config(SERVICE),
+        limits: Limits {
+            hold_ttl: Duration::from_secs(300),
+            queue_active_limit,
+            queue_token_ttl: Duration::from_secs(600),
+        },
+    })
+    .await
+    .expect("build seat-svc");
+    env.run(
+        app.local_addr(),
+        app.run_until_stopped(CancellationToken::new()),
+    )
+    .await
+    .expect("seat-svc ready")
+}
+
+fn opened(seats: usize) -> (ScheduleId, Vec<SeatId>, ConcertEvent) {
+    let schedule = ScheduleId::new();
+    let specs: Vec<SeatSpec> = (0..seats)
+        .map(|i| SeatSpec {
+            seat_id: SeatId::new(),
+            label: format!("A{i}"),
+            grade: "R".into(),
+            price: Points::new(100).unwrap(),
+        })
+        .collect();
+    let ids = specs.iter().map(|s| s.seat_id).collect();
+    let event = ConcertEvent::ScheduleOpened(ScheduleOpened {
+        schedule_id: schedule,
+        concert_id: ConcertId::new(),
+        starts_at: time::OffsetDateTime::now_utc(),
+        seats: specs,
+    });
+    (schedule, ids, event)
+}
+
+/// Takes a queue token for `user`, waiting while the inventory is being built.
+async fn token(env: &TestEnv, api: &Api, user: &str, schedule: ScheduleId) -> serde_json::Value {
+    let t = env.user(user);
+    eventually("a queue token", WAIT, async || {
+        let r = api
+            .post(
+                &format!("/schedules/{schedule}/queue"),
+                Some(&t),
+                &json!({}),
+            )
+            .await?;
+        Ok((r.is(201) || r.is(200)).then_some(r.body))
+    })
+    .await
+    .unwrap()
+}
+
+async fn hold(
+    env: &TestEnv,
+    api: &Api,
+    user: &str,
+    schedule: ScheduleId,
+    token: &str,
+    seats: &[SeatId],
+) -> platform::harness::Reply {
+    api.send(
+        Method::POST,
+        &format!("/schedules/{schedule}/holds"),
+        Some(&env.user(user)),
+        &[("Queue-Token", token)],
+        Some(RawBody::Json(&json!({"seat_ids": seats}))),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_seat_is_held_once_and_a_multi_seat_hold_is_all_or_nothing() {
+    let env = TestEnv::new().unwrap();
+    let api = start(&env, 100).await;
+    let (schedule, seats, event) = opened(3);
+    env.publish("concert-svc", &event).await.unwrap();
+
+    let a = token(&env, &api, "ann", schedule).await;
+    assert_eq!(
+        (a["status"].as_str(), a["position"].as_i64()),
+        (Some("active"), Some(0))
+    );
+    let a = a["token"].as_str().unwrap().to_owned();
+    let b = token(&env, &api, "ben", schedule).await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let first = hold(&env, &api, "ann", schedule, &a, &seats[..1])
+        .await
+        .expect(201);
+    assert_eq!(first.body["amount"], 100);
+    let taken = hold(&env, &api, "ben", schedule, &b, &seats[..1])
+        .await
+        .expect(409);
+    assert_eq!(taken.content_type, "application/problem+json");
+    // Seat 0 is taken, so asking for 0 and 1 takes neither; seat 1 stays free for ben.
+    hold(&env, &api, "ben", schedule, &b, &seats[..2])
+        .await
+        .expect(409);
+    hold(&env, &api, "ben", schedule, &b, &seats[1..2])
+        .await
+        .expect(201);
+
+    // The hold is announced on the SEAT stream, correlated by its reservation id.
+    let js = env.jetstream().await.unwrap();
+    let r = first.str("reservation_id");
+    let msg = eventually("seat.held", WAIT, async || {
+        Ok(msg_ok(&js, &format!("seat.held.{r}")).await)
+    })
+    .await
+    .unwrap();
+    assert_eq!(msg.headers.get("ce-correlationid").unwrap().as_str(), r);
+}
+
+async fn msg_ok(
+    js: &jetstream::Context,
+    subject: &str,
+) -> Option<async_nats::jetstream::message::StreamMessage> {
+    js.get_stream("SEAT")
+        .await
+        .ok()?
+        .get_last_raw_message_by_subject(subject)
+        .await
+        .ok()
+}
+
+#[tokio::test]
+async fn bad_hold_requests_get_the_right_problem() {
+    let env = TestEnv::new().unwrap();
+    let api = start(&env, 100).await;
+    let (schedule, seats, event) = opened(2);
+    env.publish("concert-svc", &event).await.unwrap();
+    let t = token(&env, &api, "ann", schedule).await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ann = env.user("ann");
+    let path = format!("/schedules/{schedule}/holds");
+    let with = |token: &str| vec![("Queue-Token", token.to_owned())];
+
+    let cases: Vec<(serde_json::Value, Vec<(&str, String)>, &str, u16)> = vec![
+        (json!({"seat_ids": []}), with(&t), "ann", 422),
+        (
+            json!({"seat_ids": [seats[0], seats[0]]}),
+            with(&t),
+            "ann",
+            422,
+        ),
+        (json!({"seat_ids": [SeatId::new()]}), with(&t), "ann", 404),
+        (json!({"seat_ids": ["not-a-seat"]}), with(&t), "ann", 404),
+        (json!({"seat_ids": [seats[0]]}), vec![], "ann", 403),
+        (
+            json!({"seat_ids": [seats[0]]}),
+            with("no-such-token"),
+            "ann",
+            403,
+        ),
+        (json!({"seat_ids": [seats[0]]}), with(&t), "eve", 403),
+        (json!({"seats": [seats[0]]}), with(&t), "ann", 422),
+    ];
+    for (body, headers, user, status) in cases {
+        let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = api
+            .send(
+                Method::POST,
+                &path,
+                Some(&env.user(user)),
+                &h,
+                Some(RawBody::Json(&body)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status.as_u16(), status, "{body} as {user}: {}", r.body);
+        assert_eq!(r.content_type, "application/problem+json");
+    }
+    let malformed = api
+        .send(
+            Method::POST,
+            &path,
+            Some(&ann),
+            &[("Queue-Token", &t)],
+            Some(RawBody::Text("[")),
+        )
+        .await
+        .unwrap();
+    assert!(malformed.is(400), "{malformed:?}");
+
+    // A schedule seat-svc has caught up on and never heard of is unknown.
+    let unknown = ScheduleId::new();
+    api.post(
+        &format!("/schedules/{unknown}/queue"),
+        Some(&ann),
+        &json!({}),
+    )
+    .await
+    .unwrap()
+    .expect(404);
+    // A token is its owner's to look at.
+    api.get(&format!("/queue/{t}"), Some(&env.user("eve")))
+        .await
+        .unwrap()
+        .expect(404);
+    api.get(&format!("/queue/{t}"), Some(&ann))
+        .await
+        .unwrap()
+        .expect(200);
+    // Nothing was held by all of that.
+    hold(&env, &api, "ann", schedule, &t, &seats)
+        .await
+        .expect(201);
+}
+
+#[tokio::test]
+async fn past_the_active_limit_users_wait_in_line() {
+    let env = TestEnv::new().unwrap();
+    let api = start(&env, 1).await;
+    let (schedule, seats, event) = opened(2);
+    env.publish("concert-svc", &event).await.unwrap();
+    let first = token(&env, &api, "ann", schedule).await;
+    assert_eq!(first["status"], "active");
+    let second = token(&env, &api, "ben", schedule).await;
+    assert_eq!(
+        (second["status"].as_str(), second["position"].as_i64()),
+        (Some("waiting"), Some(1))
+    );
+    let third = token(&env, &api, "cat", schedule).await;
+    assert_eq!(third["position"], 2);
+    // Asking again gives the same token, not a second place in line.
+    let again = token(&env, &api, "ben", schedule).await;
+    assert_eq!(again["token"], second["token"]);
+    let waiting = second["token"].as_str().unwrap();
+    let r = hold(&env, &api, "ben", schedule, waiting, &seats[..1])
+        .await
+        .expect(403);
+    assert!(r.str("detail").contains("waiting"), "{}", r.body);
+}
+
+#[tokio::test]
+async fn while_the_schedule_event_is_still_being_handled_the_answer_is_503() {
+    let env = TestEnv::new().unwrap();
+    let js = env.jetstream().await.unwrap();
+    ensure_streams(&js, 1).await.unwrap();
+    let spec = ConsumerSpec::new(
+        SERVICE,
+        contracts::Context::Concert,
+        seat_svc::events::CONCERT_EVENTS,
+        1,
+    );
+    let consumer = ensure_consumer(&js, &spec).await.unwrap();
+    let (schedule, _, event) = opened(1);
+    env.publish("concert-svc", &event).await.unwrap();
+    // Another replica has taken the event and not finished with it yet.
+    let mut batch = consumer.fetch().max_messages(1).messages().await.unwrap();
+    let in_hand = batch.next().await.unwrap().unwrap();
+
+    let api = start(&env, 100).await;
+    let r = api
+        .post(
+            &format!("/schedules/{schedule}/queue"),
+            Some(&env.user("ann")),
+            &json!({}),
+        )
+        .await
+        .unwrap();
+    assert!(r.is(503), "{r:?}");
+    assert!(r.str("detail").contains("not built yet"));
+
+    // That replica gives up on it; this one builds the inventory.
+    in_hand.ack_with(AckKind::Nak(None)).await.unwrap();
+    token(&env, &api, "ann", schedule).await;
+}
+
+#[tokio::test]
+async fn a_completed_payment_sells_a_live_hold_and_refuses_an_unknown_one() {
+    let env = TestEnv::new().unwrap();
+    let api = start(&env, 100).await;
+    let (schedule, seats, event) = opened(1);
+    env.publish("concert-svc", &event).await.unwrap();
+    let t = token(&env, &api, "ann", schedule).await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let held = hold(&env, &api, "ann", schedule, &t, &seats)
+        .await
+        .expect(201);
+    let r = ReservationId::parse(&held.str("reservation_id")).unwrap();
+
+    let paid = |reservation| {
+        PaymentEvent::Completed(PaymentCompleted {
+            reservation_id: reservation,
+            user_id: UserId("ann".into()),
+            amount: Points::new(100).unwrap(),
+        })
+    };
+    env.publish("payment-svc", &paid(r)).await.unwrap();
+    let stranger = ReservationId::new();
+    env.publish("payment-svc", &paid(stranger)).await.unwrap();
+
+    let js = env.jetstream().await.unwrap();
+    let sold = eventually("seat.sold", WAIT, async || {
+        Ok(msg_ok(&js, &format!("seat.sold.{r}")).await)
+    })
+    .await
+    .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&sold.payload).unwrap();
+    assert_eq!(body["seat_ids"], json!(seats));
+    let rejected = eventually("seat.sale_rejected", WAIT, async || {
+        Ok(msg_ok(&js, &format!("seat.sale_rejected.{stranger}")).await)
+    })
+    .await
+    .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&rejected.payload).unwrap();
+    assert_eq!(body["reason"], "unknown_hold");
+    // The sold seat cannot be held again.
+    let t2 = token(&env, &api, "ben", schedule).await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    hold(&env, &api, "ben", schedule, &t2, &seats)
+        .await
+        .expect(409);
+}
+
+#[tokio::test]
+async fn an_event_seat_svc_cannot_read_goes_to_the_dlq_with_the_reason() {
+    let env = TestEnv::new().unwrap();
+    let _api = start(&env, 100).await;
+    let (_, _, event) = opened(1);
+    // The right headers but a payload of another shape, as from a broken producer.
+    let mut msg =
+        contracts::Message::new("concert-svc", &event, None, time::OffsetDateTime::now_utc());
+    msg.payload = br#"{"schedule_id": 42}"#.to_vec();
+    let js = env.jetstream().await.unwrap();
+    platform::harness::publish_message(&js, &msg).await.unwrap();
+    let subject = format!("dlq.{SERVICE}.{}", event.subject());
+    let entry = eventually("the DLQ entry", WAIT, async || {
+        Ok(js
+            .get_stream("DLQ")
+            .await?
+            .get_last_raw_message_by_subject(&subject)
+            .await
+            .ok())
+    })
+    .await
+    .unwrap();
+    let reason = entry.headers.get("Dlq-Reason").unwrap().as_str().to_owned();
+    assert!(reason.contains("payload does not match"), "{reason}");
+    assert_eq!(
+        entry.headers.get("ce-id").unwrap().as_str(),
+        msg.id.to_string()
+    );
+    assert_eq!(entry.payload.as_ref(), msg.payload.as_slice());
+}
