@@ -3,33 +3,25 @@
 
 use crate::domain::{self, SeatInput};
 use crate::{SERVICE, store};
-use axum::extract::{FromRef, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use contracts::events::ScheduleOpened;
 use contracts::{ConcertEvent, ConcertId, ScheduleId, SeatSpec};
-use platform::auth::{Admin, Auth};
+use platform::auth::Admin;
 use platform::db::Db;
 use platform::http::{Body, Id, Problem};
 use platform::outbox::{Outbox, emit};
 use serde::Deserialize;
 use serde_json::json;
-use std::sync::Arc;
 use time::OffsetDateTime;
 
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
     pub outbox: Outbox,
-    pub auth: Arc<Auth>,
-}
-
-impl FromRef<AppState> for Arc<Auth> {
-    fn from_ref(s: &AppState) -> Self {
-        s.auth.clone()
-    }
 }
 
 pub fn router(state: AppState) -> Router {

@@ -3,7 +3,7 @@
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     platform::telemetry::init_logging();
-    let app = concert_svc::App::build(concert_svc::Config::from_env()?).await?;
+    let app = concert_svc::build(concert_svc::Config::from_env()?).await?;
     app.run_until_stopped(platform::service::shutdown_on_signal())
         .await
 }

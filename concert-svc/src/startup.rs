@@ -1,14 +1,11 @@
-//! startup: builds the app from config (database, NATS, listener, consumers, routes); used by
-//! `main` and by the tests alike.
+//! startup: builds the service from config (database, NATS, listener, consumers, routes); used
+//! by `main` and by the tests alike.
 
 use crate::SERVICE;
 use crate::events::{SEAT_EVENTS, ViewUpdater};
 use crate::http::{AppState, router};
-use axum::Router;
 use contracts::SeatEvent;
-use platform::service::{Runtime, ServiceConfig};
-use std::net::SocketAddr;
-use tokio_util::sync::CancellationToken;
+use platform::service::{App, Runtime, ServiceConfig};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -25,28 +22,13 @@ impl Config {
     }
 }
 
-pub struct App {
-    runtime: Runtime,
-    router: Router,
-}
-
-impl App {
-    pub async fn build(config: Config) -> anyhow::Result<App> {
-        let mut runtime = Runtime::start(&config.service, &MIGRATOR).await?;
-        runtime.consume::<SeatEvent, _>(SEAT_EVENTS, ViewUpdater);
-        let router = router(AppState {
-            db: runtime.db.clone(),
-            outbox: runtime.outbox.clone(),
-            auth: runtime.auth.clone(),
-        });
-        Ok(App { runtime, router })
-    }
-
-    pub fn local_addr(&self) -> SocketAddr {
-        self.runtime.local_addr()
-    }
-
-    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        self.runtime.run(self.router, shutdown).await
-    }
+/// Connects, migrates, subscribes and routes: the service ready to run.
+pub async fn build(config: Config) -> anyhow::Result<App> {
+    let mut runtime = Runtime::start(&config.service, &MIGRATOR).await?;
+    runtime.consume::<SeatEvent, _>(SEAT_EVENTS, ViewUpdater);
+    let router = router(AppState {
+        db: runtime.db.clone(),
+        outbox: runtime.outbox.clone(),
+    });
+    Ok(runtime.with_routes(router))
 }

@@ -1,7 +1,7 @@
 //! concert-svc over HTTP, with a real nats-server and SQLite: the catalog commands, their bad
 //! input, and the event that builds seat inventory.
 
-use concert_svc::{App, Config, SERVICE};
+use concert_svc::{Config, SERVICE, build};
 use platform::harness::{Api, RawBody, TestEnv};
 use reqwest::Method;
 use serde_json::json;
@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 async fn start() -> (TestEnv, Api) {
     let env = TestEnv::new().expect("test env");
-    let app = App::build(Config {
+    let app = build(Config {
         service: env.config(SERVICE),
     })
     .await

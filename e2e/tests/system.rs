@@ -210,3 +210,55 @@ async fn identity_is_checked_and_errors_are_problem_json() {
         .unwrap();
     assert!(wallet.is(401));
 }
+
+#[tokio::test]
+async fn a_payment_accepted_while_nats_is_down_survives_a_kill_and_is_published_once() {
+    let mut sys = System::start().await.expect("start the system");
+    if let Err(e) = pay_through_an_outage(&mut sys).await {
+        panic!("{e:#}\n{}", sys.logs_tail(30));
+    }
+}
+
+async fn pay_through_an_outage(sys: &mut System) -> anyhow::Result<()> {
+    let s = flows::open_schedule(sys, "Outage", &[("A1", 100)]).await?;
+    flows::charge(sys, "ann", 500).await?;
+    let token = flows::join_queue(sys, "ann", &s.schedule_id).await?;
+    let held = flows::hold(
+        sys,
+        "ann",
+        &s.schedule_id,
+        token["token"].as_str().unwrap(),
+        &s.seat_ids,
+    )
+    .await?
+    .expect(201);
+    let r = held.str("reservation_id");
+    flows::wait_reservation(sys, "ann", &r, "awaiting_payment").await?;
+
+    // NATS goes away; the pay command is still accepted: its event waits in the outbox.
+    sys.nats.kill();
+    flows::pay(sys, "ann", &r).await?.expect(202);
+    let ready = sys.reservation.api().get("/readyz", None).await?;
+    assert!(ready.is(503), "readyz must report NATS down: {ready:?}");
+    sys.reservation
+        .api()
+        .get("/healthz", None)
+        .await?
+        .expect(200);
+    // The process dies before it could publish.
+    sys.reservation.kill();
+
+    sys.nats.restart()?;
+    sys.reservation.restart()?;
+    flows::wait_reservation(sys, "ann", &r, "confirmed").await?;
+    assert_eq!(flows::balance(sys, "ann").await?, 400);
+
+    let js = jetstream::new(async_nats::connect(sys.nats.url()).await?);
+    let subject = format!("reservation.payment_requested.{r}");
+    let stream = js.get_stream("RESERVATION").await?;
+    let info = stream.info_with_subjects(&subject).await?;
+    use futures::TryStreamExt;
+    let counts: Vec<(String, usize)> = info.try_collect().await?;
+    assert_eq!(counts, vec![(subject, 1)], "published exactly once");
+    Ok(())
+}

@@ -2,7 +2,7 @@
 //! `sub` is the user id, `role: "admin"` opens admin routes.
 
 use crate::http::Problem;
-use axum::extract::{FromRef, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::{StatusCode, header, request::Parts};
 use contracts::UserId;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -87,28 +87,29 @@ pub struct User(pub UserId);
 #[derive(Debug, Clone)]
 pub struct Admin(pub UserId);
 
-impl<S> FromRequestParts<S> for User
-where
-    Arc<Auth>: FromRef<S>,
-    S: Send + Sync,
-{
+/// The verifier, put on every request by the service runtime.
+fn verifier(parts: &Parts) -> Result<Arc<Auth>, Problem> {
+    parts
+        .extensions
+        .get::<Arc<Auth>>()
+        .cloned()
+        .ok_or_else(|| Problem::internal("no Auth extension on the router"))
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for User {
     type Rejection = Problem;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
-        let auth = Arc::<Auth>::from_ref(state);
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Problem> {
+        let auth = verifier(parts)?;
         claims(parts, &auth).map(|c| User(UserId(c.sub)))
     }
 }
 
-impl<S> FromRequestParts<S> for Admin
-where
-    Arc<Auth>: FromRef<S>,
-    S: Send + Sync,
-{
+impl<S: Send + Sync> FromRequestParts<S> for Admin {
     type Rejection = Problem;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
-        let auth = Arc::<Auth>::from_ref(state);
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Problem> {
+        let auth = verifier(parts)?;
         let claims = claims(parts, &auth)?;
         if claims.role.as_deref() != Some(ADMIN_ROLE) {
             return Err(Problem::new(

@@ -104,7 +104,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     "send the body as JSON with Content-Type: application/json",
                 ),
-                other => Problem::new(StatusCode::BAD_REQUEST, other.body_text()),
+                // e.g. 413 for a body over the limit: keep axum's status, in our shape.
+                other => Problem::new(other.status(), other.body_text()),
             }),
         }
     }

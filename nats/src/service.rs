@@ -15,7 +15,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use contracts::Event;
 use futures::future::BoxFuture;
 use serde_json::json;
@@ -156,8 +156,16 @@ impl Runtime {
         }));
     }
 
+    /// The service, ready to run: the runtime with its routes.
+    pub fn with_routes(self, routes: Router) -> App {
+        App {
+            runtime: self,
+            routes,
+        }
+    }
+
     /// Serves `routes` plus health and metrics until `shutdown`, then stops in order.
-    pub async fn run(self, routes: Router, shutdown: CancellationToken) -> anyhow::Result<()> {
+    async fn run(self, routes: Router, shutdown: CancellationToken) -> anyhow::Result<()> {
         let readiness = Arc::new(Readiness {
             db: self.db.clone(),
             nats: self.nats.clone(),
@@ -178,6 +186,7 @@ impl Runtime {
         let app = routes
             .merge(health_routes(readiness))
             .route_layer(middleware::from_fn(track_requests))
+            .layer(Extension(self.auth.clone()))
             .fallback(not_found_fallback)
             .method_not_allowed_fallback(method_not_allowed_fallback);
         tracing::info!(service = self.name, %addr, "listening");
@@ -207,6 +216,22 @@ impl Runtime {
         }
         tracing::info!(service = self.name, "stopped");
         Ok(())
+    }
+}
+
+/// A built service: what `main` and the tests run.
+pub struct App {
+    runtime: Runtime,
+    routes: Router,
+}
+
+impl App {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.runtime.local_addr()
+    }
+
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        self.runtime.run(self.routes, shutdown).await
     }
 }
 

@@ -2,28 +2,20 @@
 
 use crate::domain::parse_charge;
 use crate::store;
-use axum::extract::{FromRef, State};
+use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use platform::auth::{Auth, User};
+use platform::auth::User;
 use platform::db::Db;
 use platform::http::{Body, Problem};
 use serde::Deserialize;
 use serde_json::json;
-use std::sync::Arc;
 use time::OffsetDateTime;
 
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
-    pub auth: Arc<Auth>,
-}
-
-impl FromRef<AppState> for Arc<Auth> {
-    fn from_ref(s: &AppState) -> Self {
-        s.auth.clone()
-    }
 }
 
 pub fn router(state: AppState) -> Router {

@@ -3,7 +3,7 @@
 
 use contracts::events::PaymentRequested;
 use contracts::{Message, Points, ReservationEvent, ReservationId, UserId};
-use payment_svc::{App, Config, SERVICE};
+use payment_svc::{Config, SERVICE, build};
 use platform::harness::{Api, RawBody, TestEnv, eventually, publish_message};
 use reqwest::Method;
 use serde_json::json;
@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 const WAIT: Duration = Duration::from_secs(15);
 
 async fn start(env: &TestEnv) -> Api {
-    let app = App::build(Config {
+    let app = build(Config {
         service: env.config(SERVICE),
     })
     .await

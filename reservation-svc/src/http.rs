@@ -2,32 +2,24 @@
 
 use crate::domain::request_payment;
 use crate::{SERVICE, store};
-use axum::extract::{FromRef, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use contracts::events::PaymentRequested;
 use contracts::{Points, ReservationEvent, ReservationId};
-use platform::auth::{Auth, User};
+use platform::auth::User;
 use platform::db::Db;
 use platform::http::{Id, Problem};
 use platform::outbox::{Outbox, emit};
 use serde_json::json;
-use std::sync::Arc;
 use time::OffsetDateTime;
 
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
     pub outbox: Outbox,
-    pub auth: Arc<Auth>,
-}
-
-impl FromRef<AppState> for Arc<Auth> {
-    fn from_ref(s: &AppState) -> Self {
-        s.auth.clone()
-    }
 }
 
 pub fn router(state: AppState) -> Router {

@@ -7,6 +7,7 @@ pub mod http;
 pub mod startup;
 pub mod store;
 
-pub use startup::{App, Config};
+pub use platform::service::App;
+pub use startup::{Config, build};
 
 pub const SERVICE: &str = "reservation-svc";

@@ -3,7 +3,7 @@
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     platform::telemetry::init_logging();
-    let app = reservation_svc::App::build(reservation_svc::Config::from_env()?).await?;
+    let app = reservation_svc::build(reservation_svc::Config::from_env()?).await?;
     app.run_until_stopped(platform::service::shutdown_on_signal())
         .await
 }

@@ -4,7 +4,7 @@
 use contracts::events::{PaymentFailed, SeatHeld, SeatSold};
 use contracts::{PaymentEvent, Points, ReservationId, ScheduleId, SeatEvent, SeatId, UserId};
 use platform::harness::{Api, TestEnv, eventually};
-use reservation_svc::{App, Config, SERVICE};
+use reservation_svc::{Config, SERVICE, build};
 use serde_json::json;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 const WAIT: Duration = Duration::from_secs(15);
 
 async fn start(env: &TestEnv) -> Api {
-    let app = App::build(Config {
+    let app = build(Config {
         service: env.config(SERVICE),
     })
     .await

@@ -4,20 +4,19 @@ use crate::SERVICE;
 use crate::domain::{self, HoldInvalid, TokenStatus, admissions};
 use crate::store::{self, NewHold, Token};
 use async_nats::jetstream;
-use axum::extract::{FromRef, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use contracts::events::SeatHeld;
 use contracts::{Context, Points, ReservationId, ScheduleId, SeatEvent};
-use platform::auth::{Auth, User};
+use platform::auth::User;
 use platform::db::{Db, Tx};
 use platform::http::{Body, Id, Problem};
 use platform::outbox::{Outbox, emit};
 use serde::Deserialize;
 use serde_json::json;
-use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -34,15 +33,8 @@ pub struct Limits {
 pub struct AppState {
     pub db: Db,
     pub outbox: Outbox,
-    pub auth: Arc<Auth>,
     pub js: jetstream::Context,
     pub limits: Limits,
-}
-
-impl FromRef<AppState> for Arc<Auth> {
-    fn from_ref(s: &AppState) -> Self {
-        s.auth.clone()
-    }
 }
 
 pub fn router(state: AppState) -> Router {

@@ -3,7 +3,7 @@
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     platform::telemetry::init_logging();
-    let app = seat_svc::App::build(seat_svc::Config::from_env()?).await?;
+    let app = seat_svc::build(seat_svc::Config::from_env()?).await?;
     app.run_until_stopped(platform::service::shutdown_on_signal())
         .await
 }

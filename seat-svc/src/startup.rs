@@ -1,15 +1,12 @@
-//! startup: builds the app from config (database, NATS, listener, consumers, routes); used by
-//! `main` and by the tests alike.
+//! startup: builds the service from config (database, NATS, listener, consumers, routes); used
+//! by `main` and by the tests alike.
 
 use crate::SERVICE;
 use crate::events::{CONCERT_EVENTS, InventoryBuilder, PAYMENT_EVENTS, PaymentReactions};
 use crate::http::{AppState, Limits, router};
-use axum::Router;
 use contracts::{ConcertEvent, PaymentEvent};
-use platform::service::{Runtime, ServiceConfig, env_parse};
-use std::net::SocketAddr;
+use platform::service::{App, Runtime, ServiceConfig, env_parse};
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -41,31 +38,16 @@ impl Config {
     }
 }
 
-pub struct App {
-    runtime: Runtime,
-    router: Router,
-}
-
-impl App {
-    pub async fn build(config: Config) -> anyhow::Result<App> {
-        let mut runtime = Runtime::start(&config.service, &MIGRATOR).await?;
-        runtime.consume::<ConcertEvent, _>(CONCERT_EVENTS, InventoryBuilder);
-        runtime.consume::<PaymentEvent, _>(PAYMENT_EVENTS, PaymentReactions);
-        let router = router(AppState {
-            db: runtime.db.clone(),
-            outbox: runtime.outbox.clone(),
-            auth: runtime.auth.clone(),
-            js: runtime.js.clone(),
-            limits: config.limits,
-        });
-        Ok(App { runtime, router })
-    }
-
-    pub fn local_addr(&self) -> SocketAddr {
-        self.runtime.local_addr()
-    }
-
-    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        self.runtime.run(self.router, shutdown).await
-    }
+/// Connects, migrates, subscribes and routes: the service ready to run.
+pub async fn build(config: Config) -> anyhow::Result<App> {
+    let mut runtime = Runtime::start(&config.service, &MIGRATOR).await?;
+    runtime.consume::<ConcertEvent, _>(CONCERT_EVENTS, InventoryBuilder);
+    runtime.consume::<PaymentEvent, _>(PAYMENT_EVENTS, PaymentReactions);
+    let router = router(AppState {
+        db: runtime.db.clone(),
+        outbox: runtime.outbox.clone(),
+        js: runtime.js.clone(),
+        limits: config.limits,
+    });
+    Ok(runtime.with_routes(router))
 }

@@ -12,7 +12,7 @@ use platform::harness::{Api, RawBody, TestEnv, eventually};
 use platform::topology::{ConsumerSpec, ensure_consumer, ensure_streams};
 use reqwest::Method;
 use seat_svc::http::Limits;
-use seat_svc::{App, Config, SERVICE};
+use seat_svc::{Config, SERVICE, build};
 use serde_json::json;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 const WAIT: Duration = Duration::from_secs(15);
 
 async fn start(env: &TestEnv, queue_active_limit: i64) -> Api {
-    let app = App::build(Config {
+    let app = build(Config {
         service: env.config(SERVICE),
         limits: Limits {
             hold_ttl: Duration::from_secs(300),
