@@ -70,21 +70,10 @@ async fn opening_a_schedule_publishes_its_seat_map_and_shows_it_available() {
     assert_eq!(listed.body[0]["starts_at"], "2027-01-01T20:00:00Z");
 
     // The event is on the CONCERT stream with the whole seat map.
-    let js = env.jetstream().await.unwrap();
-    let msg = platform::harness::eventually(
-        "the schedule_opened event",
-        std::time::Duration::from_secs(10),
-        async || {
-            Ok(js
-                .get_stream("CONCERT")
-                .await?
-                .get_last_raw_message_by_subject(&format!("concert.schedule_opened.{schedule_id}"))
-                .await
-                .ok())
-        },
-    )
-    .await
-    .unwrap();
+    let msg = env
+        .event("CONCERT", &format!("concert.schedule_opened.{schedule_id}"))
+        .await
+        .unwrap();
     let body: serde_json::Value = serde_json::from_slice(&msg.payload).unwrap();
     assert_eq!(body["seats"].as_array().unwrap().len(), 2);
     assert_eq!(

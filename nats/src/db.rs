@@ -101,12 +101,15 @@ impl Db {
 
     /// The outbox and inbox tables, created if missing (idempotent).
     pub async fn ensure_messaging_tables(&self) -> anyhow::Result<()> {
-        for ddl in crate::outbox::ddl(self.backend)
+        let outbox = crate::outbox::ddl(self.backend);
+        let all = outbox
             .iter()
-            .chain(crate::inbox::DDL)
-        {
+            .map(String::as_str)
+            .chain(crate::inbox::DDL.iter().copied());
+        for ddl in all {
+            // Fixed DDL of our own; nothing from outside goes into it.
             self.pool
-                .execute(*ddl)
+                .execute(sqlx::AssertSqlSafe(ddl))
                 .await
                 .with_context(|| format!("create messaging table: {ddl}"))?;
         }

@@ -20,33 +20,27 @@ const RELAY_BATCH: i64 = 256;
 /// How often the relay looks for rows without being woken (rows committed by another process).
 const POLL: Duration = Duration::from_millis(250);
 
-pub(crate) fn ddl(backend: Backend) -> &'static [&'static str] {
-    match backend {
-        Backend::Sqlite => &[
+pub(crate) fn ddl(backend: Backend) -> [String; 2] {
+    // The only difference between the backends: how the publish order is generated.
+    let seq = match backend {
+        Backend::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
+        Backend::Postgres => "BIGSERIAL PRIMARY KEY",
+    };
+    [
+        format!(
             "CREATE TABLE IF NOT EXISTS outbox (
-                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                seq {seq},
                 id TEXT NOT NULL UNIQUE,
                 subject TEXT NOT NULL,
                 headers TEXT NOT NULL,
                 payload TEXT NOT NULL,
                 created_at BIGINT NOT NULL,
                 published_at BIGINT
-            )",
-            "CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (seq) WHERE published_at IS NULL",
-        ],
-        Backend::Postgres => &[
-            "CREATE TABLE IF NOT EXISTS outbox (
-                seq BIGSERIAL PRIMARY KEY,
-                id TEXT NOT NULL UNIQUE,
-                subject TEXT NOT NULL,
-                headers TEXT NOT NULL,
-                payload TEXT NOT NULL,
-                created_at BIGINT NOT NULL,
-                published_at BIGINT
-            )",
-            "CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (seq) WHERE published_at IS NULL",
-        ],
-    }
+            )"
+        ),
+        "CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (seq) WHERE published_at IS NULL"
+            .into(),
+    ]
 }
 
 /// Adds `msg` to the outbox inside the caller's transaction.

@@ -109,10 +109,8 @@ async fn a_held_reservation_is_paid_once_and_confirmed_when_sold() {
         again.body
     );
 
-    let js = env.jetstream().await.unwrap();
-    let mut stream = js.get_stream("RESERVATION").await.unwrap();
-    let request = stream
-        .get_last_raw_message_by_subject(&format!("reservation.payment_requested.{r}"))
+    let request = env
+        .event("RESERVATION", &format!("reservation.payment_requested.{r}"))
         .await
         .unwrap();
     let body: serde_json::Value = serde_json::from_slice(&request.payload).unwrap();
@@ -120,6 +118,8 @@ async fn a_held_reservation_is_paid_once_and_confirmed_when_sold() {
         (body["user_id"].as_str(), body["amount"].as_i64()),
         (Some("ann"), Some(200))
     );
+    let js = env.jetstream().await.unwrap();
+    let mut stream = js.get_stream("RESERVATION").await.unwrap();
     assert_eq!(
         stream.info().await.unwrap().state.messages,
         1,
@@ -132,16 +132,10 @@ async fn a_held_reservation_is_paid_once_and_confirmed_when_sold() {
     });
     env.publish("seat-svc", &sold).await.unwrap();
     status_of(&env, &api, "ann", r, "confirmed").await;
-    let confirmed = eventually("reservation.confirmed", WAIT, async || {
-        Ok(js
-            .get_stream("RESERVATION")
-            .await?
-            .get_last_raw_message_by_subject(&format!("reservation.confirmed.{r}"))
-            .await
-            .ok())
-    })
-    .await
-    .unwrap();
+    let confirmed = env
+        .event("RESERVATION", &format!("reservation.confirmed.{r}"))
+        .await
+        .unwrap();
     assert_eq!(
         confirmed.headers.get("ce-correlationid").unwrap().as_str(),
         r.to_string()
@@ -190,15 +184,7 @@ async fn a_failed_payment_fails_the_reservation_with_its_reason_and_a_late_sale_
     });
     env.publish("seat-svc", &late).await.unwrap();
     // Wait until the late event has been handled before looking.
-    let js = env.jetstream().await.unwrap();
-    eventually("the late event to be handled", WAIT, async || {
-        let mut c: async_nats::jetstream::consumer::PullConsumer =
-            js.get_consumer_from_stream(SERVICE, "SEAT").await?;
-        let info = c.info().await?;
-        Ok((info.num_pending == 0 && info.num_ack_pending == 0).then_some(()))
-    })
-    .await
-    .unwrap();
+    env.handled_all("SEAT", SERVICE).await.unwrap();
     status_of(&env, &api, "ann", r, "failed").await;
     api.post(
         &format!("/reservations/{r}/payment"),

@@ -1,7 +1,7 @@
 //! seat-svc over HTTP and JetStream, with a real nats-server and SQLite: inventory from the
 //! schedule event, the queue, holds and their bad input, and the payment reactions.
 
-use async_nats::jetstream::{self, AckKind};
+use async_nats::jetstream::AckKind;
 use contracts::events::{PaymentCompleted, ScheduleOpened};
 use contracts::{
     ConcertEvent, ConcertId, Event, PaymentEvent, Points, ReservationId, ScheduleId, SeatId,
@@ -129,26 +129,9 @@ async fn a_seat_is_held_once_and_a_multi_seat_hold_is_all_or_nothing() {
         .expect(201);
 
     // The hold is announced on the SEAT stream, correlated by its reservation id.
-    let js = env.jetstream().await.unwrap();
     let r = first.str("reservation_id");
-    let msg = eventually("seat.held", WAIT, async || {
-        Ok(msg_ok(&js, &format!("seat.held.{r}")).await)
-    })
-    .await
-    .unwrap();
+    let msg = env.event("SEAT", &format!("seat.held.{r}")).await.unwrap();
     assert_eq!(msg.headers.get("ce-correlationid").unwrap().as_str(), r);
-}
-
-async fn msg_ok(
-    js: &jetstream::Context,
-    subject: &str,
-) -> Option<async_nats::jetstream::message::StreamMessage> {
-    js.get_stream("SEAT")
-        .await
-        .ok()?
-        .get_last_raw_message_by_subject(subject)
-        .await
-        .ok()
 }
 
 #[tokio::test]
@@ -322,19 +305,13 @@ async fn a_completed_payment_sells_a_live_hold_and_refuses_an_unknown_one() {
     let stranger = ReservationId::new();
     env.publish("payment-svc", &paid(stranger)).await.unwrap();
 
-    let js = env.jetstream().await.unwrap();
-    let sold = eventually("seat.sold", WAIT, async || {
-        Ok(msg_ok(&js, &format!("seat.sold.{r}")).await)
-    })
-    .await
-    .unwrap();
+    let sold = env.event("SEAT", &format!("seat.sold.{r}")).await.unwrap();
     let body: serde_json::Value = serde_json::from_slice(&sold.payload).unwrap();
     assert_eq!(body["seat_ids"], json!(seats));
-    let rejected = eventually("seat.sale_rejected", WAIT, async || {
-        Ok(msg_ok(&js, &format!("seat.sale_rejected.{stranger}")).await)
-    })
-    .await
-    .unwrap();
+    let rejected = env
+        .event("SEAT", &format!("seat.sale_rejected.{stranger}"))
+        .await
+        .unwrap();
     let body: serde_json::Value = serde_json::from_slice(&rejected.payload).unwrap();
     assert_eq!(body["reason"], "unknown_hold");
     // The sold seat cannot be held again.
@@ -359,16 +336,7 @@ async fn an_event_seat_svc_cannot_read_goes_to_the_dlq_with_the_reason() {
     let js = env.jetstream().await.unwrap();
     platform::harness::publish_message(&js, &msg).await.unwrap();
     let subject = format!("dlq.{SERVICE}.{}", event.subject());
-    let entry = eventually("the DLQ entry", WAIT, async || {
-        Ok(js
-            .get_stream("DLQ")
-            .await?
-            .get_last_raw_message_by_subject(&subject)
-            .await
-            .ok())
-    })
-    .await
-    .unwrap();
+    let entry = env.event("DLQ", &subject).await.unwrap();
     let reason = entry.headers.get("Dlq-Reason").unwrap().as_str().to_owned();
     assert!(reason.contains("payload does not match"), "{reason}");
     assert_eq!(

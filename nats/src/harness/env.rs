@@ -78,6 +78,39 @@ impl TestEnv {
         Ok(async_nats::jetstream::new(client))
     }
 
+    /// Waits for the last message on `subject` in `stream` (e.g. an event a service emitted).
+    pub async fn event(
+        &self,
+        stream: &str,
+        subject: &str,
+    ) -> anyhow::Result<async_nats::jetstream::message::StreamMessage> {
+        let js = self.jetstream().await?;
+        super::eventually(subject, Duration::from_secs(15), async || {
+            Ok(js
+                .get_stream(stream)
+                .await?
+                .get_last_raw_message_by_subject(subject)
+                .await
+                .ok())
+        })
+        .await
+    }
+
+    /// Waits until `durable` has been given everything in `stream` and has acked it all.
+    pub async fn handled_all(&self, stream: &str, durable: &str) -> anyhow::Result<()> {
+        let js = self.jetstream().await?;
+        super::eventually(
+            &format!("{durable} to handle all of {stream}"),
+            Duration::from_secs(15),
+            async || {
+                Ok(crate::topology::caught_up(&js, stream, durable)
+                    .await?
+                    .then_some(()))
+            },
+        )
+        .await
+    }
+
     /// Publishes `event` as `source` would, with its envelope; returns the message's id.
     pub async fn publish<E: contracts::Event>(
         &self,
