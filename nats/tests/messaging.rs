@@ -150,9 +150,15 @@ impl Handler<SeatEvent> for CountingHandler {
     }
 }
 
-#[tokio::test]
-async fn a_redelivered_event_changes_nothing() {
-    let s = setup().await;
+/// A database with an `applied` counter and a consumer of `seat.sold` counting into it.
+async fn counting_consumer(
+    s: &Setup,
+) -> (
+    Db,
+    Arc<CountingHandler>,
+    CancellationToken,
+    tokio::task::JoinHandle<()>,
+) {
     let db = Db::connect(&s.db_url).await.unwrap();
     db.ensure_messaging_tables().await.unwrap();
     sqlx::query("CREATE TABLE applied (n BIGINT NOT NULL)")
@@ -176,7 +182,13 @@ async fn a_redelivered_event_changes_nothing() {
         handler.clone(),
         stop.clone(),
     ));
+    (db, handler, stop, task)
+}
 
+#[tokio::test]
+async fn a_redelivered_event_changes_nothing() {
+    let s = setup().await;
+    let (db, handler, stop, task) = counting_consumer(&s).await;
     let relay = Outbox::new(db.clone());
     let mut tx = db.begin().await.unwrap();
     outbox::enqueue(&mut tx, &sold_event(), 0).await.unwrap();
@@ -199,25 +211,7 @@ async fn a_redelivered_event_changes_nothing() {
 #[tokio::test]
 async fn an_undecodable_event_goes_to_the_dlq_with_its_reason() {
     let s = setup().await;
-    let db = Db::connect(&s.db_url).await.unwrap();
-    db.ensure_messaging_tables().await.unwrap();
-    sqlx::query("CREATE TABLE applied (n BIGINT NOT NULL)")
-        .execute(db.pool())
-        .await
-        .unwrap();
-    let handler = Arc::new(CountingHandler {
-        db,
-        seen: Mutex::new(Vec::new()),
-    });
-    let stop = CancellationToken::new();
-    let spec = ConsumerSpec::new("test", contracts::Context::Seat, &["sold"], 1);
-    let task = tokio::spawn(consumer::run::<SeatEvent, _>(
-        s.js.clone(),
-        "test".into(),
-        spec,
-        handler.clone(),
-        stop.clone(),
-    ));
+    let (_db, handler, stop, task) = counting_consumer(&s).await;
 
     s.js.publish("seat.sold.not-an-envelope", "garbage".into())
         .await
