@@ -137,9 +137,10 @@ pub fn seats_of(event: &SeatEvent) -> &[SeatId] {
     }
 }
 
-/// The seat after `event` at stream position `seq`, or `None` if the event changes nothing:
-/// it is older than what the row shows (a redelivery or a late copy), or it releases a seat
-/// that has meanwhile gone to another reservation.
+/// The seat after `event` at stream position `seq`, or `None` if the event is not newer than
+/// what the row shows (a redelivery or a late copy). seat-svc publishes a seat's changes in the
+/// order it commits them, so the newest event of the `SEAT` stream is the seat's truth, whatever
+/// order they arrive in: the view converges, and a replay from the start rebuilds it.
 pub fn apply(seat: &ViewSeat, event: &SeatEvent, seq: u64) -> Option<ViewSeat> {
     if seq <= seat.last_seq {
         return None;
@@ -148,10 +149,8 @@ pub fn apply(seat: &ViewSeat, event: &SeatEvent, seq: u64) -> Option<ViewSeat> {
     let (status, reservation) = match event {
         SeatEvent::Held(_) => (SeatStatus::Held, Some(reservation)),
         SeatEvent::Sold(_) => (SeatStatus::Sold, Some(reservation)),
-        SeatEvent::Released(_) if seat.reservation == Some(reservation) => {
-            (SeatStatus::Available, None)
-        }
-        SeatEvent::Released(_) | SeatEvent::SaleRejected(_) => return None,
+        SeatEvent::Released(_) => (SeatStatus::Available, None),
+        SeatEvent::SaleRejected(_) => return None,
     };
     Some(ViewSeat {
         status,
@@ -248,12 +247,42 @@ mod tests {
         assert_eq!(apply(&s, &sold(r), 5), None);
     }
 
-    #[test]
-    fn a_release_of_another_reservation_leaves_the_seat_alone() {
+    /// One seat's events as seat-svc published them: held by a, released, held by b, sold.
+    fn history() -> Vec<(SeatEvent, u64)> {
         let (a, b) = (ReservationId::new(), ReservationId::new());
-        let s = apply(&available(), &held(b), 4).unwrap();
-        assert_eq!(apply(&s, &released(a), 5), None);
-        let freed = apply(&s, &released(b), 6).unwrap();
-        assert_eq!(freed.status, SeatStatus::Available);
+        vec![(held(a), 1), (released(a), 2), (held(b), 3), (sold(b), 4)]
+    }
+
+    fn replay(events: &[(SeatEvent, u64)]) -> ViewSeat {
+        events.iter().fold(available(), |seat, (e, seq)| {
+            apply(&seat, e, *seq).unwrap_or(seat)
+        })
+    }
+
+    #[test]
+    fn a_release_that_arrives_before_its_hold_still_wins() {
+        let a = ReservationId::new();
+        let s = replay(&[(released(a), 2), (held(a), 1)]);
+        assert_eq!(s.status, SeatStatus::Available);
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        /// Any order, any duplicates: the view ends where the in-order replay ends.
+        #[test]
+        fn the_view_converges_whatever_the_order(
+            order in Just((0..4).collect::<Vec<usize>>()).prop_shuffle(),
+            dups in proptest::collection::vec((0usize..4, 0usize..8), 0..8),
+        ) {
+            let events = history();
+            let mut seq: Vec<_> = order.iter().map(|&i| events[i].clone()).collect();
+            for (d, at) in dups {
+                seq.insert(at.min(seq.len()), events[d].clone());
+            }
+            prop_assert_eq!(replay(&seq), replay(&events));
+        }
     }
 }

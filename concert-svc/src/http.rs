@@ -22,6 +22,7 @@ use time::OffsetDateTime;
 pub struct AppState {
     pub db: Db,
     pub outbox: Outbox,
+    pub js: async_nats::jetstream::Context,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -32,6 +33,7 @@ pub fn router(state: AppState) -> Router {
             post(open_schedule).get(list_schedules),
         )
         .route("/schedules/{id}/seats", get(schedule_seats))
+        .route("/admin/view/rebuild", post(rebuild_view))
         .with_state(state)
 }
 
@@ -134,4 +136,20 @@ async fn schedule_seats(
         .await?
         .map(Json)
         .ok_or_else(|| Problem::not_found(format!("no schedule {schedule}")))
+}
+
+#[derive(Deserialize)]
+struct RebuildOptions {
+    #[serde(default)]
+    apply: bool,
+}
+
+/// Rebuilds the availability view from the `SEAT` stream; `?apply=true` merges it in.
+async fn rebuild_view(
+    State(s): State<AppState>,
+    _admin: Admin,
+    axum::extract::Query(options): axum::extract::Query<RebuildOptions>,
+) -> Result<impl IntoResponse, Problem> {
+    let report = crate::rebuild::rebuild(&s.db, &s.js, options.apply).await?;
+    Ok(Json(report))
 }

@@ -4,6 +4,7 @@
 pub mod domain;
 pub mod events;
 pub mod http;
+pub mod rebuild;
 pub mod startup;
 pub mod store;
 

@@ -29,6 +29,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
     let router = router(AppState {
         db: runtime.db.clone(),
         outbox: runtime.outbox.clone(),
+        js: runtime.js.clone(),
     });
     Ok(runtime.with_routes(router))
 }

@@ -200,3 +200,69 @@ pub async fn wait_view(
     )
     .await
 }
+
+pub async fn cancel(sys: &System, user: &str, id: &str) -> anyhow::Result<crate::Reply> {
+    sys.reservation
+        .api()
+        .post(
+            &format!("/reservations/{id}/cancel"),
+            Some(&sys.user_token(user)),
+            &json!({}),
+        )
+        .await
+}
+
+/// A user with `points` who takes a queue token and holds `seats`; answers the reservation id
+/// once reservation-svc knows it.
+pub async fn holding(
+    sys: &System,
+    user: &str,
+    points: i64,
+    schedule: &str,
+    seats: &[String],
+) -> anyhow::Result<String> {
+    if points > 0 {
+        charge(sys, user, points).await?;
+    }
+    let token = join_queue(sys, user, schedule).await?;
+    let token = token["token"].as_str().context("a token")?.to_owned();
+    let held = hold(sys, user, schedule, &token, seats).await?;
+    if !held.is(201) {
+        bail!("hold for {user}: {} {}", held.status, held.body);
+    }
+    let id = held.str("reservation_id");
+    wait_reservation(sys, user, &id, "awaiting_payment").await?;
+    Ok(id)
+}
+
+/// Reads a reservation's live status stream to its end; answers the statuses in order. `opened`
+/// is told once the first event (the current status) has arrived.
+pub async fn status_events(
+    api: crate::Api,
+    token: String,
+    id: String,
+    opened: tokio::sync::oneshot::Sender<()>,
+) -> anyhow::Result<Vec<String>> {
+    let mut resp = api
+        .get_streaming(&format!("/reservations/{id}/events"), &token)
+        .await?;
+    if resp.status() != 200 {
+        bail!("status stream: {}", resp.status());
+    }
+    let mut opened = Some(opened);
+    let (mut buffer, mut statuses) = (String::new(), Vec::new());
+    while let Some(chunk) = resp.chunk().await? {
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let frame: String = buffer.drain(..end + 2).collect();
+            for data in frame.lines().filter_map(|l| l.strip_prefix("data:")) {
+                let v: Value = serde_json::from_str(data.trim())?;
+                statuses.push(v["status"].as_str().unwrap_or_default().to_owned());
+                if let Some(tell) = opened.take() {
+                    let _ = tell.send(());
+                }
+            }
+        }
+    }
+    Ok(statuses)
+}

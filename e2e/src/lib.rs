@@ -3,6 +3,7 @@
 //! it over HTTP only. Used by the end-to-end tests and the demo.
 
 pub mod flows;
+pub mod invariants;
 pub mod process;
 
 pub use platform::harness::{Api, RawBody, Reply, eventually};

@@ -273,6 +273,43 @@ impl System {
         self.auth.issue(user, None, Duration::from_secs(3600))
     }
 
+    /// The databases of the four services, for the invariant checker.
+    pub fn databases(&self) -> crate::invariants::Databases {
+        let url = |name: &str| {
+            format!(
+                "sqlite://{}",
+                self.dir.path().join(format!("{name}.db")).display()
+            )
+        };
+        crate::invariants::Databases {
+            concert: url("concert-svc"),
+            seat: url("seat-svc"),
+            reservation: url("reservation-svc"),
+            payment: url("payment-svc"),
+        }
+    }
+
+    /// Waits until every saga is terminal and the view has caught up, then checks the
+    /// invariants; the report says what is wrong, if anything.
+    pub async fn settle(&self, within: Duration) -> anyhow::Result<crate::invariants::Report> {
+        let dbs = self.databases();
+        let mut last = None;
+        let settled = eventually(
+            "every saga to finish and the invariants to hold",
+            within,
+            async || {
+                let report = crate::invariants::check(&dbs).await?;
+                let done = report.is_clean();
+                last = Some(report);
+                Ok(done.then_some(()))
+            },
+        )
+        .await;
+        let report = last.expect("checked at least once");
+        settled.map_err(|e| anyhow::anyhow!("{e}: {report}"))?;
+        Ok(report)
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }

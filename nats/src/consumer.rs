@@ -213,7 +213,8 @@ async fn settle(
     }
 }
 
-fn decode<E: Event>(msg: &jetstream::Message) -> Result<(Envelope, E), String> {
+/// Reads the envelope and payload of a message as an event of context `E`; the error says why not.
+pub fn decode<E: Event>(msg: &jetstream::Message) -> Result<(Envelope, E), String> {
     let headers = msg
         .headers
         .as_ref()

@@ -82,6 +82,8 @@ impl ServiceConfig {
     }
 }
 
+type PeriodicTask = Box<dyn Fn() -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>;
+
 type ConsumerTask =
     Box<dyn FnOnce(jetstream::Context, CancellationToken) -> BoxFuture<'static, ()> + Send>;
 
@@ -96,6 +98,8 @@ pub struct Runtime {
     replicas: usize,
     listener: TcpListener,
     consumers: Vec<ConsumerTask>,
+    periodic: Vec<(&'static str, Duration, PeriodicTask)>,
+    stopping: CancellationToken,
 }
 
 impl Runtime {
@@ -126,6 +130,8 @@ impl Runtime {
             replicas: config.nats_replicas,
             listener,
             consumers: Vec::new(),
+            periodic: Vec::new(),
+            stopping: CancellationToken::new(),
         })
     }
 
@@ -156,6 +162,23 @@ impl Runtime {
         }));
     }
 
+    /// Runs `task` every `period` until shutdown (e.g. expiry scans). Its state lives in the
+    /// database, so any replica may run it and a restart loses nothing.
+    pub fn every<F, Fut>(&mut self, name: &'static str, period: Duration, task: F)
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        self.periodic
+            .push((name, period, Box::new(move || Box::pin(task()))));
+    }
+
+    /// Cancelled when the service starts to stop: long-lived responses (server-sent events)
+    /// end on it so a graceful shutdown is not held open by them.
+    pub fn stopping(&self) -> CancellationToken {
+        self.stopping.clone()
+    }
+
     /// The service, ready to run: the runtime with its routes.
     pub fn with_routes(self, routes: Router) -> App {
         App {
@@ -175,6 +198,23 @@ impl Runtime {
         let consumers_stop = shutdown.child_token();
         let relay_stop = CancellationToken::new();
         let relay = tokio::spawn(self.outbox.clone().run(self.js.clone(), relay_stop.clone()));
+        let mut periodic = JoinSet::new();
+        for (name, period, task) in self.periodic {
+            let stop = consumers_stop.clone();
+            periodic.spawn(async move {
+                let mut tick = tokio::time::interval(period);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tick.tick() => {}
+                    }
+                    if let Err(e) = task().await {
+                        tracing::warn!(task = name, error = %format!("{e:#}"), "periodic task failed");
+                    }
+                }
+            });
+        }
         let background = tokio::spawn(start_consumers(
             self.js.clone(),
             self.replicas,
@@ -193,6 +233,12 @@ impl Runtime {
         // The test harness and the demo read this line to learn the port.
         println!("{} listening on http://{addr}", self.name);
 
+        let stopping = self.stopping.clone();
+        let signal = shutdown.clone();
+        tokio::spawn(async move {
+            signal.cancelled().await;
+            stopping.cancel();
+        });
         axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await

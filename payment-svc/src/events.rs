@@ -1,19 +1,76 @@
-//! events: debits a wallet when a reservation asks to be paid, answering with
-//! `payment.completed` or `payment.failed`.
+//! events: debits a wallet when a reservation asks to be paid (`payment.completed` or
+//! `payment.failed`), and refunds a debited reservation that is cancelled or whose sale seat-svc
+//! refused (`payment.refunded`).
 
-use crate::domain::{OnRequested, PaymentStatus, on_payment_requested};
-use crate::{SERVICE, store};
-use contracts::events::{PaymentCompleted, PaymentFailed};
-use contracts::{PaymentEvent, ReservationEvent};
+use crate::SERVICE;
+use crate::domain::{PaymentStatus, Step, on_cancelled, on_payment_requested, on_sale_rejected};
+use crate::store::{self, Payment};
+use contracts::events::{PaymentCompleted, PaymentFailed, PaymentRefunded};
+use contracts::{PaymentEvent, Points, ReservationEvent, ReservationId, SeatEvent};
 use platform::apply::Apply;
 use platform::consumer::{Delivery, Outcome};
 use platform::db::Tx;
 use platform::outbox::emit;
 use time::OffsetDateTime;
+use uuid::Uuid;
 
-pub const RESERVATION_EVENTS: &[&str] = &["payment_requested"];
+pub const RESERVATION_EVENTS: &[&str] = &["payment_requested", "cancelled"];
+pub const SEAT_EVENTS: &[&str] = &["sale_rejected"];
 
 pub struct Cashier;
+
+struct Ctx<'a> {
+    tx: &'a mut Tx,
+    cause: Option<Uuid>,
+    now: OffsetDateTime,
+}
+
+impl Ctx<'_> {
+    fn ms(&self) -> i64 {
+        platform::to_millis(self.now)
+    }
+
+    async fn emit(&mut self, event: PaymentEvent) -> anyhow::Result<()> {
+        emit(self.tx, SERVICE, &event, self.cause, self.now).await?;
+        Ok(())
+    }
+
+    async fn fail(
+        &mut self,
+        r: ReservationId,
+        user: &contracts::UserId,
+        amount: Points,
+        reason: &str,
+    ) -> anyhow::Result<()> {
+        let now = self.ms();
+        store::record_payment(
+            self.tx,
+            r,
+            user,
+            amount,
+            PaymentStatus::Failed,
+            Some(reason),
+            now,
+        )
+        .await?;
+        self.emit(PaymentEvent::Failed(PaymentFailed {
+            reservation_id: r,
+            reason: reason.to_owned(),
+        }))
+        .await
+    }
+
+    async fn refund(&mut self, r: ReservationId, payment: Option<Payment>) -> anyhow::Result<()> {
+        let Some(p) = payment else { return Ok(()) };
+        let now = self.ms();
+        store::refund(self.tx, r, &p, now).await?;
+        self.emit(PaymentEvent::Refunded(PaymentRefunded {
+            reservation_id: r,
+            amount: p.amount,
+        }))
+        .await
+    }
+}
 
 impl Apply<ReservationEvent> for Cashier {
     async fn apply(
@@ -22,56 +79,93 @@ impl Apply<ReservationEvent> for Cashier {
         d: &Delivery<ReservationEvent>,
         now: OffsetDateTime,
     ) -> anyhow::Result<Outcome> {
-        let ReservationEvent::PaymentRequested(req) = &d.event else {
-            return Ok(Outcome::Done);
-        };
-        let now_ms = platform::to_millis(now);
-        let cause = Some(d.envelope.id);
-        let r = req.reservation_id;
-        let existing = store::payment_status(tx, r).await?;
-        let balance = store::points(tx, &req.user_id).await?;
-        let failure = match on_payment_requested(existing, balance, req.amount) {
-            OnRequested::Nothing => return Ok(Outcome::Done),
-            OnRequested::Debit => {
-                if store::debit(tx, &req.user_id, r, req.amount, now_ms).await? {
-                    store::record_payment(
-                        tx,
-                        r,
-                        &req.user_id,
-                        req.amount,
-                        PaymentStatus::Debited,
-                        None,
-                        now_ms,
-                    )
-                    .await?;
-                    let completed = PaymentEvent::Completed(PaymentCompleted {
-                        reservation_id: r,
-                        user_id: req.user_id.clone(),
-                        amount: req.amount,
-                    });
-                    emit(tx, SERVICE, &completed, cause, now).await?;
-                    return Ok(Outcome::Done);
-                }
-                // The balance moved between the read and the update (another replica).
-                "insufficient_points"
-            }
-            OnRequested::Fail(reason) => reason,
-        };
-        store::record_payment(
+        let mut cx = Ctx {
             tx,
-            r,
-            &req.user_id,
-            req.amount,
-            PaymentStatus::Failed,
-            Some(failure),
-            now_ms,
-        )
-        .await?;
-        let failed = PaymentEvent::Failed(PaymentFailed {
-            reservation_id: r,
-            reason: failure.to_owned(),
-        });
-        emit(tx, SERVICE, &failed, cause, now).await?;
+            cause: Some(d.envelope.id),
+            now,
+        };
+        match &d.event {
+            ReservationEvent::PaymentRequested(req) => {
+                let r = req.reservation_id;
+                let existing = store::payment(cx.tx, r).await?.map(|p| p.status);
+                let balance = store::points(cx.tx, &req.user_id).await?;
+                match on_payment_requested(existing, balance, req.amount) {
+                    Step::Debit => {
+                        let at = cx.ms();
+                        if store::debit(cx.tx, &req.user_id, r, req.amount, at).await? {
+                            store::record_payment(
+                                cx.tx,
+                                r,
+                                &req.user_id,
+                                req.amount,
+                                PaymentStatus::Debited,
+                                None,
+                                at,
+                            )
+                            .await?;
+                            cx.emit(PaymentEvent::Completed(PaymentCompleted {
+                                reservation_id: r,
+                                user_id: req.user_id.clone(),
+                                amount: req.amount,
+                            }))
+                            .await?;
+                        } else {
+                            // The balance moved between the read and the update (another replica).
+                            cx.fail(r, &req.user_id, req.amount, "insufficient_points")
+                                .await?;
+                        }
+                    }
+                    Step::Fail(reason) => cx.fail(r, &req.user_id, req.amount, reason).await?,
+                    _ => {}
+                }
+            }
+            ReservationEvent::Cancelled(c) => {
+                let r = c.reservation_id;
+                let payment = store::payment(cx.tx, r).await?;
+                match on_cancelled(payment.as_ref().map(|p| p.status)) {
+                    Step::Refund => cx.refund(r, payment).await?,
+                    Step::RememberCancel => {
+                        let at = cx.ms();
+                        store::record_payment(
+                            cx.tx,
+                            r,
+                            &c.user_id,
+                            Points::ZERO,
+                            PaymentStatus::CancelledUnpaid,
+                            None,
+                            at,
+                        )
+                        .await?;
+                    }
+                    _ => {}
+                }
+            }
+            // Not subscribed; harmless if it ever arrives.
+            ReservationEvent::Confirmed(_) => {}
+        }
+        Ok(Outcome::Done)
+    }
+}
+
+impl Apply<SeatEvent> for Cashier {
+    async fn apply(
+        &self,
+        tx: &mut Tx,
+        d: &Delivery<SeatEvent>,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<Outcome> {
+        let mut cx = Ctx {
+            tx,
+            cause: Some(d.envelope.id),
+            now,
+        };
+        if let SeatEvent::SaleRejected(rejected) = &d.event {
+            let r = rejected.reservation_id;
+            let payment = store::payment(cx.tx, r).await?;
+            if on_sale_rejected(payment.as_ref().map(|p| p.status)) == Step::Refund {
+                cx.refund(r, payment).await?;
+            }
+        }
         Ok(Outcome::Done)
     }
 }

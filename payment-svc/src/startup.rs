@@ -2,9 +2,9 @@
 //! by `main` and by the tests alike.
 
 use crate::SERVICE;
-use crate::events::{Cashier, RESERVATION_EVENTS};
+use crate::events::{Cashier, RESERVATION_EVENTS, SEAT_EVENTS};
 use crate::http::{AppState, router};
-use contracts::ReservationEvent;
+use contracts::{ReservationEvent, SeatEvent};
 use platform::service::{App, Runtime, ServiceConfig};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -26,6 +26,7 @@ impl Config {
 pub async fn build(config: Config) -> anyhow::Result<App> {
     let mut runtime = Runtime::start(&config.service, &MIGRATOR).await?;
     runtime.consume::<ReservationEvent, _>(RESERVATION_EVENTS, Cashier);
+    runtime.consume::<SeatEvent, _>(SEAT_EVENTS, Cashier);
     let router = router(AppState {
         db: runtime.db.clone(),
     });

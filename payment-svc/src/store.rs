@@ -120,18 +120,33 @@ async fn append(
     Ok(())
 }
 
-pub async fn payment_status(
-    tx: &mut Tx,
-    reservation: ReservationId,
-) -> sqlx::Result<Option<PaymentStatus>> {
-    let status: Option<String> =
-        sqlx::query_scalar("SELECT status FROM payments WHERE reservation_id = $1")
-            .bind(reservation.to_string())
-            .fetch_optional(&mut **tx)
-            .await?;
-    Ok(status.as_deref().and_then(PaymentStatus::parse))
+/// One reservation's payment as recorded.
+#[derive(Debug, Clone)]
+pub struct Payment {
+    pub user: UserId,
+    pub amount: Points,
+    pub status: PaymentStatus,
 }
 
+pub async fn payment(tx: &mut Tx, reservation: ReservationId) -> sqlx::Result<Option<Payment>> {
+    let row = sqlx::query("SELECT user_id, amount, status FROM payments WHERE reservation_id = $1")
+        .bind(reservation.to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
+    row.map(|r| {
+        let status: String = r.try_get("status")?;
+        Ok(Payment {
+            user: UserId(r.try_get("user_id")?),
+            amount: Points::new(r.try_get("amount")?).unwrap_or(Points::ZERO),
+            status: PaymentStatus::parse(&status).ok_or_else(|| {
+                sqlx::Error::Decode(format!("unknown payment status {status:?}").into())
+            })?,
+        })
+    })
+    .transpose()
+}
+
+/// Records the reservation's payment, or moves an existing record to `status`.
 pub async fn record_payment(
     tx: &mut Tx,
     reservation: ReservationId,
@@ -143,7 +158,8 @@ pub async fn record_payment(
 ) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO payments (reservation_id, user_id, amount, status, reason, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $6)",
+         VALUES ($1, $2, $3, $4, $5, $6, $6)
+         ON CONFLICT (reservation_id) DO UPDATE SET status = $4, reason = $5, updated_at = $6",
     )
     .bind(reservation.to_string())
     .bind(&user.0)
@@ -154,6 +170,42 @@ pub async fn record_payment(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Gives a debited reservation's points back (the ledger's unique index allows one refund).
+pub async fn refund(
+    tx: &mut Tx,
+    reservation: ReservationId,
+    p: &Payment,
+    now_ms: i64,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE wallets SET balance = balance + $1, updated_at = $2 WHERE user_id = $3")
+        .bind(p.amount.value())
+        .bind(now_ms)
+        .bind(&p.user.0)
+        .execute(&mut **tx)
+        .await?;
+    let balance = wallet_balance(tx, &p.user).await?;
+    append(
+        tx,
+        &p.user,
+        "refund",
+        p.amount,
+        Some(reservation),
+        balance,
+        now_ms,
+    )
+    .await?;
+    record_payment(
+        tx,
+        reservation,
+        &p.user,
+        p.amount,
+        PaymentStatus::Refunded,
+        None,
+        now_ms,
+    )
+    .await
 }
 
 #[derive(Debug, Serialize)]

@@ -1,10 +1,10 @@
-//! events: moves reservations along the saga from seat and payment events, and announces a
-//! confirmed reservation.
+//! events: records what seat and payment events tell about each saga, and announces a
+//! reservation once it is confirmed.
 
-use crate::domain::{Status, Transition, on_payment_event, on_seat_event};
+use crate::domain::{Fact, Status};
 use crate::{SERVICE, store};
 use contracts::events::ReservationConfirmed;
-use contracts::{Event, PaymentEvent, ReservationEvent, ReservationId, SeatEvent};
+use contracts::{Event, PaymentEvent, ReservationEvent, SeatEvent};
 use platform::apply::Apply;
 use platform::consumer::{Delivery, Outcome, retry_delay};
 use platform::db::Tx;
@@ -12,54 +12,37 @@ use platform::outbox::emit;
 use time::OffsetDateTime;
 
 pub const SEAT_EVENTS: &[&str] = &["held", "sold", "released", "sale_rejected"];
-pub const PAYMENT_EVENTS: &[&str] = &["failed"];
+pub const PAYMENT_EVENTS: &[&str] = &["completed", "failed", "refunded"];
 
 pub struct SagaTracker;
 
-/// Applies `decide`'s transition to the reservation the event is about. An event that arrives
-/// before the reservation exists (before its `seat.held`) is retried until that one is in.
-async fn advance<E: Event>(
+/// Adds `fact` to the reservation the event is about. An event that arrives before the
+/// reservation exists (before its `seat.held`, only possible on redelivery) is retried.
+async fn learn<E: Event>(
     tx: &mut Tx,
     d: &Delivery<E>,
+    fact: Fact,
     now: OffsetDateTime,
-    decide: impl Fn(Status) -> Option<Transition>,
 ) -> anyhow::Result<Outcome> {
     let Some(id) = d.event.reservation_id() else {
         return Ok(Outcome::Reject {
             reason: "event carries no reservation id".into(),
         });
     };
-    let Some(current) = store::get(tx, id).await? else {
+    let Some(mut r) = store::get(tx, id).await? else {
         return Ok(Outcome::Retry {
             after: retry_delay(d.delivered),
             reason: format!("reservation {id} not known yet"),
         });
     };
-    if let Some(t) = decide(current.status) {
-        store::set_status(
-            tx,
-            id,
-            t.status,
-            t.reason.as_deref(),
-            platform::to_millis(now),
-        )
-        .await?;
-        if t.status == Status::Confirmed {
-            confirm(tx, id, d.envelope.id, now).await?;
-        }
+    let before = r.facts.status().0;
+    r.facts.learn(&fact);
+    store::save_facts(tx, id, &r.facts, platform::to_millis(now)).await?;
+    if before != Status::Confirmed && r.facts.status().0 == Status::Confirmed {
+        let confirmed = ReservationEvent::Confirmed(ReservationConfirmed { reservation_id: id });
+        emit(tx, SERVICE, &confirmed, Some(d.envelope.id), now).await?;
     }
     Ok(Outcome::Done)
-}
-
-async fn confirm(
-    tx: &mut Tx,
-    id: ReservationId,
-    cause: uuid::Uuid,
-    now: OffsetDateTime,
-) -> anyhow::Result<()> {
-    let confirmed = ReservationEvent::Confirmed(ReservationConfirmed { reservation_id: id });
-    emit(tx, SERVICE, &confirmed, Some(cause), now).await?;
-    Ok(())
 }
 
 impl Apply<SeatEvent> for SagaTracker {
@@ -69,11 +52,14 @@ impl Apply<SeatEvent> for SagaTracker {
         d: &Delivery<SeatEvent>,
         now: OffsetDateTime,
     ) -> anyhow::Result<Outcome> {
-        if let SeatEvent::Held(held) = &d.event {
-            store::insert_from_hold(tx, held, platform::to_millis(now)).await?;
-            return Ok(Outcome::Done);
+        match (&d.event, Fact::from_seat(&d.event)) {
+            (SeatEvent::Held(held), _) => {
+                store::insert_from_hold(tx, held, platform::to_millis(now)).await?;
+                Ok(Outcome::Done)
+            }
+            (_, Some(fact)) => learn(tx, d, fact, now).await,
+            (_, None) => Ok(Outcome::Done),
         }
-        advance(tx, d, now, |status| on_seat_event(status, &d.event)).await
     }
 }
 
@@ -84,6 +70,6 @@ impl Apply<PaymentEvent> for SagaTracker {
         d: &Delivery<PaymentEvent>,
         now: OffsetDateTime,
     ) -> anyhow::Result<Outcome> {
-        advance(tx, d, now, |status| on_payment_event(status, &d.event)).await
+        learn(tx, d, Fact::from_payment(&d.event), now).await
     }
 }

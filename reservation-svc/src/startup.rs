@@ -30,6 +30,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
     let router = router(AppState {
         db: runtime.db.clone(),
         outbox: runtime.outbox.clone(),
+        stopping: runtime.stopping(),
     });
     Ok(runtime.with_routes(router))
 }

@@ -1,6 +1,6 @@
 //! store: reservations in SQL.
 
-use crate::domain::Status;
+use crate::domain::{Facts, Status};
 use contracts::events::SeatHeld;
 use contracts::{ReservationId, UserId};
 use platform::db::Tx;
@@ -24,9 +24,12 @@ pub struct Reservation {
     pub created_at: time::OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: time::OffsetDateTime,
+    #[serde(skip)]
+    pub facts: Facts,
 }
 
-const COLUMNS: &str = "id, user_id, schedule_id, seat_ids, amount, status, reason, expires_at, created_at, updated_at";
+const COLUMNS: &str = "id, user_id, schedule_id, seat_ids, amount, status, reason, expires_at, \
+                       created_at, updated_at, facts";
 
 fn from_row(r: &AnyRow) -> sqlx::Result<Reservation> {
     let seat_ids: String = r.try_get("seat_ids")?;
@@ -43,6 +46,8 @@ fn from_row(r: &AnyRow) -> sqlx::Result<Reservation> {
         expires_at: platform::from_millis(r.try_get("expires_at")?),
         created_at: platform::from_millis(r.try_get("created_at")?),
         updated_at: platform::from_millis(r.try_get("updated_at")?),
+        facts: serde_json::from_str(&r.try_get::<String, _>("facts")?)
+            .map_err(|e| sqlx::Error::Decode(e.into()))?,
     })
 }
 
@@ -106,14 +111,16 @@ pub async fn list_for_user(pool: &AnyPool, user: &UserId) -> sqlx::Result<Vec<Re
     .collect()
 }
 
-pub async fn set_status(
+/// Stores the facts and the status and reason they amount to.
+pub async fn save_facts(
     tx: &mut Tx,
     id: ReservationId,
-    status: Status,
-    reason: Option<&str>,
+    facts: &Facts,
     now_ms: i64,
 ) -> sqlx::Result<()> {
-    sqlx::query("UPDATE reservations SET status = $1, reason = $2, updated_at = $3 WHERE id = $4")
+    let (status, reason) = facts.status();
+    sqlx::query("UPDATE reservations SET facts = $1, status = $2, reason = $3, updated_at = $4 WHERE id = $5")
+        .bind(serde_json::to_string(facts).expect("facts always serialise"))
         .bind(status.as_str())
         .bind(reason)
         .bind(now_ms)

@@ -1,7 +1,7 @@
 //! domain: the rules of holds and the queue — what a hold request may ask for, what a completed
 //! or failed payment does to a hold, and who the queue admits. Pure: time is an argument.
 
-use contracts::SeatId;
+use contracts::{ReleaseReason, SeatId};
 use std::collections::HashSet;
 use time::OffsetDateTime;
 
@@ -70,6 +70,7 @@ impl HoldStatus {
 pub struct Hold {
     pub status: HoldStatus,
     pub expires_at: OffsetDateTime,
+    pub release_reason: Option<ReleaseReason>,
 }
 
 /// What a completed payment does to the hold it paid for.
@@ -77,6 +78,9 @@ pub struct Hold {
 pub enum OnPaid {
     /// The hold is live: the seats are sold.
     Sell,
+    /// The hold is past its deadline but not released yet: release it now as expired, and
+    /// refuse the sale.
+    ExpireAndReject,
     /// The hold is gone: the sale is refused so the payment gets refunded.
     Reject(&'static str),
     /// Already sold: a repeated payment event changes nothing.
@@ -84,20 +88,34 @@ pub enum OnPaid {
 }
 
 pub fn on_payment_completed(hold: Option<&Hold>, now: OffsetDateTime) -> OnPaid {
-    match hold {
-        None => OnPaid::Reject("unknown_hold"),
-        Some(h) => match h.status {
-            HoldStatus::Sold => OnPaid::Nothing,
-            HoldStatus::Released => OnPaid::Reject("hold_released"),
-            HoldStatus::Held if h.expires_at <= now => OnPaid::Reject("hold_expired"),
-            HoldStatus::Held => OnPaid::Sell,
-        },
+    let Some(h) = hold else {
+        return OnPaid::Reject("unknown_hold");
+    };
+    match h.status {
+        HoldStatus::Sold => OnPaid::Nothing,
+        HoldStatus::Held if h.expires_at <= now => OnPaid::ExpireAndReject,
+        HoldStatus::Held => OnPaid::Sell,
+        HoldStatus::Released => OnPaid::Reject(match h.release_reason {
+            Some(ReleaseReason::Expired) | None => "hold_expired",
+            Some(ReleaseReason::Cancelled) => "hold_cancelled",
+            Some(ReleaseReason::PaymentFailed) => "hold_released",
+        }),
     }
 }
 
 /// A failed payment releases a live hold; anything else stays as it is.
 pub fn releases_on_payment_failed(hold: Option<&Hold>) -> bool {
     hold.is_some_and(|h| h.status == HoldStatus::Held)
+}
+
+/// A cancelled reservation gives its seats back, held or already sold.
+pub fn releases_on_cancel(hold: Option<&Hold>) -> bool {
+    hold.is_some_and(|h| h.status != HoldStatus::Released)
+}
+
+/// The expiry scan releases a live hold whose deadline has passed.
+pub fn is_due(hold: &Hold, now: OffsetDateTime) -> bool {
+    hold.status == HoldStatus::Held && hold.expires_at <= now
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +161,7 @@ mod tests {
         Hold {
             status,
             expires_at: OffsetDateTime::UNIX_EPOCH + Duration::seconds(expires_in),
+            release_reason: (status == HoldStatus::Released).then_some(ReleaseReason::Expired),
         }
     }
 
@@ -171,11 +190,11 @@ mod tests {
         );
         assert_eq!(
             on_payment_completed(Some(&hold(HoldStatus::Held, 0)), NOW),
-            OnPaid::Reject("hold_expired")
+            OnPaid::ExpireAndReject
         );
         assert_eq!(
             on_payment_completed(Some(&hold(HoldStatus::Released, 60)), NOW),
-            OnPaid::Reject("hold_released")
+            OnPaid::Reject("hold_expired")
         );
         assert_eq!(
             on_payment_completed(Some(&hold(HoldStatus::Sold, 60)), NOW),

@@ -1,7 +1,7 @@
 //! http: the queue (take a token, see its position) and holds (needs an active token).
 
 use crate::SERVICE;
-use crate::domain::{self, HoldInvalid, TokenStatus, admissions};
+use crate::domain::{self, HoldInvalid, TokenStatus};
 use crate::store::{self, NewHold, Token};
 use async_nats::jetstream;
 use axum::extract::State;
@@ -80,14 +80,7 @@ async fn join_queue(
     }
     let token = uuid::Uuid::new_v4().to_string();
     store::insert_token(&mut tx, &token, schedule, &user, now).await?;
-    let key = schedule.to_string();
-    let active = store::count_active(&mut tx, &key).await?;
-    store::activate_waiting(
-        &mut tx,
-        &key,
-        admissions(active, s.limits.queue_active_limit),
-    )
-    .await?;
+    store::admit(&mut tx, &schedule.to_string(), s.limits.queue_active_limit).await?;
     let t = store::get_token(&mut tx, &token)
         .await?
         .ok_or_else(|| Problem::internal("a token vanished inside its own transaction"))?;
@@ -109,14 +102,10 @@ async fn queue_status(
         // Someone else's token is not theirs to look at: same answer as a wrong token.
         return Err(Problem::not_found("no such queue token"));
     }
-    // Whoever asks may find room has opened up since they joined.
-    let active = store::count_active(&mut tx, &t.schedule_id).await?;
-    store::activate_waiting(
-        &mut tx,
-        &t.schedule_id,
-        admissions(active, s.limits.queue_active_limit),
-    )
-    .await?;
+    // Asking keeps the token alive; and room may have opened up since they joined.
+    let now = platform::to_millis(OffsetDateTime::now_utc());
+    store::touch_token(&mut tx, &token, now).await?;
+    store::admit(&mut tx, &t.schedule_id, s.limits.queue_active_limit).await?;
     let t = store::get_token(&mut tx, &token).await?.unwrap_or(t);
     let body = token_answer(&mut tx, &t).await?;
     tx.commit().await?;
@@ -175,6 +164,13 @@ async fn hold_seats(
         }
     }
 
+    // One live hold per token: a second would let one admission take seats twice.
+    if let Some(r) = store::live_hold_of_token(&mut tx, &token).await? {
+        return Err(Problem::conflict(format!(
+            "this queue token already holds seats for reservation {r}; pay for or cancel it first"
+        )));
+    }
+    store::touch_token(&mut tx, &token, now_ms).await?;
     let reservation = ReservationId::new();
     let claimed = store::claim_seats(&mut tx, schedule, reservation, &seats).await?;
     if claimed != seats.len() as u64 {

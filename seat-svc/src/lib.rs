@@ -3,6 +3,7 @@
 
 pub mod domain;
 pub mod events;
+pub mod expiry;
 pub mod http;
 pub mod startup;
 pub mod store;

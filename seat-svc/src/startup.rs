@@ -2,11 +2,18 @@
 //! by `main` and by the tests alike.
 
 use crate::SERVICE;
-use crate::events::{CONCERT_EVENTS, InventoryBuilder, PAYMENT_EVENTS, PaymentReactions};
+use crate::events::{
+    CONCERT_EVENTS, HoldKeeper, InventoryBuilder, PAYMENT_EVENTS, RESERVATION_EVENTS,
+};
+use crate::expiry;
 use crate::http::{AppState, Limits, router};
-use contracts::{ConcertEvent, PaymentEvent};
+use contracts::{ConcertEvent, PaymentEvent, ReservationEvent};
 use platform::service::{App, Runtime, ServiceConfig, env_parse};
 use std::time::Duration;
+
+/// How often deadlines are checked: a hold is released at most this late.
+const HOLD_SCAN: Duration = Duration::from_millis(200);
+const TOKEN_SCAN: Duration = Duration::from_secs(1);
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -42,7 +49,33 @@ impl Config {
 pub async fn build(config: Config) -> anyhow::Result<App> {
     let mut runtime = Runtime::start(&config.service, &MIGRATOR).await?;
     runtime.consume::<ConcertEvent, _>(CONCERT_EVENTS, InventoryBuilder);
-    runtime.consume::<PaymentEvent, _>(PAYMENT_EVENTS, PaymentReactions);
+    let limit = config.limits.queue_active_limit;
+    runtime.consume::<PaymentEvent, _>(
+        PAYMENT_EVENTS,
+        HoldKeeper {
+            queue_active_limit: limit,
+        },
+    );
+    runtime.consume::<ReservationEvent, _>(
+        RESERVATION_EVENTS,
+        HoldKeeper {
+            queue_active_limit: limit,
+        },
+    );
+    let (db, outbox, limits) = (
+        runtime.db.clone(),
+        runtime.outbox.clone(),
+        config.limits.clone(),
+    );
+    runtime.every("expire holds", HOLD_SCAN, move || {
+        let (db, outbox, limits) = (db.clone(), outbox.clone(), limits.clone());
+        async move { expiry::expire_holds(&db, &outbox, &limits).await.map(drop) }
+    });
+    let (db, limits) = (runtime.db.clone(), config.limits.clone());
+    runtime.every("expire queue tokens", TOKEN_SCAN, move || {
+        let (db, limits) = (db.clone(), limits.clone());
+        async move { expiry::expire_tokens(&db, &limits).await }
+    });
     let router = router(AppState {
         db: runtime.db.clone(),
         outbox: runtime.outbox.clone(),

@@ -3,7 +3,7 @@
 
 use crate::domain::{Hold, HoldStatus, TokenStatus};
 use contracts::events::ScheduleOpened;
-use contracts::{ReservationId, ScheduleId, SeatId, UserId};
+use contracts::{ReleaseReason, ReservationId, ScheduleId, SeatId, UserId};
 use platform::db::Tx;
 use sqlx::Row;
 
@@ -147,6 +147,60 @@ pub async fn activate_waiting(tx: &mut Tx, schedule: &str, n: i64) -> sqlx::Resu
     Ok(())
 }
 
+/// Fills the schedule's free active places with the longest-waiting tokens.
+pub async fn admit(tx: &mut Tx, schedule: &str, active_limit: i64) -> sqlx::Result<()> {
+    let active = count_active(tx, schedule).await?;
+    activate_waiting(
+        tx,
+        schedule,
+        crate::domain::admissions(active, active_limit),
+    )
+    .await
+}
+
+/// Marks the token as just used, so it does not expire as idle.
+pub async fn touch_token(tx: &mut Tx, token: &str, now_ms: i64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE queue_tokens SET last_seen_at = $1 WHERE token = $2")
+        .bind(now_ms)
+        .bind(token)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The reservation a token currently holds seats for, if any.
+pub async fn live_hold_of_token(tx: &mut Tx, token: &str) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("SELECT reservation_id FROM holds WHERE token = $1 AND status = 'held'")
+        .bind(token)
+        .fetch_optional(&mut **tx)
+        .await
+}
+
+/// Expires waiting or active tokens unused since `cutoff_ms` (a token with a live hold stays
+/// until its hold ends); answers the schedules that now have room.
+pub async fn expire_idle_tokens(tx: &mut Tx, cutoff_ms: i64) -> sqlx::Result<Vec<String>> {
+    let schedules: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT schedule_id FROM queue_tokens
+         WHERE status IN ('waiting', 'active') AND last_seen_at < $1
+         AND token NOT IN (SELECT token FROM holds WHERE status = 'held')",
+    )
+    .bind(cutoff_ms)
+    .fetch_all(&mut **tx)
+    .await?;
+    if schedules.is_empty() {
+        return Ok(schedules);
+    }
+    sqlx::query(
+        "UPDATE queue_tokens SET status = 'expired'
+         WHERE status IN ('waiting', 'active') AND last_seen_at < $1
+         AND token NOT IN (SELECT token FROM holds WHERE status = 'held')",
+    )
+    .bind(cutoff_ms)
+    .execute(&mut **tx)
+    .await?;
+    Ok(schedules)
+}
+
 /// 1 for the first in line; 0 when not waiting.
 pub async fn position(tx: &mut Tx, t: &Token) -> sqlx::Result<i64> {
     if t.status != TokenStatus::Waiting {
@@ -252,17 +306,21 @@ pub async fn get_hold(
     tx: &mut Tx,
     reservation: ReservationId,
 ) -> sqlx::Result<Option<(Hold, Vec<SeatId>)>> {
-    let Some(row) = sqlx::query("SELECT status, expires_at FROM holds WHERE reservation_id = $1")
-        .bind(reservation.to_string())
-        .fetch_optional(&mut **tx)
-        .await?
+    let Some(row) = sqlx::query(
+        "SELECT status, expires_at, release_reason FROM holds WHERE reservation_id = $1",
+    )
+    .bind(reservation.to_string())
+    .fetch_optional(&mut **tx)
+    .await?
     else {
         return Ok(None);
     };
     let status: String = row.try_get("status")?;
+    let reason: Option<String> = row.try_get("release_reason")?;
     let hold = Hold {
         status: HoldStatus::parse(&status).unwrap_or(HoldStatus::Released),
         expires_at: platform::from_millis(row.try_get("expires_at")?),
+        release_reason: reason.as_deref().and_then(release_reason),
     };
     let seats: Vec<String> = sqlx::query_scalar(
         "SELECT seat_id FROM hold_seats WHERE reservation_id = $1 ORDER BY seat_id",
@@ -274,29 +332,91 @@ pub async fn get_hold(
     Ok(Some((hold, seats)))
 }
 
-/// Ends a live hold: its seats become `sold` or `available` again, and the hold records how.
-pub async fn end_hold(
-    tx: &mut Tx,
-    reservation: ReservationId,
-    outcome: HoldStatus,
-) -> sqlx::Result<()> {
-    let seats_sql = match outcome {
-        HoldStatus::Sold => {
-            "UPDATE seats SET status = 'sold' WHERE reservation_id = $1 AND status = 'held'"
-        }
-        _ => {
-            "UPDATE seats SET status = 'available', reservation_id = NULL
-              WHERE reservation_id = $1 AND status = 'held'"
-        }
-    };
-    sqlx::query(seats_sql)
+fn release_reason(s: &str) -> Option<ReleaseReason> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
+}
+
+fn reason_str(r: ReleaseReason) -> String {
+    serde_json::to_value(r)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Holds whose deadline has passed and that are still live (oldest first).
+pub async fn due_holds(
+    pool: &sqlx::AnyPool,
+    now_ms: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<ReservationId>> {
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT reservation_id FROM holds WHERE status = 'held' AND expires_at <= $1
+         ORDER BY expires_at LIMIT $2",
+    )
+    .bind(now_ms)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(ids
+        .iter()
+        .filter_map(|s| ReservationId::parse(s).ok())
+        .collect())
+}
+
+/// Sells a live hold's seats.
+pub async fn sell(tx: &mut Tx, reservation: ReservationId) -> sqlx::Result<()> {
+    sqlx::query("UPDATE seats SET status = 'sold' WHERE reservation_id = $1 AND status = 'held'")
         .bind(reservation.to_string())
         .execute(&mut **tx)
         .await?;
-    sqlx::query("UPDATE holds SET status = $1 WHERE reservation_id = $2 AND status = 'held'")
-        .bind(outcome.as_str())
+    sqlx::query("UPDATE holds SET status = 'sold' WHERE reservation_id = $1 AND status = 'held'")
         .bind(reservation.to_string())
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// Gives a hold's seats back (held or sold) and records why.
+pub async fn release(
+    tx: &mut Tx,
+    reservation: ReservationId,
+    reason: ReleaseReason,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE seats SET status = 'available', reservation_id = NULL
+         WHERE reservation_id = $1 AND status IN ('held', 'sold')",
+    )
+    .bind(reservation.to_string())
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE holds SET status = 'released', release_reason = $1
+         WHERE reservation_id = $2 AND status IN ('held', 'sold')",
+    )
+    .bind(reason_str(reason))
+    .bind(reservation.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The hold's queue token is used up once its hold ends: it leaves the line and the next
+/// waiting token is admitted.
+pub async fn finish_token(
+    tx: &mut Tx,
+    reservation: ReservationId,
+    active_limit: i64,
+) -> sqlx::Result<()> {
+    let row = sqlx::query("SELECT token, schedule_id FROM holds WHERE reservation_id = $1")
+        .bind(reservation.to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
+    let Some(row) = row else { return Ok(()) };
+    let token: String = row.try_get("token")?;
+    let schedule: String = row.try_get("schedule_id")?;
+    sqlx::query("UPDATE queue_tokens SET status = 'done' WHERE token = $1 AND status = 'active'")
+        .bind(&token)
+        .execute(&mut **tx)
+        .await?;
+    admit(tx, &schedule, active_limit).await
 }

@@ -100,6 +100,21 @@ impl Api {
         })
     }
 
+    /// A GET whose body is read by the caller as it arrives (server-sent events).
+    pub async fn get_streaming(
+        &self,
+        path: &str,
+        token: &str,
+    ) -> anyhow::Result<reqwest::Response> {
+        Ok(self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .timeout(std::time::Duration::from_secs(120))
+            .send()
+            .await?)
+    }
+
     pub async fn get(&self, path: &str, token: Option<&str>) -> anyhow::Result<Reply> {
         self.send(Method::GET, path, token, &[], None).await
     }
