@@ -266,3 +266,43 @@ pub async fn status_events(
     }
     Ok(statuses)
 }
+
+/// A small sale: `users` users at once, each charging points (every fourth too few), taking a
+/// queue token and trying to hold one of the schedule's seats; winners then pay, cancel, or pay
+/// and cancel after confirmation, in turn. Every saga it starts ends in a terminal state.
+pub async fn busy_run(sys: &System, schedule: &Schedule, users: usize) -> anyhow::Result<()> {
+    let runs = (0..users).map(|i| async move {
+        let user = format!("buyer{i}");
+        charge(sys, &user, if i % 4 == 0 { 50 } else { 500 }).await?;
+        let token = join_queue(sys, &user, &schedule.schedule_id).await?;
+        let token = token["token"].as_str().unwrap_or_default().to_owned();
+        let seat = vec![schedule.seat_ids[i % schedule.seat_ids.len()].clone()];
+        let held = hold(sys, &user, &schedule.schedule_id, &token, &seat).await?;
+        if held.is(409) {
+            return anyhow::Ok(());
+        }
+        if !held.is(201) {
+            bail!("hold: {} {}", held.status, held.body);
+        }
+        let id = held.str("reservation_id");
+        wait_reservation(sys, &user, &id, "awaiting_payment").await?;
+        match i % 3 {
+            0 => {
+                pay(sys, &user, &id).await?;
+            }
+            1 => {
+                cancel(sys, &user, &id).await?;
+            }
+            _ => {
+                pay(sys, &user, &id).await?;
+                if i % 4 != 0 {
+                    wait_reservation(sys, &user, &id, "confirmed").await?;
+                    cancel(sys, &user, &id).await?;
+                }
+            }
+        }
+        Ok(())
+    });
+    futures::future::try_join_all(runs).await?;
+    Ok(())
+}

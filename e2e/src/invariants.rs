@@ -68,7 +68,7 @@ pub async fn check(dbs: &Databases) -> anyhow::Result<Report> {
         Db::connect(&dbs.payment).await?,
     );
     let mut r = Report::default();
-    let mut fail = |v: String| r.violations.push(v);
+    let mut violations = Vec::new();
 
     // seat-svc's truth.
     let seats: HashMap<String, Seat> = sqlx::query("SELECT id, status, reservation_id FROM seats")
@@ -122,7 +122,7 @@ pub async fn check(dbs: &Databases) -> anyhow::Result<Report> {
     }
     for (s, who) in &owners {
         if who.len() > 1 {
-            fail(format!(
+            violations.push(format!(
                 "seat {s} is held or sold by {} reservations: {who:?}",
                 who.len()
             ));
@@ -133,7 +133,7 @@ pub async fn check(dbs: &Databases) -> anyhow::Result<Report> {
         match (s.status.as_str(), &s.reservation, owner) {
             ("available", None, None) => {}
             (st @ ("held" | "sold"), Some(res), Some(o)) if res == o && holds[o].status == st => {}
-            (st, res, o) => fail(format!(
+            (st, res, o) => violations.push(format!(
                 "seat {id} is {st} for {res:?} but the holds say {o:?}"
             )),
         }
@@ -160,7 +160,7 @@ pub async fn check(dbs: &Databases) -> anyhow::Result<Report> {
             "debit" => 1,
             "refund" => -1,
             other => {
-                fail(format!("ledger entry of unknown kind {other}"));
+                violations.push(format!("ledger entry of unknown kind {other}"));
                 continue;
             }
         };
@@ -178,7 +178,7 @@ pub async fn check(dbs: &Databases) -> anyhow::Result<Report> {
         );
         let (charges, spent) = per_user.get(&user).copied().unwrap_or_default();
         if charged != charges || charged - balance != spent || balance < 0 {
-            fail(format!(
+            violations.push(format!(
                 "wallet of {user}: charged {charged} (ledger {charges}), balance {balance}, \
                  debits − refunds {spent}"
             ));
@@ -205,13 +205,13 @@ pub async fn check(dbs: &Databases) -> anyhow::Result<Report> {
         let sold = hold.is_some_and(|h| h.status == "sold");
         let confirmed = status == "confirmed";
         if confirmed != sold || (confirmed && charged != amount) || (!confirmed && charged != 0) {
-            fail(format!(
+            violations.push(format!(
                 "reservation {id} is {status} but its hold is {:?} and its net charge {charged} (price {amount})",
                 hold.map(|h| h.status.as_str())
             ));
         }
         if hold.is_some_and(|h| h.amount != amount) {
-            fail(format!(
+            violations.push(format!(
                 "reservation {id}: price {amount} but the hold says {}",
                 hold.unwrap().amount
             ));
@@ -219,12 +219,12 @@ pub async fn check(dbs: &Databases) -> anyhow::Result<Report> {
     }
     for id in holds.keys() {
         if !known.contains(id) {
-            fail(format!("hold {id} never became a reservation"));
+            violations.push(format!("hold {id} never became a reservation"));
         }
     }
     for (id, charged) in &net {
         if !known.contains(id) && *charged != 0 {
-            fail(format!(
+            violations.push(format!(
                 "{charged} points charged for unknown reservation {id:?}"
             ));
         }
@@ -240,13 +240,13 @@ pub async fn check(dbs: &Databases) -> anyhow::Result<Report> {
     for (id, s) in &seats {
         match view.get(id) {
             Some(shown) if *shown == s.status => {}
-            shown => fail(format!(
+            shown => violations.push(format!(
                 "view shows seat {id} as {shown:?}, seat-svc says {}",
                 s.status
             )),
         }
     }
-    drop(fail);
+    r.violations = violations;
 
     for row in &reservations {
         let status: String = row.try_get("status")?;

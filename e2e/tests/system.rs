@@ -401,3 +401,271 @@ async fn compensations(sys: &System) -> anyhow::Result<()> {
     assert_eq!(report.outcomes.get("cancelled"), Some(&4), "{report}");
     Ok(())
 }
+
+/// Short holds: an unpaid hold expires; a payment that completes after expiry is refunded; a
+/// cancel while the payment is pending (payment-svc down) refunds once it is back.
+#[tokio::test]
+async fn expired_holds_release_their_seats_and_late_payments_are_refunded() {
+    let opts = e2e::process::Options {
+        hold_ttl_secs: 1,
+        ..Default::default()
+    };
+    let mut sys = System::start_with(opts).await.expect("start the system");
+    if let Err(e) = expiry(&mut sys).await {
+        panic!("{e:#}\n{}", sys.logs_tail(30));
+    }
+}
+
+async fn expiry(sys: &mut System) -> anyhow::Result<()> {
+    let s =
+        flows::open_schedule(sys, "Short holds", &[("C1", 100), ("C2", 100), ("C3", 100)]).await?;
+    let seat = |i: usize| vec![s.seat_ids[i].clone()];
+
+    // Nobody pays: the hold expires, paying afterwards is refused, the seat is free.
+    let idle = flows::holding(sys, "idle", 100, &s.schedule_id, &seat(0)).await?;
+    flows::wait_reservation(sys, "idle", &idle, "expired").await?;
+    flows::pay(sys, "idle", &idle).await?.expect(409);
+    flows::cancel(sys, "idle", &idle).await?.expect(409);
+    flows::wait_view(sys, &s.schedule_id, &seat(0), "available").await?;
+    assert_eq!(flows::balance(sys, "idle").await?, 100);
+
+    // payment-svc is down while two users pay; one of them cancels meanwhile.
+    let late = flows::holding(sys, "late", 100, &s.schedule_id, &seat(1)).await?;
+    let quitter = flows::holding(sys, "quitter", 100, &s.schedule_id, &seat(2)).await?;
+    sys.payment.kill();
+    flows::pay(sys, "late", &late).await?.expect(202);
+    flows::pay(sys, "quitter", &quitter).await?.expect(202);
+    flows::cancel(sys, "quitter", &quitter).await?.expect(202);
+    // Both holds expire while the payments wait; the paid-for one waits for its outcome.
+    flows::wait_view(sys, &s.schedule_id, &seat(1), "available").await?;
+    let pending = flows::wait_reservation(sys, "late", &late, "payment_pending").await?;
+    assert_eq!(pending["status"], "payment_pending");
+
+    // payment-svc comes back and catches up: it debits, seat-svc refuses the sale of an expired
+    // hold, payment-svc refunds. The cancelled one is refunded too, or never charged.
+    sys.payment.restart()?;
+    let failed = flows::wait_reservation(sys, "late", &late, "failed").await?;
+    assert_eq!(failed["reason"], "hold_expired");
+    flows::wait_reservation(sys, "quitter", &quitter, "cancelled").await?;
+    for user in ["late", "quitter"] {
+        eventually(&format!("{user}'s points back"), flows::STEP, async || {
+            Ok((flows::balance(sys, user).await? == 100).then_some(()))
+        })
+        .await?;
+    }
+    let ledger = sys
+        .payment
+        .api()
+        .get("/wallet/ledger", Some(&sys.user_token("late")))
+        .await?
+        .expect(200);
+    let kinds: Vec<&str> = ledger
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["charge", "debit", "refund"]);
+
+    let report = sys.settle(flows::STEP).await?;
+    assert_eq!(report.sagas(), 3, "{report}");
+    Ok(())
+}
+
+/// The waiting queue: an admission limit, positions that move, tokens bound to their user and
+/// schedule, and tokens that leave when their hold ends or when they sit idle.
+#[tokio::test]
+async fn the_queue_admits_in_order_as_tokens_leave() {
+    let opts = e2e::process::Options {
+        queue_active_limit: 2,
+        queue_token_ttl_secs: 2,
+        ..Default::default()
+    };
+    let sys = System::start_with(opts).await.expect("start the system");
+    if let Err(e) = queue(&sys).await {
+        panic!("{e:#}\n{}", sys.logs_tail(30));
+    }
+}
+
+async fn queue(sys: &System) -> anyhow::Result<()> {
+    let s = flows::open_schedule(sys, "Queue", &[("D1", 100), ("D2", 100)]).await?;
+    let other = flows::open_schedule(sys, "Elsewhere", &[("E1", 100)]).await?;
+    flows::join_queue(sys, "eve", &other.schedule_id).await?; // its inventory is built
+    let join = |user: &'static str| flows::join_queue(sys, user, &s.schedule_id);
+    let (a, b, c, d) = (
+        join("amy").await?,
+        join("bob").await?,
+        join("cyd").await?,
+        join("dan").await?,
+    );
+    let status = |v: &serde_json::Value| {
+        (
+            v["status"].as_str().unwrap_or_default().to_owned(),
+            v["position"].as_i64().unwrap_or(-1),
+        )
+    };
+    assert_eq!(status(&a), ("active".into(), 0));
+    assert_eq!(status(&b), ("active".into(), 0));
+    assert_eq!(status(&c), ("waiting".into(), 1));
+    assert_eq!(status(&d), ("waiting".into(), 2));
+    let token = |v: &serde_json::Value| v["token"].as_str().unwrap_or_default().to_owned();
+    let poll = async |user: &str, t: &str| -> anyhow::Result<(String, i64)> {
+        let r = sys
+            .seat
+            .api()
+            .get(&format!("/queue/{t}"), Some(&sys.user_token(user)))
+            .await?;
+        Ok(status(&r.body))
+    };
+
+    // Someone else's token, a waiting token, a token for another schedule: all 403.
+    flows::hold(
+        sys,
+        "bob",
+        &s.schedule_id,
+        &token(&a),
+        &[s.seat_ids[0].clone()],
+    )
+    .await?
+    .expect(403);
+    flows::hold(
+        sys,
+        "cyd",
+        &s.schedule_id,
+        &token(&c),
+        &[s.seat_ids[0].clone()],
+    )
+    .await?
+    .expect(403);
+    flows::hold(
+        sys,
+        "amy",
+        &other.schedule_id,
+        &token(&a),
+        &[other.seat_ids[0].clone()],
+    )
+    .await?
+    .expect(403);
+
+    // amy holds and pays: her token is done and cyd, first in line, is admitted; dan moves up.
+    flows::charge(sys, "amy", 100).await?;
+    let held = flows::hold(
+        sys,
+        "amy",
+        &s.schedule_id,
+        &token(&a),
+        &[s.seat_ids[0].clone()],
+    )
+    .await?
+    .expect(201);
+    let r = held.str("reservation_id");
+    // One live hold per token.
+    flows::hold(
+        sys,
+        "amy",
+        &s.schedule_id,
+        &token(&a),
+        &[s.seat_ids[1].clone()],
+    )
+    .await?
+    .expect(409);
+    flows::wait_reservation(sys, "amy", &r, "awaiting_payment").await?;
+    flows::pay(sys, "amy", &r).await?.expect(202);
+    flows::wait_reservation(sys, "amy", &r, "confirmed").await?;
+    eventually("cyd to be admitted", flows::STEP, async || {
+        Ok((poll("cyd", &token(&c)).await?.0 == "active").then_some(()))
+    })
+    .await?;
+    assert_eq!(poll("amy", &token(&a)).await?, ("done".into(), 0));
+    assert_eq!(poll("dan", &token(&d)).await?, ("waiting".into(), 1));
+
+    // bob never uses his token: it expires after its time to live and dan gets his place.
+    eventually("bob's token to expire", flows::STEP, async || {
+        // cyd and dan keep their tokens alive by asking; bob's goes idle.
+        poll("cyd", &token(&c)).await?;
+        let dan = poll("dan", &token(&d)).await?;
+        Ok((dan.0 == "active").then_some(()))
+    })
+    .await?;
+    flows::hold(
+        sys,
+        "bob",
+        &s.schedule_id,
+        &token(&b),
+        &[s.seat_ids[1].clone()],
+    )
+    .await?
+    .expect(403);
+    // And bob may line up again, behind the two active ones.
+    let again = join("bob").await?;
+    assert_ne!(token(&again), token(&b));
+    assert_eq!(status(&again), ("waiting".into(), 1));
+    Ok(())
+}
+
+/// A busy run, then the availability view is rebuilt from the `SEAT` stream: the rebuilt view
+/// equals the live one, and merging it changes nothing.
+#[tokio::test]
+async fn the_view_rebuilt_from_the_stream_equals_the_live_one_after_a_busy_run() {
+    let sys = System::start().await.expect("start the system");
+    if let Err(e) = rebuild(&sys).await {
+        panic!("{e:#}\n{}", sys.logs_tail(30));
+    }
+}
+
+async fn rebuild(sys: &System) -> anyhow::Result<()> {
+    let labels: Vec<String> = (1..=12).map(|i| format!("F{i}")).collect();
+    let seats: Vec<(&str, i64)> = labels.iter().map(|l| (l.as_str(), 100)).collect();
+    let s = flows::open_schedule(sys, "Busy", &seats).await?;
+    flows::busy_run(sys, &s, 30).await?;
+    let before = sys.settle(flows::STEP).await?;
+    assert!(before.sagas() >= 12, "{before}");
+
+    let admin = sys.admin_token();
+    let api = sys.concert.api();
+    let report = api
+        .post("/admin/view/rebuild", Some(&admin), &json!({}))
+        .await?
+        .expect(200);
+    assert_eq!(report.body["differences"], json!([]), "{}", report.body);
+    assert!(
+        report.body["events"].as_u64().unwrap() >= before.sagas() as u64 * 2,
+        "{}",
+        report.body
+    );
+    assert_eq!(report.body["seats"], 12);
+
+    // A view that lost an event (a row gone wrong) is found and repaired by the rebuild.
+    let concert = platform::db::Db::connect(&sys.databases().concert).await?;
+    sqlx::query("UPDATE seat_view SET status = 'sold', last_seq = 0 WHERE seat_id = $1")
+        .bind(&s.seat_ids[0])
+        .execute(concert.pool())
+        .await?;
+    let merged = api
+        .post("/admin/view/rebuild?apply=true", Some(&admin), &json!({}))
+        .await?
+        .expect(200);
+    assert_eq!(merged.body["applied"], true);
+    assert_eq!(
+        merged.body["differences"][0]["seat_id"],
+        s.seat_ids[0].as_str(),
+        "{}",
+        merged.body
+    );
+    assert_eq!(merged.body["differences"].as_array().unwrap().len(), 1);
+    let again = api
+        .post("/admin/view/rebuild", Some(&admin), &json!({}))
+        .await?
+        .expect(200);
+    assert_eq!(again.body["differences"], json!([]));
+    sys.settle(flows::STEP).await?;
+    api.post(
+        "/admin/view/rebuild",
+        Some(&sys.user_token("eve")),
+        &json!({}),
+    )
+    .await?
+    .expect(403);
+    Ok(())
+}

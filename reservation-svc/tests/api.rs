@@ -1,8 +1,10 @@
 //! reservation-svc over HTTP and JetStream, with a real nats-server and SQLite: reservations
 //! appear from seat events, are paid (202 + an event), and follow the saga to a terminal state.
 
-use contracts::events::{PaymentFailed, SeatHeld, SeatSold};
-use contracts::{PaymentEvent, Points, ReservationId, ScheduleId, SeatEvent, SeatId, UserId};
+use contracts::events::{PaymentFailed, SeatHeld, SeatReleased, SeatSold};
+use contracts::{
+    PaymentEvent, Points, ReleaseReason, ReservationId, ScheduleId, SeatEvent, SeatId, UserId,
+};
 use platform::harness::{Api, TestEnv, eventually};
 use reservation_svc::{Config, SERVICE, build};
 use serde_json::json;
@@ -156,7 +158,7 @@ async fn a_held_reservation_is_paid_once_and_confirmed_when_sold() {
 }
 
 #[tokio::test]
-async fn a_failed_payment_fails_the_reservation_with_its_reason_and_a_late_sale_changes_nothing() {
+async fn a_failed_payment_fails_the_reservation_with_its_reason_and_late_events_change_nothing() {
     let env = TestEnv::new().unwrap();
     let api = start(&env).await;
     let r = held(&env, "ann").await;
@@ -177,15 +179,20 @@ async fn a_failed_payment_fails_the_reservation_with_its_reason_and_a_late_sale_
     let body = status_of(&env, &api, "ann", r, "failed").await;
     assert_eq!(body["reason"], "insufficient_points");
 
-    // A terminal reservation stays where it is.
-    let late = SeatEvent::Sold(SeatSold {
+    // The release that follows a failed payment, arriving late, changes nothing (nor its
+    // reason), and neither does a redelivery of the failure.
+    let late = SeatEvent::Released(SeatReleased {
         reservation_id: r,
         seat_ids: vec![],
+        reason: ReleaseReason::PaymentFailed,
     });
     env.publish("seat-svc", &late).await.unwrap();
-    // Wait until the late event has been handled before looking.
+    env.publish("payment-svc", &failed).await.unwrap();
+    // Wait until the late events have been handled before looking.
     env.handled_all("SEAT", SERVICE).await.unwrap();
-    status_of(&env, &api, "ann", r, "failed").await;
+    env.handled_all("PAYMENT", SERVICE).await.unwrap();
+    let body = status_of(&env, &api, "ann", r, "failed").await;
+    assert_eq!(body["reason"], "insufficient_points");
     api.post(
         &format!("/reservations/{r}/payment"),
         Some(&env.user("ann")),

@@ -225,4 +225,104 @@ mod tests {
         assert_eq!(admissions(99, 100), 1);
         assert_eq!(admissions(120, 100), 0);
     }
+
+    use proptest::prelude::*;
+
+    /// What reaches one hold: payment results, the reservation's cancel, and expiry-scan ticks
+    /// after its deadline.
+    #[derive(Debug, Clone, Copy)]
+    enum Input {
+        Paid,
+        PaymentFailed,
+        Cancelled,
+        DeadlinePassed,
+    }
+
+    #[derive(Default, Debug)]
+    struct Emitted {
+        sold: u32,
+        released: u32,
+        rejected: u32,
+    }
+
+    /// Feeds inputs to a live hold through the decision functions, as the handlers do (each
+    /// input id handled once: duplicates are the inbox's job and are fed through too).
+    fn run(inputs: &[Input]) -> (Hold, Emitted) {
+        let mut h = hold(HoldStatus::Held, 60);
+        let mut now = NOW;
+        let mut out = Emitted::default();
+        for input in inputs {
+            let release = |h: &mut Hold, out: &mut Emitted, why| {
+                h.status = HoldStatus::Released;
+                h.release_reason = Some(why);
+                out.released += 1;
+            };
+            match input {
+                Input::Paid => match on_payment_completed(Some(&h), now) {
+                    OnPaid::Sell => {
+                        h.status = HoldStatus::Sold;
+                        out.sold += 1;
+                    }
+                    OnPaid::ExpireAndReject => {
+                        release(&mut h, &mut out, ReleaseReason::Expired);
+                        out.rejected += 1;
+                    }
+                    OnPaid::Reject(_) => out.rejected += 1,
+                    OnPaid::Nothing => {}
+                },
+                Input::PaymentFailed if releases_on_payment_failed(Some(&h)) => {
+                    release(&mut h, &mut out, ReleaseReason::PaymentFailed)
+                }
+                Input::Cancelled if releases_on_cancel(Some(&h)) => {
+                    release(&mut h, &mut out, ReleaseReason::Cancelled)
+                }
+                Input::DeadlinePassed => {
+                    now = h.expires_at;
+                    if is_due(&h, now) {
+                        release(&mut h, &mut out, ReleaseReason::Expired);
+                    }
+                }
+                _ => {}
+            }
+        }
+        (h, out)
+    }
+
+    fn input() -> impl Strategy<Value = Input> {
+        prop_oneof![
+            Just(Input::Paid),
+            Just(Input::PaymentFailed),
+            Just(Input::Cancelled),
+            Just(Input::DeadlinePassed),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Any order and repetition: the seats are sold at most once and released at most once,
+        /// a release after a sale only by a cancel, and the hold ends as its events say.
+        #[test]
+        fn a_hold_is_sold_once_and_released_once_whatever_arrives(
+            inputs in proptest::collection::vec(input(), 0..12)
+        ) {
+            let (h, out) = run(&inputs);
+            prop_assert!(out.sold <= 1 && out.released <= 1, "{out:?}");
+            if out.sold == 1 && out.released == 1 {
+                prop_assert_eq!(h.release_reason, Some(ReleaseReason::Cancelled));
+            }
+            let expected = match (out.sold, out.released) {
+                (_, 1) => HoldStatus::Released,
+                (1, 0) => HoldStatus::Sold,
+                _ => HoldStatus::Held,
+            };
+            prop_assert_eq!(h.status, expected);
+            // A payment is answered (sold or refused) unless the hold was already sold.
+            let paid = inputs.iter().filter(|i| matches!(i, Input::Paid)).count() as u32;
+            prop_assert!(out.sold + out.rejected <= paid);
+            if paid > 0 {
+                prop_assert!(out.sold + out.rejected >= 1);
+            }
+        }
+    }
 }
