@@ -12,7 +12,7 @@ use contracts::events::ScheduleOpened;
 use contracts::{ConcertEvent, ConcertId, ScheduleId, SeatSpec};
 use platform::auth::Admin;
 use platform::db::Db;
-use platform::http::{Body, Id, Problem};
+use platform::http::{Body, Id, Problem, Query};
 use platform::outbox::{Outbox, emit};
 use serde::Deserialize;
 use serde_json::json;
@@ -118,11 +118,19 @@ async fn open_schedule(
     ))
 }
 
+#[derive(Deserialize)]
+struct ScheduleFilter {
+    #[serde(default)]
+    include_sold_out: bool,
+}
+
+/// The available dates: schedules with seats left (`?include_sold_out=true` for all).
 async fn list_schedules(
     State(s): State<AppState>,
     Id(concert): Id<ConcertId>,
+    Query(filter): Query<ScheduleFilter>,
 ) -> Result<impl IntoResponse, Problem> {
-    store::list_schedules(s.db.pool(), concert)
+    store::list_schedules(s.db.pool(), concert, filter.include_sold_out)
         .await?
         .map(Json)
         .ok_or_else(|| Problem::not_found(format!("no concert {concert}")))
@@ -148,7 +156,7 @@ struct RebuildOptions {
 async fn rebuild_view(
     State(s): State<AppState>,
     _admin: Admin,
-    axum::extract::Query(options): axum::extract::Query<RebuildOptions>,
+    Query(options): Query<RebuildOptions>,
 ) -> Result<impl IntoResponse, Problem> {
     let report = crate::rebuild::rebuild(&s.db, &s.js, options.apply).await?;
     Ok(Json(report))

@@ -106,10 +106,12 @@ pub struct ScheduleRow {
     pub available_seats: i64,
 }
 
-/// The concert's schedules with live seat counts; `None` if the concert is unknown.
+/// The concert's schedules with live seat counts (only those with seats left unless
+/// `include_sold_out`); `None` if the concert is unknown.
 pub async fn list_schedules(
     pool: &AnyPool,
     concert: ConcertId,
+    include_sold_out: bool,
 ) -> sqlx::Result<Option<Vec<ScheduleRow>>> {
     let exists = sqlx::query("SELECT 1 FROM concerts WHERE id = $1")
         .bind(concert.to_string())
@@ -125,9 +127,11 @@ pub async fn list_schedules(
          FROM schedules s LEFT JOIN seat_view v ON v.schedule_id = s.id
          WHERE s.concert_id = $1
          GROUP BY s.id, s.concert_id, s.starts_at
+         HAVING $2 = 1 OR SUM(CASE WHEN v.status = 'available' THEN 1 ELSE 0 END) > 0
          ORDER BY s.starts_at, s.id",
     )
     .bind(concert.to_string())
+    .bind(i64::from(include_sold_out))
     .fetch_all(pool)
     .await?;
     rows.iter()

@@ -193,3 +193,72 @@ async fn bad_catalog_input_is_answered_with_a_problem() {
         .unwrap();
     assert!(r.is(405), "{r:?}");
 }
+
+#[tokio::test]
+async fn a_sold_out_schedule_drops_out_of_the_available_dates() {
+    use contracts::events::{SeatHeld, SeatSold};
+    use contracts::{Points, ReservationId, ScheduleId, SeatEvent, SeatId, UserId};
+
+    let (env, api) = start().await;
+    let id = concert(&env, &api).await;
+    let path = format!("/concerts/{id}/schedules");
+    let opened = api
+        .post(
+            &path,
+            Some(&env.admin()),
+            &schedule(json!([{"label": "Z1", "grade": "R", "price": 10}])),
+        )
+        .await
+        .unwrap()
+        .expect(201);
+    let schedule_id = ScheduleId::parse(&opened.str("id")).unwrap();
+    let seat = SeatId::parse(opened.body["seats"][0]["seat_id"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        api.get(&path, None)
+            .await
+            .unwrap()
+            .expect(200)
+            .body
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // seat-svc sells the only seat.
+    let r = ReservationId::new();
+    let held = SeatEvent::Held(SeatHeld {
+        reservation_id: r,
+        user_id: UserId("ann".into()),
+        schedule_id,
+        seat_ids: vec![seat],
+        amount: Points::new(10).unwrap(),
+        expires_at: time::OffsetDateTime::now_utc(),
+    });
+    env.publish("seat-svc", &held).await.unwrap();
+    env.publish(
+        "seat-svc",
+        &SeatEvent::Sold(SeatSold {
+            reservation_id: r,
+            seat_ids: vec![seat],
+        }),
+    )
+    .await
+    .unwrap();
+    env.handled_all("SEAT", SERVICE).await.unwrap();
+
+    assert_eq!(
+        api.get(&path, None).await.unwrap().expect(200).body,
+        json!([])
+    );
+    let all = api
+        .get(&format!("{path}?include_sold_out=true"), None)
+        .await
+        .unwrap()
+        .expect(200);
+    assert_eq!(all.body[0]["available_seats"], 0);
+    api.get(&format!("{path}?include_sold_out=maybe"), None)
+        .await
+        .unwrap()
+        .expect(400);
+}

@@ -150,6 +150,17 @@ impl ServiceProcess {
         }
     }
 
+    /// Another process of the same service on the same database and NATS (a replica in its
+    /// consumer group), on a port of its own.
+    pub fn replica(&self, n: usize) -> anyhow::Result<ServiceProcess> {
+        let mut env = self.env.clone();
+        if let Some(kv) = env.iter_mut().find(|(k, _)| k == "HTTP_ADDR") {
+            kv.1 = "127.0.0.1:0".into();
+        }
+        let log = self.log.with_file_name(format!("{}-{n}.log", self.name));
+        ServiceProcess::spawn(&self.name, env, log)
+    }
+
     /// Starts again with the same environment, on the same address and database.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.kill();

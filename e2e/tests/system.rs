@@ -163,6 +163,8 @@ async fn happy_path(sys: &System) -> anyhow::Result<()> {
         }
         previous_id = Some(h("ce-id"));
     }
+    let report = sys.settle(flows::STEP).await?;
+    assert_eq!(report.outcomes.get("confirmed"), Some(&1), "{report}");
     Ok(())
 }
 
@@ -261,6 +263,7 @@ async fn pay_through_an_outage(sys: &mut System) -> anyhow::Result<()> {
     use futures::TryStreamExt;
     let counts: Vec<(String, usize)> = info.try_collect().await?;
     assert_eq!(counts, vec![(subject, 1)], "published exactly once");
+    sys.settle(flows::STEP).await?;
     Ok(())
 }
 
@@ -421,13 +424,30 @@ async fn expiry(sys: &mut System) -> anyhow::Result<()> {
         flows::open_schedule(sys, "Short holds", &[("C1", 100), ("C2", 100), ("C3", 100)]).await?;
     let seat = |i: usize| vec![s.seat_ids[i].clone()];
 
-    // Nobody pays: the hold expires, paying afterwards is refused, the seat is free.
+    // Nobody pays, and seat-svc is down when the deadline passes: the deadline is in its
+    // database, so the hold expires once it is back. Paying afterwards is refused.
     let idle = flows::holding(sys, "idle", 100, &s.schedule_id, &seat(0)).await?;
+    sys.seat.kill();
+    let deadline =
+        flows::wait_reservation(sys, "idle", &idle, "awaiting_payment").await?["expires_at"]
+            .as_str()
+            .map(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339))
+            .transpose()?
+            .expect("a deadline");
+    eventually("the deadline to pass", flows::STEP, async || {
+        Ok((time::OffsetDateTime::now_utc() > deadline).then_some(()))
+    })
+    .await?;
+    flows::wait_reservation(sys, "idle", &idle, "awaiting_payment").await?;
+    sys.seat.restart()?;
     flows::wait_reservation(sys, "idle", &idle, "expired").await?;
     flows::pay(sys, "idle", &idle).await?.expect(409);
     flows::cancel(sys, "idle", &idle).await?.expect(409);
     flows::wait_view(sys, &s.schedule_id, &seat(0), "available").await?;
     assert_eq!(flows::balance(sys, "idle").await?, 100);
+
+    // From here on two seat-svc replicas share the work (and the expiry scans).
+    let _replica = sys.seat.replica(2)?;
 
     // payment-svc is down while two users pay; one of them cancels meanwhile.
     let late = flows::holding(sys, "late", 100, &s.schedule_id, &seat(1)).await?;
@@ -470,6 +490,19 @@ async fn expiry(sys: &mut System) -> anyhow::Result<()> {
 
     let report = sys.settle(flows::STEP).await?;
     assert_eq!(report.sagas(), 3, "{report}");
+    // Each hold was released exactly once, whichever replica did it.
+    let js = jetstream::new(async_nats::connect(sys.nats.url()).await?);
+    let stream = js.get_stream("SEAT").await?;
+    for r in [&idle, &late, &quitter] {
+        use futures::TryStreamExt;
+        let subject = format!("seat.released.{r}");
+        let counts: Vec<(String, usize)> = stream
+            .info_with_subjects(&subject)
+            .await?
+            .try_collect()
+            .await?;
+        assert_eq!(counts, vec![(subject, 1)]);
+    }
     Ok(())
 }
 
