@@ -2,6 +2,8 @@
 //! relay publishes pending rows (pipelined, `Nats-Msg-Id` = event id) and marks them published.
 //! A crash between commit and publish loses nothing; one between publish and mark re-publishes,
 //! which the broker drops inside its duplicate window and consumers' inboxes drop after it.
+//! Replicas of a service share one database and one outbox: a lease in the database lets one
+//! relay at a time publish, so events reach the stream in commit order and once.
 
 use crate::db::{Backend, Db, Tx};
 use anyhow::Context as _;
@@ -19,8 +21,10 @@ use tokio_util::sync::CancellationToken;
 const RELAY_BATCH: i64 = 256;
 /// How often the relay looks for rows without being woken (rows committed by another process).
 const POLL: Duration = Duration::from_millis(250);
+/// How long a relay's lease lasts without renewal: a crashed relay's replica takes over after it.
+const LEASE_MS: i64 = 3_000;
 
-pub(crate) fn ddl(backend: Backend) -> [String; 2] {
+pub(crate) fn ddl(backend: Backend) -> [String; 4] {
     // The only difference between the backends: how the publish order is generated.
     let seq = match backend {
         Backend::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
@@ -39,6 +43,15 @@ pub(crate) fn ddl(backend: Backend) -> [String; 2] {
             )"
         ),
         "CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (seq) WHERE published_at IS NULL"
+            .into(),
+        "CREATE TABLE IF NOT EXISTS outbox_lease (
+            name TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            until_ms BIGINT NOT NULL
+        )"
+        .into(),
+        "INSERT INTO outbox_lease (name, holder, until_ms) VALUES ('relay', '', 0)
+         ON CONFLICT DO NOTHING"
             .into(),
     ]
 }
@@ -84,6 +97,8 @@ pub struct Pending {
 pub struct Outbox {
     db: Db,
     wake: Arc<Notify>,
+    /// This process's name in the lease.
+    holder: String,
 }
 
 impl Outbox {
@@ -91,7 +106,31 @@ impl Outbox {
         Outbox {
             db,
             wake: Arc::new(Notify::new()),
+            holder: uuid::Uuid::new_v4().to_string(),
         }
+    }
+
+    /// Takes or renews the relay lease; `true` while this process may publish.
+    async fn lead(&self, now_ms: i64) -> anyhow::Result<bool> {
+        let taken = sqlx::query(
+            "UPDATE outbox_lease SET holder = $1, until_ms = $2
+             WHERE name = 'relay' AND (holder = $1 OR until_ms < $3)",
+        )
+        .bind(&self.holder)
+        .bind(now_ms + LEASE_MS)
+        .bind(now_ms)
+        .execute(self.db.pool())
+        .await
+        .context("take the relay lease")?;
+        Ok(taken.rows_affected() == 1)
+    }
+
+    /// Gives the lease up at shutdown so a replica takes over at once.
+    async fn resign(&self) {
+        let _ = sqlx::query("UPDATE outbox_lease SET until_ms = 0 WHERE name = 'relay' AND holder = $1")
+            .bind(&self.holder)
+            .execute(self.db.pool())
+            .await;
     }
 
     /// Tells the relay there is something to publish (call after commit).
@@ -188,19 +227,34 @@ impl Outbox {
         Ok(done.len())
     }
 
-    /// Relays until `shutdown`, then flushes what is pending once more.
+    /// Relays until `shutdown` while it holds the lease, then flushes what is pending once more.
     pub async fn run(self, js: jetstream::Context, shutdown: CancellationToken) {
         let mut failures = 0u32;
+        // Until when this relay holds the lease, as far as it knows; renewed at half-time.
+        let mut leading_until = 0i64;
         loop {
-            match self.relay_once(&js).await {
-                Ok(n) if n > 0 => {
-                    failures = 0;
-                    continue;
-                }
-                Ok(_) => failures = 0,
-                Err(e) => {
-                    failures = failures.saturating_add(1);
-                    tracing::warn!(error = %format!("{e:#}"), "outbox relay");
+            let now = crate::to_millis(time::OffsetDateTime::now_utc());
+            if now > leading_until - LEASE_MS / 2 {
+                leading_until = match self.lead(now).await {
+                    Ok(true) => now + LEASE_MS,
+                    Ok(false) => 0,
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "outbox lease");
+                        0
+                    }
+                };
+            }
+            if leading_until > 0 {
+                match self.relay_once(&js).await {
+                    Ok(n) if n > 0 => {
+                        failures = 0;
+                        continue;
+                    }
+                    Ok(_) => failures = 0,
+                    Err(e) => {
+                        failures = failures.saturating_add(1);
+                        tracing::warn!(error = %format!("{e:#}"), "outbox relay");
+                    }
                 }
             }
             let wait = if failures == 0 {
@@ -211,15 +265,19 @@ impl Outbox {
             };
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = self.wake.notified(), if failures == 0 => {}
+                _ = self.wake.notified(), if failures == 0 && leading_until > 0 => {}
                 _ = tokio::time::sleep(wait) => {}
             }
         }
-        // Graceful shutdown: publish what the last requests committed.
-        while let Ok(n) = self.relay_once(&js).await {
-            if n == 0 {
-                break;
+        // Graceful shutdown: publish what the last requests committed, then hand over.
+        let now = crate::to_millis(time::OffsetDateTime::now_utc());
+        if self.lead(now).await.unwrap_or(false) {
+            while let Ok(n) = self.relay_once(&js).await {
+                if n == 0 {
+                    break;
+                }
             }
+            self.resign().await;
         }
     }
 }

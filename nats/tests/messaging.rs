@@ -246,3 +246,41 @@ async fn an_undecodable_event_goes_to_the_dlq_with_its_reason() {
     stop.cancel();
     task.await.unwrap();
 }
+
+#[tokio::test]
+async fn two_relays_on_one_database_publish_each_event_once_and_in_order() {
+    let s = setup().await;
+    let db = Db::connect(&s.db_url).await.unwrap();
+    db.ensure_messaging_tables().await.unwrap();
+    let stop = CancellationToken::new();
+    let relays: Vec<_> = (0..2)
+        .map(|_| {
+            let relay = Outbox::new(db.clone());
+            tokio::spawn(relay.run(s.js.clone(), stop.clone()))
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for _ in 0..30 {
+        let mut tx = db.begin().await.unwrap();
+        for _ in 0..10 {
+            let msg = sold_event();
+            ids.push(msg.id.to_string());
+            outbox::enqueue(&mut tx, &msg, 0).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+    eventually("300 events in the stream", async || {
+        stream_len(&s.js, "SEAT").await >= 300
+    })
+    .await;
+    stop.cancel();
+    for r in relays {
+        r.await.unwrap();
+    }
+    assert_eq!(stream_len(&s.js, "SEAT").await, 300, "each once");
+    let stream = s.js.get_stream("SEAT").await.unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        let msg = stream.get_raw_message(i as u64 + 1).await.unwrap();
+        assert_eq!(msg.headers.get("ce-id").unwrap().as_str(), id, "in commit order");
+    }
+}
