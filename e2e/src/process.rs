@@ -184,6 +184,10 @@ pub struct Options {
     pub hold_ttl_secs: u64,
     pub queue_active_limit: u64,
     pub queue_token_ttl_secs: u64,
+    /// Deliveries of a failing event before the DLQ.
+    pub max_deliver: u64,
+    /// Processes of seat-svc, reservation-svc and payment-svc (their consumer groups).
+    pub replicas: usize,
 }
 
 impl Default for Options {
@@ -192,6 +196,8 @@ impl Default for Options {
             hold_ttl_secs: 300,
             queue_active_limit: 100,
             queue_token_ttl_secs: 600,
+            max_deliver: 10,
+            replicas: 1,
         }
     }
 }
@@ -202,6 +208,8 @@ pub struct System {
     pub seat: ServiceProcess,
     pub reservation: ServiceProcess,
     pub payment: ServiceProcess,
+    /// Further processes of seat, reservation and payment when `replicas` > 1.
+    pub replicas: Vec<ServiceProcess>,
     pub nats: NatsServer,
     auth: Arc<Auth>,
     dir: tempfile::TempDir,
@@ -232,6 +240,7 @@ impl System {
                 ),
                 ("JWT_SECRET".into(), SECRET.into()),
                 ("RUST_LOG".into(), "info".into()),
+                ("CONSUMER_MAX_DELIVER".into(), opts.max_deliver.to_string()),
             ];
             if name == "seat-svc" {
                 env.push(("SEAT_HOLD_TTL_SECS".into(), opts.hold_ttl_secs.to_string()));
@@ -246,16 +255,28 @@ impl System {
             }
             ServiceProcess::spawn(name, env, dir.path().join(format!("{name}.log")))
         };
+        let (seat, reservation, payment) = (
+            spawn("seat-svc")?,
+            spawn("reservation-svc")?,
+            spawn("payment-svc")?,
+        );
+        let mut replicas = Vec::new();
+        for n in 2..=opts.replicas {
+            for p in [&seat, &reservation, &payment] {
+                replicas.push(p.replica(n)?);
+            }
+        }
         let system = System {
             concert: spawn("concert-svc")?,
-            seat: spawn("seat-svc")?,
-            reservation: spawn("reservation-svc")?,
-            payment: spawn("payment-svc")?,
+            seat,
+            reservation,
+            payment,
+            replicas,
             nats,
             auth: Auth::new(SECRET),
             dir,
         };
-        for p in system.services() {
+        for p in system.services().into_iter().chain(&system.replicas) {
             system.wait_ready(p).await?;
         }
         Ok(system)
@@ -328,7 +349,8 @@ impl System {
     /// The last lines of every service log, for a failing test's message.
     pub fn logs_tail(&self, lines: usize) -> String {
         self.services()
-            .iter()
+            .into_iter()
+            .chain(&self.replicas)
             .map(|p| {
                 let text = std::fs::read_to_string(p.log_path()).unwrap_or_default();
                 let tail: Vec<_> = text.lines().rev().take(lines).collect();

@@ -15,8 +15,18 @@ use tokio_util::sync::CancellationToken;
 
 /// Most messages handed to the handler at once.
 pub const MAX_BATCH: usize = 256;
-/// After this many deliveries a message that still fails goes to the DLQ.
-pub const MAX_DELIVER: i64 = 10;
+
+/// How failing messages are retried: after `max_deliver` deliveries one goes to the DLQ.
+#[derive(Clone, Copy, Debug)]
+pub struct RetryPolicy {
+    pub max_deliver: i64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { max_deliver: 10 }
+    }
+}
 
 /// One decoded message.
 #[derive(Clone, Debug)]
@@ -193,7 +203,7 @@ async fn settle(
         .increment(1);
     let acked = match outcome {
         Outcome::Done => msg.ack().await,
-        Outcome::Retry { reason, .. } if delivered >= MAX_DELIVER => {
+        Outcome::Retry { reason, .. } if delivered >= spec.retry.max_deliver => {
             let reason = format!("gave up after {delivered} deliveries: {reason}");
             dead_letter(js, service, spec, msg, delivered, &reason).await;
             Ok(())

@@ -6,6 +6,7 @@ pub mod apply;
 pub mod auth;
 pub mod consumer;
 pub mod db;
+pub mod dlq;
 #[cfg(feature = "harness")]
 pub mod harness;
 pub mod http;

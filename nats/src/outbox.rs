@@ -127,10 +127,12 @@ impl Outbox {
 
     /// Gives the lease up at shutdown so a replica takes over at once.
     async fn resign(&self) {
-        let _ = sqlx::query("UPDATE outbox_lease SET until_ms = 0 WHERE name = 'relay' AND holder = $1")
-            .bind(&self.holder)
-            .execute(self.db.pool())
-            .await;
+        let _ = sqlx::query(
+            "UPDATE outbox_lease SET until_ms = 0 WHERE name = 'relay' AND holder = $1",
+        )
+        .bind(&self.holder)
+        .execute(self.db.pool())
+        .await;
     }
 
     /// Tells the relay there is something to publish (call after commit).

@@ -61,6 +61,8 @@ pub struct ServiceConfig {
     pub jwt_secret: String,
     /// Replicas of streams and consumers (1 on one node, 3 on a cluster).
     pub nats_replicas: usize,
+    /// Deliveries of a failing event before it goes to the DLQ.
+    pub max_deliver: i64,
 }
 
 pub const DEV_JWT_SECRET: &str = "dev-secret-change-me";
@@ -78,6 +80,7 @@ impl ServiceConfig {
             database_url: env_or("DATABASE_URL", &format!("sqlite://data/{name}.db")),
             jwt_secret,
             nats_replicas: env_parse("NATS_REPLICAS", 1)?,
+            max_deliver: env_parse("CONSUMER_MAX_DELIVER", 10)?,
         })
     }
 }
@@ -96,6 +99,7 @@ pub struct Runtime {
     pub outbox: Outbox,
     pub auth: Arc<Auth>,
     replicas: usize,
+    retry: consumer::RetryPolicy,
     listener: TcpListener,
     consumers: Vec<ConsumerTask>,
     periodic: Vec<(&'static str, Duration, PeriodicTask)>,
@@ -128,6 +132,9 @@ impl Runtime {
             js,
             auth: Auth::new(&config.jwt_secret),
             replicas: config.nats_replicas,
+            retry: consumer::RetryPolicy {
+                max_deliver: config.max_deliver.max(1),
+            },
             listener,
             consumers: Vec::new(),
             periodic: Vec::new(),
@@ -155,7 +162,8 @@ impl Runtime {
 
     /// Adds a durable consumer with a hand-written batch handler.
     pub fn consume_with<E: Event, H: Handler<E>>(&mut self, names: &[&str], handler: Arc<H>) {
-        let spec = ConsumerSpec::new(self.name, E::CONTEXT, names, self.replicas);
+        let mut spec = ConsumerSpec::new(self.name, E::CONTEXT, names, self.replicas);
+        spec.retry = self.retry;
         let service = self.name.to_owned();
         self.consumers.push(Box::new(move |js, shutdown| {
             Box::pin(consumer::run::<E, H>(js, service, spec, handler, shutdown))

@@ -52,6 +52,7 @@ pub struct ConsumerSpec {
     pub durable: String,
     pub filters: Vec<String>,
     pub replicas: usize,
+    pub retry: crate::consumer::RetryPolicy,
 }
 
 impl ConsumerSpec {
@@ -62,6 +63,7 @@ impl ConsumerSpec {
             durable: service.to_owned(),
             filters: names.iter().map(|n| context.filter(n)).collect(),
             replicas,
+            retry: Default::default(),
         }
     }
 }

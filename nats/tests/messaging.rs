@@ -281,6 +281,10 @@ async fn two_relays_on_one_database_publish_each_event_once_and_in_order() {
     let stream = s.js.get_stream("SEAT").await.unwrap();
     for (i, id) in ids.iter().enumerate() {
         let msg = stream.get_raw_message(i as u64 + 1).await.unwrap();
-        assert_eq!(msg.headers.get("ce-id").unwrap().as_str(), id, "in commit order");
+        assert_eq!(
+            msg.headers.get("ce-id").unwrap().as_str(),
+            id,
+            "in commit order"
+        );
     }
 }
