@@ -843,3 +843,104 @@ async fn replicas(sys: &System) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// NATS goes away: charge, hold and pay are still accepted, readiness says why, a service even
+/// starts without it; when NATS is back everything is published and the sagas complete.
+#[tokio::test]
+async fn commands_are_accepted_while_nats_is_down_and_complete_when_it_is_back() {
+    let mut sys = System::start().await.expect("start the system");
+    if let Err(e) = nats_outage(&mut sys).await {
+        panic!("{e:#}\n{}", sys.logs_tail(30));
+    }
+}
+
+async fn nats_outage(sys: &mut System) -> anyhow::Result<()> {
+    let s = flows::open_schedule(sys, "Outage", &[("N1", 100), ("N2", 100)]).await?;
+    let before =
+        flows::holding(sys, "early", 100, &s.schedule_id, &[s.seat_ids[0].clone()]).await?;
+    let token = flows::join_queue(sys, "later", &s.schedule_id).await?;
+
+    sys.nats.kill();
+    assert_eq!(flows::charge(sys, "later", 100).await?, 100);
+    let held = flows::hold(
+        sys,
+        "later",
+        &s.schedule_id,
+        token["token"].as_str().unwrap(),
+        &[s.seat_ids[1].clone()],
+    )
+    .await?
+    .expect(201);
+    flows::pay(sys, "early", &before).await?.expect(202);
+    for p in sys.services() {
+        let ready = p.api().get("/readyz", None).await?;
+        assert!(
+            ready.is(503) && ready.str("detail").contains("NATS down"),
+            "{}: {ready:?}",
+            p.name
+        );
+        p.api().get("/healthz", None).await?.expect(200);
+    }
+    // A service that starts now starts without NATS.
+    sys.payment.restart()?;
+    assert!(sys.payment.api().get("/readyz", None).await?.is(503));
+
+    sys.nats.restart()?;
+    for p in sys.services() {
+        sys.wait_ready(p).await?;
+    }
+    let later = held.str("reservation_id");
+    flows::wait_reservation(sys, "later", &later, "awaiting_payment").await?;
+    flows::pay(sys, "later", &later).await?.expect(202);
+    flows::wait_reservation(sys, "early", &before, "confirmed").await?;
+    flows::wait_reservation(sys, "later", &later, "confirmed").await?;
+    let report = sys.settle(flows::STEP).await?;
+    assert_eq!(report.outcomes.get("confirmed"), Some(&2), "{report}");
+    Ok(())
+}
+
+/// SIGTERM: a service stops taking requests, finishes what it has, flushes its outbox and
+/// exits 0 promptly; what it accepted completes after it comes back.
+#[tokio::test]
+async fn sigterm_stops_a_service_cleanly_without_losing_accepted_work() {
+    let mut sys = System::start().await.expect("start the system");
+    if let Err(e) = graceful(&mut sys).await {
+        panic!("{e:#}\n{}", sys.logs_tail(30));
+    }
+}
+
+async fn graceful(sys: &mut System) -> anyhow::Result<()> {
+    let s = flows::open_schedule(sys, "Graceful", &[("G1", 100)]).await?;
+    let r = flows::holding(sys, "gina", 100, &s.schedule_id, &s.seat_ids).await?;
+    // An open status stream must not hold the shutdown up.
+    let (opened, is_open) = tokio::sync::oneshot::channel();
+    let stream = tokio::spawn(flows::status_events(
+        sys.reservation.api(),
+        sys.user_token("gina"),
+        r.clone(),
+        opened,
+    ));
+    tokio::time::timeout(flows::STEP, is_open).await??;
+    flows::pay(sys, "gina", &r).await?.expect(202);
+    let started = std::time::Instant::now();
+    assert!(
+        sys.reservation
+            .terminate(std::time::Duration::from_secs(15))?,
+        "exit status 0"
+    );
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(12), "took {took:?}");
+    let _ = stream.await;
+    for p in [&mut sys.seat, &mut sys.payment, &mut sys.concert] {
+        assert!(
+            p.terminate(std::time::Duration::from_secs(15))?,
+            "{} exits 0",
+            p.name
+        );
+        p.restart()?;
+    }
+    sys.reservation.restart()?;
+    flows::wait_reservation(sys, "gina", &r, "confirmed").await?;
+    sys.settle(flows::STEP).await?;
+    Ok(())
+}
