@@ -1,7 +1,7 @@
 //! flows: the steps of a reservation as a frontend takes them, over HTTP only; shared by the
 //! end-to-end tests and the demo so both exercise the same path.
 
-use crate::{System, eventually};
+use crate::{Frontend, eventually};
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -17,12 +17,12 @@ pub struct Schedule {
 
 /// Registers a concert and opens a schedule with `seats` (label, price), as the admin.
 pub async fn open_schedule(
-    sys: &System,
+    sys: &impl Frontend,
     title: &str,
     seats: &[(&str, i64)],
 ) -> anyhow::Result<Schedule> {
     let admin = sys.admin_token();
-    let api = sys.concert.api();
+    let api = sys.concert();
     let concert = api
         .post("/concerts", Some(&admin), &json!({"title": title}))
         .await?;
@@ -57,10 +57,9 @@ pub async fn open_schedule(
     })
 }
 
-pub async fn charge(sys: &System, user: &str, amount: i64) -> anyhow::Result<i64> {
+pub async fn charge(sys: &impl Frontend, user: &str, amount: i64) -> anyhow::Result<i64> {
     let r = sys
-        .payment
-        .api()
+        .payment()
         .post(
             "/wallet/charge",
             Some(&sys.user_token(user)),
@@ -73,10 +72,9 @@ pub async fn charge(sys: &System, user: &str, amount: i64) -> anyhow::Result<i64
     r.body["balance"].as_i64().context("balance")
 }
 
-pub async fn balance(sys: &System, user: &str) -> anyhow::Result<i64> {
+pub async fn balance(sys: &impl Frontend, user: &str) -> anyhow::Result<i64> {
     let r = sys
-        .payment
-        .api()
+        .payment()
         .get("/wallet", Some(&sys.user_token(user)))
         .await?;
     r.body["balance"].as_i64().context("balance")
@@ -84,9 +82,9 @@ pub async fn balance(sys: &System, user: &str) -> anyhow::Result<i64> {
 
 /// Takes a queue token, waiting while seat-svc answers 503 (its inventory is still being built
 /// from the schedule's event); returns the answer.
-pub async fn join_queue(sys: &System, user: &str, schedule: &str) -> anyhow::Result<Value> {
+pub async fn join_queue(sys: &impl Frontend, user: &str, schedule: &str) -> anyhow::Result<Value> {
     let token = sys.user_token(user);
-    let api = sys.seat.api();
+    let api = sys.seat();
     eventually("a queue token", STEP, async || {
         let r = api
             .post(
@@ -106,14 +104,13 @@ pub async fn join_queue(sys: &System, user: &str, schedule: &str) -> anyhow::Res
 
 /// Holds seats with an active queue token; returns the raw reply (201, 409, …).
 pub async fn hold(
-    sys: &System,
+    sys: &impl Frontend,
     user: &str,
     schedule: &str,
     queue_token: &str,
     seat_ids: &[String],
 ) -> anyhow::Result<crate::Reply> {
-    sys.seat
-        .api()
+    sys.seat()
         .send(
             reqwest::Method::POST,
             &format!("/schedules/{schedule}/holds"),
@@ -126,13 +123,13 @@ pub async fn hold(
 
 /// Waits until the user's reservation shows `status` at reservation-svc; returns it.
 pub async fn wait_reservation(
-    sys: &System,
+    sys: &impl Frontend,
     user: &str,
     id: &str,
     status: &str,
 ) -> anyhow::Result<Value> {
     let token = sys.user_token(user);
-    let api = sys.reservation.api();
+    let api = sys.reservation();
     eventually(
         &format!("reservation {id} to be {status}"),
         STEP,
@@ -146,9 +143,8 @@ pub async fn wait_reservation(
     .await
 }
 
-pub async fn pay(sys: &System, user: &str, id: &str) -> anyhow::Result<crate::Reply> {
-    sys.reservation
-        .api()
+pub async fn pay(sys: &impl Frontend, user: &str, id: &str) -> anyhow::Result<crate::Reply> {
+    sys.reservation()
         .post(
             &format!("/reservations/{id}/payment"),
             Some(&sys.user_token(user)),
@@ -158,10 +154,12 @@ pub async fn pay(sys: &System, user: &str, id: &str) -> anyhow::Result<crate::Re
 }
 
 /// Seat statuses of the schedule as the availability view shows them.
-pub async fn view_statuses(sys: &System, schedule: &str) -> anyhow::Result<Vec<(String, String)>> {
+pub async fn view_statuses(
+    sys: &impl Frontend,
+    schedule: &str,
+) -> anyhow::Result<Vec<(String, String)>> {
     let r = sys
-        .concert
-        .api()
+        .concert()
         .get(&format!("/schedules/{schedule}/seats"), None)
         .await?;
     if !r.is(200) {
@@ -182,7 +180,7 @@ pub async fn view_statuses(sys: &System, schedule: &str) -> anyhow::Result<Vec<(
 
 /// Waits until the view shows each of `seats` with `status`.
 pub async fn wait_view(
-    sys: &System,
+    sys: &impl Frontend,
     schedule: &str,
     seats: &[String],
     status: &str,
@@ -201,9 +199,8 @@ pub async fn wait_view(
     .await
 }
 
-pub async fn cancel(sys: &System, user: &str, id: &str) -> anyhow::Result<crate::Reply> {
-    sys.reservation
-        .api()
+pub async fn cancel(sys: &impl Frontend, user: &str, id: &str) -> anyhow::Result<crate::Reply> {
+    sys.reservation()
         .post(
             &format!("/reservations/{id}/cancel"),
             Some(&sys.user_token(user)),
@@ -215,7 +212,7 @@ pub async fn cancel(sys: &System, user: &str, id: &str) -> anyhow::Result<crate:
 /// A user with `points` who takes a queue token and holds `seats`; answers the reservation id
 /// once reservation-svc knows it.
 pub async fn holding(
-    sys: &System,
+    sys: &impl Frontend,
     user: &str,
     points: i64,
     schedule: &str,
@@ -270,7 +267,11 @@ pub async fn status_events(
 /// A small sale: `users` users at once, each charging points (every fourth too few), taking a
 /// queue token and trying to hold one of the schedule's seats; winners then pay, cancel, or pay
 /// and cancel after confirmation, in turn. Every saga it starts ends in a terminal state.
-pub async fn busy_run(sys: &System, schedule: &Schedule, users: usize) -> anyhow::Result<()> {
+pub async fn busy_run(
+    sys: &impl Frontend,
+    schedule: &Schedule,
+    users: usize,
+) -> anyhow::Result<()> {
     let runs = (0..users).map(|i| async move {
         let user = format!("buyer{i}");
         charge(sys, &user, if i % 4 == 0 { 50 } else { 500 }).await?;

@@ -3,7 +3,7 @@
 //! the same port and database.
 
 use anyhow::{Context as _, bail};
-use platform::auth::{ADMIN_ROLE, Auth};
+use platform::auth::Auth;
 use platform::harness::NatsServer;
 use platform::harness::{Api, eventually};
 use std::io::{BufRead, BufReader};
@@ -296,13 +296,15 @@ impl System {
         .await
     }
 
-    pub fn admin_token(&self) -> String {
-        self.auth
-            .issue("admin", Some(ADMIN_ROLE), Duration::from_secs(3600))
-    }
-
-    pub fn user_token(&self, user: &str) -> String {
-        self.auth.issue(user, None, Duration::from_secs(3600))
+    /// The system as a frontend sees it, to hand to tasks.
+    pub fn client(&self) -> crate::Client {
+        crate::Client {
+            concert: self.concert.api(),
+            seat: self.seat.api(),
+            reservation: self.reservation.api(),
+            payment: self.payment.api(),
+            auth: self.auth.clone(),
+        }
     }
 
     /// The databases of the four services, for the invariant checker.
@@ -362,5 +364,23 @@ impl System {
             })
             .collect::<Vec<_>>()
             .join("\n")
+    }
+}
+
+impl crate::Frontend for System {
+    fn concert(&self) -> Api {
+        self.concert.api()
+    }
+    fn seat(&self) -> Api {
+        self.seat.api()
+    }
+    fn reservation(&self) -> Api {
+        self.reservation.api()
+    }
+    fn payment(&self) -> Api {
+        self.payment.api()
+    }
+    fn auth(&self) -> &Auth {
+        &self.auth
     }
 }

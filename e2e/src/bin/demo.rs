@@ -4,8 +4,8 @@
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
-use e2e::System;
 use e2e::flows;
+use e2e::{Frontend, System};
 use platform::harness::{eventually, nats_server_binary, server_version};
 use std::process::Command;
 use std::time::Instant;
