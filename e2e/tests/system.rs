@@ -967,3 +967,39 @@ async fn a_flash_sale_survives_random_kills_of_services_and_nats() {
     assert_eq!(report.lost, Vec::<String>::new());
     assert!(report.invariants.is_clean(), "{}", report.invariants);
 }
+
+/// payment-svc is down: the rest keeps answering, paying is accepted and waits; when it comes
+/// back it replays what it missed from its durable consumer and the saga completes.
+#[tokio::test]
+async fn a_stopped_service_catches_up_on_what_it_missed() {
+    let mut sys = System::start().await.expect("start the system");
+    if let Err(e) = outage_replay(&mut sys).await {
+        panic!("{e:#}\n{}", sys.logs_tail(30));
+    }
+}
+
+async fn outage_replay(sys: &mut System) -> anyhow::Result<()> {
+    let s = flows::open_schedule(sys, "Replay", &[("O1", 100), ("O2", 100)]).await?;
+    let a = flows::holding(sys, "ola", 100, &s.schedule_id, &[s.seat_ids[0].clone()]).await?;
+    let b = flows::holding(sys, "oli", 100, &s.schedule_id, &[s.seat_ids[1].clone()]).await?;
+    sys.payment.kill();
+    flows::pay(sys, "ola", &a).await?.expect(202);
+    flows::pay(sys, "oli", &b).await?.expect(202);
+    sys.concert.api().get("/concerts", None).await?.expect(200);
+    // Nothing can move them while payment-svc is away: they wait, paid for but not charged.
+    sys.reservation
+        .api()
+        .get(&format!("/reservations/{a}"), Some(&sys.user_token("ola")))
+        .await?
+        .expect(200);
+    assert_eq!(
+        flows::wait_reservation(sys, "ola", &a, "payment_pending").await?["status"],
+        "payment_pending"
+    );
+    sys.payment.restart()?;
+    flows::wait_reservation(sys, "ola", &a, "confirmed").await?;
+    flows::wait_reservation(sys, "oli", &b, "confirmed").await?;
+    assert_eq!(flows::balance(sys, "ola").await?, 0);
+    sys.settle(flows::STEP).await?;
+    Ok(())
+}

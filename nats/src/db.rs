@@ -17,6 +17,27 @@ pub enum Backend {
     Postgres,
 }
 
+/// How much a committed SQLite transaction survives. In WAL mode, `Normal` survives a process
+/// crash (kill -9) but may lose the last transactions on power loss; `Full` syncs every commit
+/// and survives power loss, at about 60 % of the write rate (see README).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Durability {
+    #[default]
+    Normal,
+    Full,
+}
+
+impl std::str::FromStr for Durability {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_uppercase().as_str() {
+            "NORMAL" => Ok(Durability::Normal),
+            "FULL" => Ok(Durability::Full),
+            _ => Err(format!("expected NORMAL or FULL, got {s:?}")),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: AnyPool,
@@ -27,6 +48,11 @@ impl Db {
     /// Connects (creating a SQLite file and its folder if needed) and applies the pragmas that make
     /// SQLite safe for several writers: WAL, a busy timeout, foreign keys.
     pub async fn connect(url: &str) -> anyhow::Result<Db> {
+        Self::connect_with(url, Durability::Normal).await
+    }
+
+    /// Connects with an explicit SQLite durability (PostgreSQL ignores it: it always syncs).
+    pub async fn connect_with(url: &str, durability: Durability) -> anyhow::Result<Db> {
         static DRIVERS: Once = Once::new();
         DRIVERS.call_once(install_default_drivers);
 
@@ -48,13 +74,15 @@ impl Db {
             })
             .acquire_timeout(Duration::from_secs(10));
         let options = if backend == Backend::Sqlite {
-            options.after_connect(|conn, _meta| {
+            options.after_connect(move |conn, _meta| {
                 Box::pin(async move {
-                    // NORMAL in WAL mode survives a process crash (kill -9); FULL is needed only
-                    // to survive power loss, at about 40% of the write rate (see README).
+                    let synchronous = match durability {
+                        Durability::Normal => "PRAGMA synchronous = NORMAL",
+                        Durability::Full => "PRAGMA synchronous = FULL",
+                    };
                     for pragma in [
                         "PRAGMA journal_mode = WAL",
-                        "PRAGMA synchronous = NORMAL",
+                        synchronous,
                         "PRAGMA busy_timeout = 10000",
                         "PRAGMA foreign_keys = ON",
                     ] {

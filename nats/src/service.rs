@@ -63,6 +63,8 @@ pub struct ServiceConfig {
     pub nats_replicas: usize,
     /// Deliveries of a failing event before it goes to the DLQ.
     pub max_deliver: i64,
+    /// SQLite's `synchronous` setting (`SQLITE_SYNCHRONOUS`: NORMAL or FULL).
+    pub durability: crate::db::Durability,
 }
 
 pub const DEV_JWT_SECRET: &str = "dev-secret-change-me";
@@ -81,6 +83,7 @@ impl ServiceConfig {
             jwt_secret,
             nats_replicas: env_parse("NATS_REPLICAS", 1)?,
             max_deliver: env_parse("CONSUMER_MAX_DELIVER", 10)?,
+            durability: env_parse("SQLITE_SYNCHRONOUS", crate::db::Durability::Normal)?,
         })
     }
 }
@@ -112,7 +115,7 @@ impl Runtime {
     pub async fn start(config: &ServiceConfig, migrator: &Migrator) -> anyhow::Result<Runtime> {
         // Install the recorder before anything counts, or early counts are lost.
         crate::telemetry::metrics();
-        let db = Db::connect(&config.database_url).await?;
+        let db = Db::connect_with(&config.database_url, config.durability).await?;
         db.migrate(migrator).await?;
         let nats = async_nats::ConnectOptions::new()
             .name(config.name)

@@ -41,6 +41,7 @@ impl TestEnv {
             jwt_secret: self.secret.clone(),
             nats_replicas: 1,
             max_deliver: 10,
+            durability: Default::default(),
         }
     }
 
