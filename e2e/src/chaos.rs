@@ -238,8 +238,7 @@ pub async fn run(cfg: &Config, say: impl Fn(String)) -> anyhow::Result<ChaosRepo
         ..Default::default()
     };
     let mut sys = System::start_with(opts).await?;
-    let labels: Vec<String> = (0..cfg.seats).map(|i| format!("S{i}")).collect();
-    let seats: Vec<(&str, i64)> = labels.iter().map(|l| (l.as_str(), 100)).collect();
+    let seats = crate::flows::numbered_seats("S", cfg.seats, 100);
     let s = crate::flows::open_schedule(&sys, "Chaos", &seats).await?;
     say(format!(
         "system up; {} users, {} seats, {} kills (seed {})",

@@ -15,11 +15,16 @@ pub struct Schedule {
     pub seat_ids: Vec<String>,
 }
 
+/// `n` seats labelled `<prefix>1…<prefix>n`, each at `price`.
+pub fn numbered_seats(prefix: &str, n: usize, price: i64) -> Vec<(String, i64)> {
+    (1..=n).map(|i| (format!("{prefix}{i}"), price)).collect()
+}
+
 /// Registers a concert and opens a schedule with `seats` (label, price), as the admin.
 pub async fn open_schedule(
     sys: &impl Frontend,
     title: &str,
-    seats: &[(&str, i64)],
+    seats: &[(impl AsRef<str>, i64)],
 ) -> anyhow::Result<Schedule> {
     let admin = sys.admin_token();
     let api = sys.concert();
@@ -32,7 +37,7 @@ pub async fn open_schedule(
     let concert_id = concert.str("id");
     let seats: Vec<Value> = seats
         .iter()
-        .map(|(label, price)| json!({"label": label, "grade": "R", "price": price}))
+        .map(|(label, price)| json!({"label": label.as_ref(), "grade": "R", "price": price}))
         .collect();
     let schedule = api
         .post(

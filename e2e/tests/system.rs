@@ -4,15 +4,22 @@
 use async_nats::jetstream;
 use e2e::eventually;
 use e2e::flows;
+use e2e::process::Options;
 use e2e::{Frontend, System};
 use serde_json::json;
 
-#[tokio::test]
-async fn a_reservation_goes_from_hold_to_confirmed_across_all_four_services() {
-    let sys = System::start().await.expect("start the system");
-    if let Err(e) = happy_path(&sys).await {
+/// Starts a whole system with `opts`, runs `scenario` on it, and on failure shows the end of
+/// every service's log with the error.
+async fn on_system(opts: Options, scenario: impl AsyncFnOnce(&mut System) -> anyhow::Result<()>) {
+    let mut sys = System::start_with(opts).await.expect("start the system");
+    if let Err(e) = scenario(&mut sys).await {
         panic!("{e:#}\n{}", sys.logs_tail(30));
     }
+}
+
+#[tokio::test]
+async fn a_reservation_goes_from_hold_to_confirmed_across_all_four_services() {
+    on_system(Options::default(), async |sys| happy_path(sys).await).await;
 }
 
 async fn happy_path(sys: &System) -> anyhow::Result<()> {
@@ -216,10 +223,10 @@ async fn identity_is_checked_and_errors_are_problem_json() {
 
 #[tokio::test]
 async fn a_payment_accepted_while_nats_is_down_survives_a_kill_and_is_published_once() {
-    let mut sys = System::start().await.expect("start the system");
-    if let Err(e) = pay_through_an_outage(&mut sys).await {
-        panic!("{e:#}\n{}", sys.logs_tail(30));
-    }
+    on_system(Options::default(), async |sys| {
+        pay_through_an_outage(sys).await
+    })
+    .await;
 }
 
 async fn pay_through_an_outage(sys: &mut System) -> anyhow::Result<()> {
@@ -270,16 +277,11 @@ async fn pay_through_an_outage(sys: &mut System) -> anyhow::Result<()> {
 /// Several paths at once on one system, then the checker.
 #[tokio::test]
 async fn failed_payments_and_cancels_compensate_and_every_service_agrees() {
-    let sys = System::start().await.expect("start the system");
-    if let Err(e) = compensations(&sys).await {
-        panic!("{e:#}\n{}", sys.logs_tail(30));
-    }
+    on_system(Options::default(), async |sys| compensations(sys).await).await;
 }
 
 async fn compensations(sys: &System) -> anyhow::Result<()> {
-    let seats: Vec<(String, i64)> = (1..=6).map(|i| (format!("B{i}"), 100)).collect();
-    let seats: Vec<(&str, i64)> = seats.iter().map(|(l, p)| (l.as_str(), *p)).collect();
-    let s = flows::open_schedule(sys, "Compensations", &seats).await?;
+    let s = flows::open_schedule(sys, "Compensations", &flows::numbered_seats("B", 6, 100)).await?;
     let seat = |i: usize| vec![s.seat_ids[i].clone()];
 
     // Not enough points: the payment fails, the seat is free again at once, nothing is taken.
@@ -409,14 +411,11 @@ async fn compensations(sys: &System) -> anyhow::Result<()> {
 /// cancel while the payment is pending (payment-svc down) refunds once it is back.
 #[tokio::test]
 async fn expired_holds_release_their_seats_and_late_payments_are_refunded() {
-    let opts = e2e::process::Options {
+    let opts = Options {
         hold_ttl_secs: 1,
         ..Default::default()
     };
-    let mut sys = System::start_with(opts).await.expect("start the system");
-    if let Err(e) = expiry(&mut sys).await {
-        panic!("{e:#}\n{}", sys.logs_tail(30));
-    }
+    on_system(opts, async |sys| expiry(sys).await).await;
 }
 
 async fn expiry(sys: &mut System) -> anyhow::Result<()> {
@@ -510,15 +509,12 @@ async fn expiry(sys: &mut System) -> anyhow::Result<()> {
 /// schedule, and tokens that leave when their hold ends or when they sit idle.
 #[tokio::test]
 async fn the_queue_admits_in_order_as_tokens_leave() {
-    let opts = e2e::process::Options {
+    let opts = Options {
         queue_active_limit: 2,
         queue_token_ttl_secs: 2,
         ..Default::default()
     };
-    let sys = System::start_with(opts).await.expect("start the system");
-    if let Err(e) = queue(&sys).await {
-        panic!("{e:#}\n{}", sys.logs_tail(30));
-    }
+    on_system(opts, async |sys| queue(sys).await).await;
 }
 
 async fn queue(sys: &System) -> anyhow::Result<()> {
@@ -641,16 +637,11 @@ async fn queue(sys: &System) -> anyhow::Result<()> {
 /// equals the live one, and merging it changes nothing.
 #[tokio::test]
 async fn the_view_rebuilt_from_the_stream_equals_the_live_one_after_a_busy_run() {
-    let sys = System::start().await.expect("start the system");
-    if let Err(e) = rebuild(&sys).await {
-        panic!("{e:#}\n{}", sys.logs_tail(30));
-    }
+    on_system(Options::default(), async |sys| rebuild(sys).await).await;
 }
 
 async fn rebuild(sys: &System) -> anyhow::Result<()> {
-    let labels: Vec<String> = (1..=12).map(|i| format!("F{i}")).collect();
-    let seats: Vec<(&str, i64)> = labels.iter().map(|l| (l.as_str(), 100)).collect();
-    let s = flows::open_schedule(sys, "Busy", &seats).await?;
+    let s = flows::open_schedule(sys, "Busy", &flows::numbered_seats("F", 12, 100)).await?;
     flows::busy_run(sys, &s, 30).await?;
     let before = sys.settle(flows::STEP).await?;
     assert!(before.sagas() >= 12, "{before}");
@@ -708,14 +699,11 @@ async fn rebuild(sys: &System) -> anyhow::Result<()> {
 /// (with the `dlq` tool) completes it.
 #[tokio::test]
 async fn a_poison_event_goes_to_the_dlq_without_blocking_others_and_replays_once_fixed() {
-    let opts = e2e::process::Options {
+    let opts = Options {
         max_deliver: 2,
         ..Default::default()
     };
-    let sys = System::start_with(opts).await.expect("start the system");
-    if let Err(e) = poison(&sys).await {
-        panic!("{e:#}\n{}", sys.logs_tail(30));
-    }
+    on_system(opts, async |sys| poison(sys).await).await;
 }
 
 async fn poison(sys: &System) -> anyhow::Result<()> {
@@ -796,20 +784,15 @@ async fn poison(sys: &System) -> anyhow::Result<()> {
 /// work is shared.
 #[tokio::test]
 async fn two_replicas_of_each_service_share_the_work_without_double_effects() {
-    let opts = e2e::process::Options {
+    let opts = Options {
         replicas: 2,
         ..Default::default()
     };
-    let sys = System::start_with(opts).await.expect("start the system");
-    if let Err(e) = replicas(&sys).await {
-        panic!("{e:#}\n{}", sys.logs_tail(30));
-    }
+    on_system(opts, async |sys| replicas(sys).await).await;
 }
 
 async fn replicas(sys: &System) -> anyhow::Result<()> {
-    let labels: Vec<String> = (1..=10).map(|i| format!("R{i}")).collect();
-    let seats: Vec<(&str, i64)> = labels.iter().map(|l| (l.as_str(), 100)).collect();
-    let s = flows::open_schedule(sys, "Replicas", &seats).await?;
+    let s = flows::open_schedule(sys, "Replicas", &flows::numbered_seats("R", 10, 100)).await?;
     flows::busy_run(sys, &s, 40).await?;
     let report = sys.settle(flows::STEP).await?;
     assert!(report.sagas() >= 10, "{report}");
@@ -848,10 +831,7 @@ async fn replicas(sys: &System) -> anyhow::Result<()> {
 /// starts without it; when NATS is back everything is published and the sagas complete.
 #[tokio::test]
 async fn commands_are_accepted_while_nats_is_down_and_complete_when_it_is_back() {
-    let mut sys = System::start().await.expect("start the system");
-    if let Err(e) = nats_outage(&mut sys).await {
-        panic!("{e:#}\n{}", sys.logs_tail(30));
-    }
+    on_system(Options::default(), async |sys| nats_outage(sys).await).await;
 }
 
 async fn nats_outage(sys: &mut System) -> anyhow::Result<()> {
@@ -903,10 +883,7 @@ async fn nats_outage(sys: &mut System) -> anyhow::Result<()> {
 /// exits 0 promptly; what it accepted completes after it comes back.
 #[tokio::test]
 async fn sigterm_stops_a_service_cleanly_without_losing_accepted_work() {
-    let mut sys = System::start().await.expect("start the system");
-    if let Err(e) = graceful(&mut sys).await {
-        panic!("{e:#}\n{}", sys.logs_tail(30));
-    }
+    on_system(Options::default(), async |sys| graceful(sys).await).await;
 }
 
 async fn graceful(sys: &mut System) -> anyhow::Result<()> {
@@ -972,10 +949,7 @@ async fn a_flash_sale_survives_random_kills_of_services_and_nats() {
 /// back it replays what it missed from its durable consumer and the saga completes.
 #[tokio::test]
 async fn a_stopped_service_catches_up_on_what_it_missed() {
-    let mut sys = System::start().await.expect("start the system");
-    if let Err(e) = outage_replay(&mut sys).await {
-        panic!("{e:#}\n{}", sys.logs_tail(30));
-    }
+    on_system(Options::default(), async |sys| outage_replay(sys).await).await;
 }
 
 async fn outage_replay(sys: &mut System) -> anyhow::Result<()> {
