@@ -193,11 +193,13 @@ pub async fn schedule_seats(
 }
 
 pub async fn view_seat(tx: &mut Tx, seat: SeatId) -> sqlx::Result<Option<ViewSeat>> {
-    let row =
-        sqlx::query("SELECT status, reservation_id, last_seq FROM seat_view WHERE seat_id = $1")
-            .bind(seat.to_string())
-            .fetch_optional(&mut **tx)
-            .await?;
+    let lock = platform::db::for_update(tx);
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT status, reservation_id, last_seq FROM seat_view WHERE seat_id = $1{lock}"
+    )))
+    .bind(seat.to_string())
+    .fetch_optional(&mut **tx)
+    .await?;
     row.map(|r| {
         let status: String = r.try_get("status")?;
         let reservation: Option<String> = r.try_get("reservation_id")?;

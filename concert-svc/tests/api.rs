@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 async fn start() -> (TestEnv, Api) {
     let env = TestEnv::new().expect("test env");
     let app = build(Config {
-        service: env.config(SERVICE),
+        service: env.config(SERVICE).await.expect("a database"),
     })
     .await
     .expect("build concert-svc");

@@ -212,6 +212,9 @@ pub struct System {
     pub replicas: Vec<ServiceProcess>,
     pub nats: NatsServer,
     auth: Arc<Auth>,
+    urls: crate::invariants::Databases,
+    // Dropped after the processes above, so their databases are no longer in use.
+    databases: platform::harness::Databases,
     dir: tempfile::TempDir,
 }
 
@@ -227,17 +230,24 @@ impl System {
         let dir = tempfile::Builder::new()
             .prefix("ticketing-e2e-")
             .tempdir()?;
+        let databases = platform::harness::Databases::from_env(dir.path().to_path_buf());
+        let urls = crate::invariants::Databases {
+            concert: databases.create("concert-svc").await?,
+            seat: databases.create("seat-svc").await?,
+            reservation: databases.create("reservation-svc").await?,
+            payment: databases.create("payment-svc").await?,
+        };
+        let url_of = |name: &str| match name {
+            "concert-svc" => urls.concert.clone(),
+            "seat-svc" => urls.seat.clone(),
+            "reservation-svc" => urls.reservation.clone(),
+            _ => urls.payment.clone(),
+        };
         let spawn = |name: &str| -> anyhow::Result<ServiceProcess> {
             let mut env = vec![
                 ("HTTP_ADDR".into(), "127.0.0.1:0".into()),
                 ("NATS_URL".into(), nats.url()),
-                (
-                    "DATABASE_URL".into(),
-                    format!(
-                        "sqlite://{}",
-                        dir.path().join(format!("{name}.db")).display()
-                    ),
-                ),
+                ("DATABASE_URL".into(), url_of(name)),
                 ("JWT_SECRET".into(), SECRET.into()),
                 ("RUST_LOG".into(), "info".into()),
                 ("CONSUMER_MAX_DELIVER".into(), opts.max_deliver.to_string()),
@@ -274,6 +284,8 @@ impl System {
             replicas,
             nats,
             auth: Auth::new(SECRET),
+            urls,
+            databases,
             dir,
         };
         for p in system.services().into_iter().chain(&system.replicas) {
@@ -309,18 +321,12 @@ impl System {
 
     /// The databases of the four services, for the invariant checker.
     pub fn databases(&self) -> crate::invariants::Databases {
-        let url = |name: &str| {
-            format!(
-                "sqlite://{}",
-                self.dir.path().join(format!("{name}.db")).display()
-            )
-        };
-        crate::invariants::Databases {
-            concert: url("concert-svc"),
-            seat: url("seat-svc"),
-            reservation: url("reservation-svc"),
-            payment: url("payment-svc"),
-        }
+        self.urls.clone()
+    }
+
+    /// Whether the services run on PostgreSQL (`TEST_DATABASE=postgres`).
+    pub fn on_postgres(&self) -> bool {
+        self.databases.is_postgres()
     }
 
     /// Waits until every saga is terminal and the view has caught up, then checks the

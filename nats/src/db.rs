@@ -149,6 +149,17 @@ impl Db {
     }
 }
 
+/// What to append to a `SELECT` that reads a row the transaction will then change: on PostgreSQL
+/// it locks the row (`FOR UPDATE`) so concurrent transactions of other replicas wait instead of
+/// both acting on the same state; SQLite needs nothing, as its write transactions are serial.
+pub fn for_update(tx: &mut Tx) -> &'static str {
+    if tx.backend_name() == "PostgreSQL" {
+        " FOR UPDATE"
+    } else {
+        ""
+    }
+}
+
 /// Makes sure the folder of a SQLite file exists and that the file is created when missing.
 fn prepare_sqlite_url(url: &str) -> anyhow::Result<String> {
     let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");

@@ -19,6 +19,16 @@ pub const SEAT_EVENTS: &[&str] = &["sale_rejected"];
 
 pub struct Cashier;
 
+/// A decision about a payment nobody had decided on must be the first: if another replica's
+/// transaction decided meanwhile, fail this one so it is retried and sees that decision.
+fn claim(first: bool, r: ReservationId) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        first,
+        "the payment of {r} was decided concurrently; retrying"
+    );
+    Ok(())
+}
+
 struct Ctx<'a> {
     tx: &'a mut Tx,
     cause: Option<Uuid>,
@@ -92,17 +102,18 @@ impl Apply<ReservationEvent> for Cashier {
                 match on_payment_requested(existing, balance, req.amount) {
                     Step::Debit => {
                         let at = cx.ms();
+                        let first = store::claim_payment(
+                            cx.tx,
+                            r,
+                            &req.user_id,
+                            req.amount,
+                            PaymentStatus::Debited,
+                            None,
+                            at,
+                        )
+                        .await?;
+                        claim(first, r)?;
                         if store::debit(cx.tx, &req.user_id, r, req.amount, at).await? {
-                            store::record_payment(
-                                cx.tx,
-                                r,
-                                &req.user_id,
-                                req.amount,
-                                PaymentStatus::Debited,
-                                None,
-                                at,
-                            )
-                            .await?;
                             cx.emit(PaymentEvent::Completed(PaymentCompleted {
                                 reservation_id: r,
                                 user_id: req.user_id.clone(),
@@ -126,7 +137,7 @@ impl Apply<ReservationEvent> for Cashier {
                     Step::Refund => cx.refund(r, payment).await?,
                     Step::RememberCancel => {
                         let at = cx.ms();
-                        store::record_payment(
+                        let first = store::claim_payment(
                             cx.tx,
                             r,
                             &c.user_id,
@@ -136,6 +147,7 @@ impl Apply<ReservationEvent> for Cashier {
                             at,
                         )
                         .await?;
+                        claim(first, r)?;
                     }
                     _ => {}
                 }

@@ -128,11 +128,15 @@ pub struct Payment {
     pub status: PaymentStatus,
 }
 
+/// The reservation's payment, locked for the rest of the transaction.
 pub async fn payment(tx: &mut Tx, reservation: ReservationId) -> sqlx::Result<Option<Payment>> {
-    let row = sqlx::query("SELECT user_id, amount, status FROM payments WHERE reservation_id = $1")
-        .bind(reservation.to_string())
-        .fetch_optional(&mut **tx)
-        .await?;
+    let lock = platform::db::for_update(tx);
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT user_id, amount, status FROM payments WHERE reservation_id = $1{lock}"
+    )))
+    .bind(reservation.to_string())
+    .fetch_optional(&mut **tx)
+    .await?;
     row.map(|r| {
         let status: String = r.try_get("status")?;
         Ok(Payment {
@@ -144,6 +148,32 @@ pub async fn payment(tx: &mut Tx, reservation: ReservationId) -> sqlx::Result<Op
         })
     })
     .transpose()
+}
+
+/// Records the first decision about a reservation's payment; `false` if another transaction
+/// made one first (the caller retries and then sees it).
+pub async fn claim_payment(
+    tx: &mut Tx,
+    reservation: ReservationId,
+    user: &UserId,
+    amount: Points,
+    status: PaymentStatus,
+    reason: Option<&str>,
+    now_ms: i64,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO payments (reservation_id, user_id, amount, status, reason, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT DO NOTHING",
+    )
+    .bind(reservation.to_string())
+    .bind(&user.0)
+    .bind(amount.value())
+    .bind(status.as_str())
+    .bind(reason)
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Records the reservation's payment, or moves an existing record to `status`.

@@ -14,7 +14,7 @@ const WAIT: Duration = Duration::from_secs(15);
 
 async fn start(env: &TestEnv) -> Api {
     let app = build(Config {
-        service: env.config(SERVICE),
+        service: env.config(SERVICE).await.expect("a database"),
     })
     .await
     .expect("build payment-svc");

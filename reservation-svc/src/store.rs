@@ -70,9 +70,11 @@ pub async fn insert_from_hold(tx: &mut Tx, held: &SeatHeld, now_ms: i64) -> sqlx
     Ok(())
 }
 
+/// The reservation, locked for the rest of the transaction (its facts are read, then written).
 pub async fn get(tx: &mut Tx, id: ReservationId) -> sqlx::Result<Option<Reservation>> {
+    let lock = platform::db::for_update(tx);
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM reservations WHERE id = $1"
+        "SELECT {COLUMNS} FROM reservations WHERE id = $1{lock}"
     )))
     .bind(id.to_string())
     .fetch_optional(&mut **tx)

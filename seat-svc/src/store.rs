@@ -70,10 +70,12 @@ fn token_from(r: &sqlx::any::AnyRow) -> sqlx::Result<Token> {
     })
 }
 
+/// The token, locked for the rest of the transaction (a hold checks, then uses it).
 pub async fn get_token(tx: &mut Tx, token: &str) -> sqlx::Result<Option<Token>> {
-    sqlx::query(
-        "SELECT token, schedule_id, user_id, status, created_at FROM queue_tokens WHERE token = $1",
-    )
+    let lock = platform::db::for_update(tx);
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT token, schedule_id, user_id, status, created_at FROM queue_tokens WHERE token = $1{lock}"
+    )))
     .bind(token)
     .fetch_optional(&mut **tx)
     .await?
@@ -149,6 +151,14 @@ pub async fn activate_waiting(tx: &mut Tx, schedule: &str, n: i64) -> sqlx::Resu
 
 /// Fills the schedule's free active places with the longest-waiting tokens.
 pub async fn admit(tx: &mut Tx, schedule: &str, active_limit: i64) -> sqlx::Result<()> {
+    // Admissions of one schedule take turns, so two replicas never both fill the last place.
+    let lock = platform::db::for_update(tx);
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT id FROM schedules WHERE id = $1{lock}"
+    )))
+    .bind(schedule)
+    .fetch_optional(&mut **tx)
+    .await?;
     let active = count_active(tx, schedule).await?;
     activate_waiting(
         tx,
@@ -260,10 +270,13 @@ pub async fn count_known_seats(
 }
 
 pub async fn held_amount(tx: &mut Tx, reservation: ReservationId) -> sqlx::Result<i64> {
-    sqlx::query_scalar("SELECT COALESCE(SUM(price), 0) FROM seats WHERE reservation_id = $1")
-        .bind(reservation.to_string())
-        .fetch_one(&mut **tx)
-        .await
+    // The cast: PostgreSQL sums BIGINT into NUMERIC.
+    sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(price), 0) AS BIGINT) FROM seats WHERE reservation_id = $1",
+    )
+    .bind(reservation.to_string())
+    .fetch_one(&mut **tx)
+    .await
 }
 
 pub struct NewHold<'a> {
@@ -306,9 +319,10 @@ pub async fn get_hold(
     tx: &mut Tx,
     reservation: ReservationId,
 ) -> sqlx::Result<Option<(Hold, Vec<SeatId>)>> {
-    let Some(row) = sqlx::query(
-        "SELECT status, expires_at, release_reason FROM holds WHERE reservation_id = $1",
-    )
+    let lock = platform::db::for_update(tx);
+    let Some(row) = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT status, expires_at, release_reason FROM holds WHERE reservation_id = $1{lock}"
+    )))
     .bind(reservation.to_string())
     .fetch_optional(&mut **tx)
     .await?

@@ -21,7 +21,7 @@ const WAIT: Duration = Duration::from_secs(15);
 
 async fn start(env: &TestEnv, queue_active_limit: i64) -> Api {
     let app = build(Config {
-        service: env.config(SERVICE),
+        service: env.config(SERVICE).await.expect("a database"),
         limits: Limits {
             hold_ttl: Duration::from_secs(300),
             queue_active_limit,

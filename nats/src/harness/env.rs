@@ -12,37 +12,37 @@ use tempfile::TempDir;
 /// a token issuer; each test gets fresh ones, so tests run in parallel.
 pub struct TestEnv {
     pub nats: NatsServer,
-    pub dir: TempDir,
     pub auth: Arc<Auth>,
     secret: String,
+    databases: super::Databases,
+    pub dir: TempDir,
 }
 
 impl TestEnv {
     pub fn new() -> anyhow::Result<TestEnv> {
         let secret = "test-secret".to_owned();
+        let dir = tempfile::Builder::new().prefix("svc-test-").tempdir()?;
         Ok(TestEnv {
             nats: NatsServer::start()?,
-            dir: tempfile::Builder::new().prefix("svc-test-").tempdir()?,
             auth: Auth::new(&secret),
             secret,
+            databases: super::Databases::from_env(dir.path().to_path_buf()),
+            dir,
         })
     }
 
-    /// Config for `name` on a free port with its own SQLite file.
-    pub fn config(&self, name: &'static str) -> ServiceConfig {
-        ServiceConfig {
+    /// Config for `name` on a free port with a fresh database of its own.
+    pub async fn config(&self, name: &'static str) -> anyhow::Result<ServiceConfig> {
+        Ok(ServiceConfig {
             name,
             http_addr: "127.0.0.1:0".into(),
             nats_url: self.nats.url(),
-            database_url: format!(
-                "sqlite://{}",
-                self.dir.path().join(format!("{name}.db")).display()
-            ),
+            database_url: self.databases.create(name).await?,
             jwt_secret: self.secret.clone(),
             nats_replicas: 1,
             max_deliver: 10,
             durability: Default::default(),
-        }
+        })
     }
 
     /// Runs a built service in the background for the rest of the test; answers its API once

@@ -11,9 +11,11 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 pub mod api;
+mod database;
 mod env;
 
 pub use api::{Api, RawBody, Reply};
+pub use database::Databases;
 pub use env::{TestEnv, publish_message};
 
 /// Polls `check` until it yields `Some`, or fails after `within` naming `what` and the last

@@ -1,0 +1,94 @@
+//! database: a fresh database per service for each test — a SQLite file in the test's folder, or,
+//! with `TEST_DATABASE=postgres`, a PostgreSQL database created for the test (on
+//! `TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432`) and dropped after it.
+
+use anyhow::Context as _;
+use sqlx::{AnyConnection, Connection, Executor};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+pub struct Databases {
+    postgres: Option<String>,
+    dir: PathBuf,
+    created: Mutex<Vec<String>>,
+}
+
+impl Databases {
+    /// Databases for one test, SQLite files going into `dir`.
+    pub fn from_env(dir: PathBuf) -> Databases {
+        let postgres = match std::env::var("TEST_DATABASE").as_deref() {
+            Ok("postgres") => Some(
+                std::env::var("TEST_POSTGRES_URL")
+                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into()),
+            ),
+            _ => None,
+        };
+        Databases {
+            postgres,
+            dir,
+            created: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.postgres.is_some()
+    }
+
+    /// A new, empty database for `name`; its URL.
+    pub async fn create(&self, name: &str) -> anyhow::Result<String> {
+        let Some(server) = &self.postgres else {
+            return Ok(format!(
+                "sqlite://{}",
+                self.dir.join(format!("{name}.db")).display()
+            ));
+        };
+        sqlx::any::install_default_drivers();
+        let db = format!(
+            "t_{}_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12],
+            name.replace('-', "_")
+        );
+        let mut admin = AnyConnection::connect(&format!("{server}/postgres"))
+            .await
+            .with_context(|| format!("connect to PostgreSQL at {server} (is it running?)"))?;
+        // The name is ours: letters, digits and underscores.
+        admin
+            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
+            .await
+            .with_context(|| format!("create database {db}"))?;
+        self.created.lock().unwrap().push(db.clone());
+        Ok(format!("{server}/{db}"))
+    }
+}
+
+impl Drop for Databases {
+    fn drop(&mut self) {
+        let (Some(server), dbs) = (
+            self.postgres.clone(),
+            std::mem::take(&mut *self.created.lock().unwrap()),
+        ) else {
+            return;
+        };
+        if dbs.is_empty() {
+            return;
+        }
+        // Drop may run inside a runtime: do the async clean-up on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let mut admin = AnyConnection::connect(&format!("{server}/postgres")).await?;
+                for db in dbs {
+                    admin
+                        .execute(sqlx::AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
+                        )))
+                        .await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .join();
+    }
+}
