@@ -53,16 +53,11 @@ impl Ctx<'_> {
         reason: &str,
     ) -> anyhow::Result<()> {
         let now = self.ms();
-        store::record_payment(
-            self.tx,
-            r,
-            user,
-            amount,
-            PaymentStatus::Failed,
-            Some(reason),
-            now,
-        )
-        .await?;
+        // The first decision about this payment, or one replacing a remembered cancel.
+        let failed = PaymentStatus::Failed;
+        if !store::claim_payment(self.tx, r, user, amount, failed, Some(reason), now).await? {
+            store::set_payment_status(self.tx, r, failed, Some(reason), now).await?;
+        }
         self.emit(PaymentEvent::Failed(PaymentFailed {
             reservation_id: r,
             reason: reason.to_owned(),

@@ -176,27 +176,21 @@ pub async fn claim_payment(
     Ok(done.rows_affected() == 1)
 }
 
-/// Records the reservation's payment, or moves an existing record to `status`.
-pub async fn record_payment(
+/// Moves the reservation's recorded payment to `status`.
+pub async fn set_payment_status(
     tx: &mut Tx,
     reservation: ReservationId,
-    user: &UserId,
-    amount: Points,
     status: PaymentStatus,
     reason: Option<&str>,
     now_ms: i64,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO payments (reservation_id, user_id, amount, status, reason, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $6)
-         ON CONFLICT (reservation_id) DO UPDATE SET status = $4, reason = $5, updated_at = $6",
+        "UPDATE payments SET status = $1, reason = $2, updated_at = $3 WHERE reservation_id = $4",
     )
-    .bind(reservation.to_string())
-    .bind(&user.0)
-    .bind(amount.value())
     .bind(status.as_str())
     .bind(reason)
     .bind(now_ms)
+    .bind(reservation.to_string())
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -226,16 +220,7 @@ pub async fn refund(
         now_ms,
     )
     .await?;
-    record_payment(
-        tx,
-        reservation,
-        &p.user,
-        p.amount,
-        PaymentStatus::Refunded,
-        None,
-        now_ms,
-    )
-    .await
+    set_payment_status(tx, reservation, PaymentStatus::Refunded, None, now_ms).await
 }
 
 #[derive(Debug, Serialize)]
