@@ -188,6 +188,8 @@ pub struct Options {
     pub max_deliver: u64,
     /// Processes of seat-svc, reservation-svc and payment-svc (their consumer groups).
     pub replicas: usize,
+    /// Each service connects with a NATS user of its own, limited to its own subjects.
+    pub secured: bool,
 }
 
 impl Default for Options {
@@ -198,6 +200,7 @@ impl Default for Options {
             queue_token_ttl_secs: 600,
             max_deliver: 10,
             replicas: 1,
+            secured: false,
         }
     }
 }
@@ -219,6 +222,8 @@ pub struct System {
 }
 
 const SECRET: &str = "e2e-secret";
+/// Password of every NATS user of a secured test bus (the `admin` user's too).
+pub const BUS_PASSWORD: &str = "bus-secret";
 
 impl System {
     pub async fn start() -> anyhow::Result<System> {
@@ -226,7 +231,19 @@ impl System {
     }
 
     pub async fn start_with(opts: Options) -> anyhow::Result<System> {
-        let nats = NatsServer::start()?;
+        let nats = if opts.secured {
+            let users: Vec<(&str, contracts::Context, &str)> = SERVICES
+                .iter()
+                .zip(contracts::Context::ALL)
+                .map(|(s, c)| (*s, c, BUS_PASSWORD))
+                .collect();
+            NatsServer::start_with_config(&platform::topology::authorization_block(
+                &users,
+                BUS_PASSWORD,
+            ))?
+        } else {
+            NatsServer::start()?
+        };
         let dir = tempfile::Builder::new()
             .prefix("ticketing-e2e-")
             .tempdir()?;
@@ -252,6 +269,10 @@ impl System {
                 ("RUST_LOG".into(), "info".into()),
                 ("CONSUMER_MAX_DELIVER".into(), opts.max_deliver.to_string()),
             ];
+            if opts.secured {
+                env.push(("NATS_USER".into(), name.to_owned()));
+                env.push(("NATS_PASSWORD".into(), BUS_PASSWORD.into()));
+            }
             if name == "seat-svc" {
                 env.push(("SEAT_HOLD_TTL_SECS".into(), opts.hold_ttl_secs.to_string()));
                 env.push((

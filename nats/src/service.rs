@@ -65,6 +65,8 @@ pub struct ServiceConfig {
     pub max_deliver: i64,
     /// SQLite's `synchronous` setting (`SQLITE_SYNCHRONOUS`: NORMAL or FULL).
     pub durability: crate::db::Durability,
+    /// The service's own NATS user (`NATS_USER`, `NATS_PASSWORD`), when the bus has users.
+    pub nats_credentials: Option<(String, String)>,
 }
 
 pub const DEV_JWT_SECRET: &str = "dev-secret-change-me";
@@ -84,6 +86,10 @@ impl ServiceConfig {
             nats_replicas: env_parse("NATS_REPLICAS", 1)?,
             max_deliver: env_parse("CONSUMER_MAX_DELIVER", 10)?,
             durability: env_parse("SQLITE_SYNCHRONOUS", crate::db::Durability::Normal)?,
+            nats_credentials: match (std::env::var("NATS_USER"), std::env::var("NATS_PASSWORD")) {
+                (Ok(user), Ok(password)) => Some((user, password)),
+                _ => None,
+            },
         })
     }
 }
@@ -117,7 +123,11 @@ impl Runtime {
         crate::telemetry::metrics();
         let db = Db::connect_with(&config.database_url, config.durability).await?;
         db.migrate(migrator).await?;
-        let nats = async_nats::ConnectOptions::new()
+        let mut options = async_nats::ConnectOptions::new();
+        if let Some((user, password)) = &config.nats_credentials {
+            options = options.user_and_password(user.clone(), password.clone());
+        }
+        let nats = options
             .name(config.name)
             .retry_on_initial_connect()
             .connect(config.nats_url.as_str())

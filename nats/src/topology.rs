@@ -105,3 +105,70 @@ pub async fn caught_up(
     let info = consumer.info().await.context("consumer info")?;
     Ok(info.num_pending == 0 && info.num_ack_pending == 0)
 }
+
+/// What one service may do on the bus: publish its own context's events and its DLQ entries,
+/// make the JetStream API calls its streams and durables need, ack, and receive replies. It can
+/// neither publish another context's events nor pull from another service's durables.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Permissions {
+    pub publish: Vec<String>,
+    pub subscribe: Vec<String>,
+}
+
+pub fn permissions(service: &str, own: Context) -> Permissions {
+    let mut publish = vec![
+        own.wildcard(),
+        format!("{DLQ_PREFIX}.{service}.>"),
+        "$JS.API.INFO".into(),
+        // Every service ensures every stream at start-up (any may start first).
+        "$JS.API.STREAM.CREATE.*".into(),
+        "$JS.API.STREAM.UPDATE.*".into(),
+        "$JS.API.STREAM.INFO.*".into(),
+        // Its own durables only: created, inspected and pulled from by name.
+        format!("$JS.API.CONSUMER.CREATE.*.{service}"),
+        format!("$JS.API.CONSUMER.CREATE.*.{service}.>"),
+        format!("$JS.API.CONSUMER.DURABLE.CREATE.*.{service}"),
+        format!("$JS.API.CONSUMER.INFO.*.{service}"),
+        format!("$JS.API.CONSUMER.MSG.NEXT.*.{service}"),
+        "$JS.ACK.>".into(),
+    ];
+    if own == Context::Concert {
+        // The view rebuild replays SEAT through an ordered consumer of its own.
+        publish.extend([
+            "$JS.API.CONSUMER.CREATE.SEAT".into(),
+            "$JS.API.CONSUMER.CREATE.SEAT.>".into(),
+            "$JS.API.CONSUMER.MSG.NEXT.SEAT.>".into(),
+            "$JS.API.CONSUMER.DELETE.SEAT.>".into(),
+            "$JS.API.CONSUMER.INFO.SEAT.>".into(),
+        ]);
+    }
+    Permissions {
+        publish,
+        subscribe: vec!["_INBOX.>".into()],
+    }
+}
+
+/// The `authorization` block of a nats-server config: one user per service with its
+/// permissions, plus an `admin` user (tools, tests) allowed everything.
+pub fn authorization_block(users: &[(&str, Context, &str)], admin_password: &str) -> String {
+    let quote = |v: &[String]| {
+        v.iter()
+            .map(|s| format!("\"{s}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = String::from("authorization {\n  users = [\n");
+    out.push_str(&format!(
+        "    {{ user: \"admin\", password: \"{admin_password}\" }}\n"
+    ));
+    for (service, context, password) in users {
+        let p = permissions(service, *context);
+        out.push_str(&format!(
+            "    {{ user: \"{service}\", password: \"{password}\", permissions: {{ publish: {{ allow: [{}] }}, subscribe: {{ allow: [{}] }} }} }}\n",
+            quote(&p.publish),
+            quote(&p.subscribe)
+        ));
+    }
+    out.push_str("  ]\n}\n");
+    out
+}

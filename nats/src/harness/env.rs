@@ -42,6 +42,7 @@ impl TestEnv {
             nats_replicas: 1,
             max_deliver: 10,
             durability: Default::default(),
+            nats_credentials: None,
         })
     }
 

@@ -180,18 +180,34 @@ impl NatsServer {
         Self::start_with(&[])
     }
 
-    /// Starts one with extra command-line arguments (e.g. `-c <config>`).
+    /// Starts one with extra command-line arguments.
     pub fn start_with(extra: &[&str]) -> anyhow::Result<NatsServer> {
+        Self::start_configured(extra, None)
+    }
+
+    /// Starts one that reads `config` (nats-server config text, e.g. an `authorization` block)
+    /// besides the command-line settings.
+    pub fn start_with_config(config: &str) -> anyhow::Result<NatsServer> {
+        Self::start_configured(&[], Some(config))
+    }
+
+    fn start_configured(extra: &[&str], config: Option<&str>) -> anyhow::Result<NatsServer> {
         let bin = nats_server_binary()?;
         let dir = tempfile::Builder::new()
             .prefix("nats-test-")
             .tempdir()
             .context("create a store directory")?;
+        let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        if let Some(text) = config {
+            let path = dir.path().join("server.conf");
+            std::fs::write(&path, text).context("write the server config")?;
+            args.extend(["-c".to_owned(), path.display().to_string()]);
+        }
         let mut server = NatsServer {
             bin,
             dir,
             port: 0,
-            args: extra.iter().map(|s| s.to_string()).collect(),
+            args,
             child: None,
         };
         server.spawn()?;
