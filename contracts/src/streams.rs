@@ -33,6 +33,16 @@ impl Context {
         }
     }
 
+    /// The service that owns the context: the only one publishing its events.
+    pub fn service(self) -> &'static str {
+        match self {
+            Context::Concert => "concert-svc",
+            Context::Seat => "seat-svc",
+            Context::Reservation => "reservation-svc",
+            Context::Payment => "payment-svc",
+        }
+    }
+
     pub fn stream(self) -> &'static str {
         match self {
             Context::Concert => "CONCERT",

@@ -26,6 +26,8 @@ pub struct Config {
     pub replicas: usize,
     /// Whether nats-server is among the processes killed.
     pub kill_nats: bool,
+    /// A three-node NATS cluster with R3 streams instead of one server.
+    pub cluster: bool,
     pub hold_ttl_secs: u64,
     /// How long the sagas may take to finish once the faults stop.
     pub converge_within: Duration,
@@ -229,12 +231,61 @@ async fn user(
     Ok(())
 }
 
+/// The users of a sale, each a task: charge, queue, hold, then act on a seeded plan.
+pub struct Sale {
+    users: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    accepted: Arc<Mutex<Accepted>>,
+}
+
+impl Sale {
+    /// Starts `users` users on `schedule`; they retry through faults until `until`.
+    pub fn start(
+        client: Client,
+        users: usize,
+        seed: u64,
+        schedule: &crate::flows::Schedule,
+        until: Instant,
+    ) -> Sale {
+        let accepted = Arc::new(Mutex::new(Accepted::default()));
+        let users = (0..users)
+            .map(|i| {
+                tokio::spawn(user(
+                    client.clone(),
+                    i,
+                    seed,
+                    schedule.schedule_id.clone(),
+                    schedule.seat_ids.clone(),
+                    accepted.clone(),
+                    until,
+                ))
+            })
+            .collect();
+        Sale { users, accepted }
+    }
+
+    /// Holds accepted so far.
+    pub fn holds(&self) -> usize {
+        self.accepted.lock().unwrap().holds.len()
+    }
+
+    /// Waits for every user to be done; what the system accepted from them.
+    pub async fn finish(self) -> anyhow::Result<Accepted> {
+        for u in self.users {
+            u.await.context("a user task panicked")??;
+        }
+        Arc::try_unwrap(self.accepted)
+            .map_err(|_| anyhow::anyhow!("user tasks still hold the record"))
+            .map(|m| m.into_inner().unwrap())
+    }
+}
+
 /// Runs the sale and the faults; `say` hears progress.
 pub async fn run(cfg: &Config, say: impl Fn(String)) -> anyhow::Result<ChaosReport> {
     let opts = Options {
         hold_ttl_secs: cfg.hold_ttl_secs,
         queue_active_limit: cfg.users as u64 + 1,
         replicas: cfg.replicas,
+        cluster: cfg.cluster,
         ..Default::default()
     };
     let mut sys = System::start_with(opts).await?;
@@ -247,21 +298,7 @@ pub async fn run(cfg: &Config, say: impl Fn(String)) -> anyhow::Result<ChaosRepo
 
     let started = Instant::now();
     let until = started + Duration::from_secs(120) + cfg.converge_within;
-    let accepted = Arc::new(Mutex::new(Accepted::default()));
-    let client = sys.client();
-    let users: Vec<_> = (0..cfg.users)
-        .map(|i| {
-            tokio::spawn(user(
-                client.clone(),
-                i,
-                cfg.seed,
-                s.schedule_id.clone(),
-                s.seat_ids.clone(),
-                accepted.clone(),
-                until,
-            ))
-        })
-        .collect();
+    let sale = Sale::start(sys.client(), cfg.users, cfg.seed, &s, until);
 
     // The faults, while the users are at it.
     let mut rng = SmallRng::seed_from_u64(cfg.seed);
@@ -273,10 +310,18 @@ pub async fn run(cfg: &Config, say: impl Fn(String)) -> anyhow::Result<ChaosRepo
         let down = Duration::from_millis(rng.random_range(50..600));
         let at = started.elapsed();
         let name = if pick == 4 + sys.replicas.len() {
-            sys.nats.kill();
+            // On a cluster, one node of the three.
+            let node = rng.random_range(0..=sys.peers.len());
+            let server = match node {
+                0 => &mut sys.nats,
+                n => &mut sys.peers[n - 1],
+            };
+            server.kill();
             tokio::time::sleep(down).await;
-            sys.nats.restart()?;
-            "nats-server".to_owned()
+            server.restart()?;
+            server
+                .name()
+                .map_or("nats-server".to_owned(), |n| format!("nats-server {n}"))
         } else {
             let p = match pick {
                 0 => &mut sys.concert,
@@ -297,9 +342,7 @@ pub async fn run(cfg: &Config, say: impl Fn(String)) -> anyhow::Result<ChaosRepo
         ));
         kills.push(format!("{:.2}s {name}", at.as_secs_f64()));
     }
-    for u in users {
-        u.await.context("a user task panicked")??;
-    }
+    let accepted = sale.finish().await?;
     let load = started.elapsed();
     say(format!(
         "load done in {:.1}s; waiting for every saga to finish",
@@ -315,10 +358,6 @@ pub async fn run(cfg: &Config, say: impl Fn(String)) -> anyhow::Result<ChaosRepo
         }
     };
     let converge = converging.elapsed();
-    let accepted = Arc::try_unwrap(accepted)
-        .map_err(|_| anyhow::anyhow!("user tasks still hold the record"))?
-        .into_inner()
-        .unwrap();
     let lost = lost_commands(&sys, &accepted).await?;
     Ok(ChaosReport {
         invariants,
@@ -331,7 +370,7 @@ pub async fn run(cfg: &Config, say: impl Fn(String)) -> anyhow::Result<ChaosRepo
 }
 
 /// Invariant 5: every accepted command had its effect.
-async fn lost_commands(sys: &System, accepted: &Accepted) -> anyhow::Result<Vec<String>> {
+pub async fn lost_commands(sys: &System, accepted: &Accepted) -> anyhow::Result<Vec<String>> {
     let dbs = sys.databases();
     let reservations = platform::db::Db::connect(&dbs.reservation).await?;
     let status: HashMap<String, String> = sqlx::query("SELECT id, status FROM reservations")

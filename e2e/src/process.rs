@@ -89,19 +89,10 @@ impl ServiceProcess {
         });
         let addr = rx.recv_timeout(Duration::from_secs(30)).map_err(|_| {
             let _ = child.kill();
-            let logs = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let tail: String = logs
-                .lines()
-                .rev()
-                .take(20)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-                .join("\n");
             anyhow::anyhow!(
-                "{} did not start within 30 s; its log ends:\n{tail}",
-                self.name
+                "{} did not start within 30 s; its log ends:\n{}",
+                self.name,
+                self.log_tail(20)
             )
         })?;
         self.addr = addr;
@@ -119,6 +110,13 @@ impl ServiceProcess {
 
     pub fn log_path(&self) -> &Path {
         &self.log
+    }
+
+    /// The last `lines` lines of its log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let tail: Vec<_> = text.lines().rev().take(lines).collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
     }
 
     /// SIGKILL: no shutdown, no flush.
@@ -190,6 +188,9 @@ pub struct Options {
     pub replicas: usize,
     /// Each service connects with a NATS user of its own, limited to its own subjects.
     pub secured: bool,
+    /// A three-node NATS cluster (the committed `nats/conf/cluster.conf`, secured) and R3
+    /// streams and durables, instead of one server.
+    pub cluster: bool,
 }
 
 impl Default for Options {
@@ -201,6 +202,7 @@ impl Default for Options {
             max_deliver: 10,
             replicas: 1,
             secured: false,
+            cluster: false,
         }
     }
 }
@@ -214,6 +216,8 @@ pub struct System {
     /// Further processes of seat, reservation and payment when `replicas` > 1.
     pub replicas: Vec<ServiceProcess>,
     pub nats: NatsServer,
+    /// The other nodes when the bus is a cluster.
+    pub peers: Vec<NatsServer>,
     auth: Arc<Auth>,
     urls: crate::invariants::Databases,
     // Dropped after the processes above, so their databases are no longer in use.
@@ -231,19 +235,21 @@ impl System {
     }
 
     pub async fn start_with(opts: Options) -> anyhow::Result<System> {
-        let nats = if opts.secured {
-            let users: Vec<(&str, contracts::Context, &str)> = SERVICES
-                .iter()
-                .zip(contracts::Context::ALL)
-                .map(|(s, c)| (*s, c, BUS_PASSWORD))
-                .collect();
-            NatsServer::start_with_config(&platform::topology::authorization_block(
-                &users,
-                BUS_PASSWORD,
-            ))?
+        let secured = opts.secured || opts.cluster;
+        let (nats, peers) = if opts.cluster {
+            let mut nodes = platform::harness::NatsCluster::start(3, BUS_PASSWORD)?.nodes;
+            (nodes.remove(0), nodes)
+        } else if secured {
+            let config = platform::topology::authorization_block(|_| BUS_PASSWORD.into());
+            (NatsServer::start_with_config(&config)?, Vec::new())
         } else {
-            NatsServer::start()?
+            (NatsServer::start()?, Vec::new())
         };
+        let nats_url = std::iter::once(&nats)
+            .chain(&peers)
+            .map(NatsServer::url)
+            .collect::<Vec<_>>()
+            .join(",");
         let dir = tempfile::Builder::new()
             .prefix("ticketing-e2e-")
             .tempdir()?;
@@ -263,13 +269,17 @@ impl System {
         let spawn = |name: &str| -> anyhow::Result<ServiceProcess> {
             let mut env = vec![
                 ("HTTP_ADDR".into(), "127.0.0.1:0".into()),
-                ("NATS_URL".into(), nats.url()),
+                ("NATS_URL".into(), nats_url.clone()),
+                (
+                    "NATS_REPLICAS".into(),
+                    if opts.cluster { "3" } else { "1" }.into(),
+                ),
                 ("DATABASE_URL".into(), url_of(name)),
                 ("JWT_SECRET".into(), SECRET.into()),
                 ("RUST_LOG".into(), "info".into()),
                 ("CONSUMER_MAX_DELIVER".into(), opts.max_deliver.to_string()),
             ];
-            if opts.secured {
+            if secured {
                 env.push(("NATS_USER".into(), name.to_owned()));
                 env.push(("NATS_PASSWORD".into(), BUS_PASSWORD.into()));
             }
@@ -304,6 +314,7 @@ impl System {
             payment,
             replicas,
             nats,
+            peers,
             auth: Auth::new(SECRET),
             urls,
             databases,
@@ -315,6 +326,30 @@ impl System {
         Ok(system)
     }
 
+    /// Every NATS node's URL, comma-separated (the services' `NATS_URL`).
+    pub fn nats_url(&self) -> String {
+        std::iter::once(&self.nats)
+            .chain(&self.peers)
+            .map(NatsServer::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// JetStream as `user` of a secured bus (`admin` may do anything).
+    pub async fn bus_as(&self, user: &str) -> anyhow::Result<async_nats::jetstream::Context> {
+        let client =
+            async_nats::ConnectOptions::with_user_and_password(user.into(), BUS_PASSWORD.into())
+                .connect(
+                    std::iter::once(&self.nats)
+                        .chain(&self.peers)
+                        .map(NatsServer::url)
+                        .collect::<Vec<_>>(),
+                )
+                .await
+                .with_context(|| format!("connect to NATS as {user}"))?;
+        Ok(async_nats::jetstream::new(client))
+    }
+
     pub fn services(&self) -> [&ServiceProcess; 4] {
         [&self.concert, &self.seat, &self.reservation, &self.payment]
     }
@@ -324,9 +359,14 @@ impl System {
         eventually(
             &format!("{} to be ready", p.name),
             Duration::from_secs(30),
-            async || Ok(api.get("/readyz", None).await?.is(200).then_some(())),
+            async || {
+                let reply = api.get("/readyz", None).await?;
+                anyhow::ensure!(reply.is(200), "{}", reply.body);
+                Ok(Some(()))
+            },
         )
         .await
+        .with_context(|| format!("{} log:\n{}", p.name, p.log_tail(20)))
     }
 
     /// The system as a frontend sees it, to hand to tasks.
@@ -380,15 +420,7 @@ impl System {
         self.services()
             .into_iter()
             .chain(&self.replicas)
-            .map(|p| {
-                let text = std::fs::read_to_string(p.log_path()).unwrap_or_default();
-                let tail: Vec<_> = text.lines().rev().take(lines).collect();
-                format!(
-                    "--- {} ---\n{}",
-                    p.name,
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                )
-            })
+            .map(|p| format!("--- {} ---\n{}", p.name, p.log_tail(lines)))
             .collect::<Vec<_>>()
             .join("\n")
     }

@@ -933,6 +933,7 @@ async fn a_flash_sale_survives_random_kills_of_services_and_nats() {
         seed: 7,
         replicas: 1,
         kill_nats: true,
+        cluster: false,
         hold_ttl_secs: 5,
         converge_within: std::time::Duration::from_secs(90),
     };
@@ -1009,22 +1010,13 @@ async fn secured(sys: &System) -> anyhow::Result<()> {
         "a service was refused something it needs:\n{logs}"
     );
 
-    let as_user = async |user: &str| -> anyhow::Result<jetstream::Context> {
-        let client = async_nats::ConnectOptions::with_user_and_password(
-            user.into(),
-            e2e::process::BUS_PASSWORD.into(),
-        )
-        .connect(sys.nats.url())
-        .await?;
-        Ok(jetstream::new(client))
-    };
-    let seat = as_user("seat-svc").await?;
+    let seat = sys.bus_as("seat-svc").await?;
     // Its own events: allowed.
     let own = seat.publish("seat.probe.x", "{}".into()).await?.await;
     assert!(own.is_ok(), "seat-svc publishes seat.*: {own:?}");
     // A payment event and another service's durable: both refused (each waits out a request
     // timeout, so they are tried at once), and nothing reaches the PAYMENT stream.
-    let admin = as_user("admin").await?;
+    let admin = sys.bus_as("admin").await?;
     let before = admin
         .get_stream("PAYMENT")
         .await?
@@ -1074,4 +1066,118 @@ async fn secured(sys: &System) -> anyhow::Result<()> {
         .await;
     assert!(mine.is_ok(), "{:?}", mine.err());
     Ok(())
+}
+
+/// A flash sale on a three-node cluster running the committed `nats/conf/cluster.conf` (R3
+/// streams and durables, each service on its own NATS user): the node leading the SEAT stream is
+/// SIGKILLed mid-sale and stays down; every saga still ends and the invariants hold. Restarted,
+/// the node catches up on everything published while it was away.
+#[tokio::test]
+async fn a_flash_sale_on_a_three_node_cluster_survives_losing_a_node() {
+    let opts = Options {
+        cluster: true,
+        // Longer than a leader election (a few seconds), or every hold expires meanwhile.
+        hold_ttl_secs: 15,
+        queue_active_limit: 1000,
+        ..Default::default()
+    };
+    on_system(opts, async |sys| node_loss(sys).await).await;
+}
+
+async fn node_loss(sys: &mut System) -> anyhow::Result<()> {
+    use std::time::{Duration, Instant};
+    let admin = sys.bus_as("admin").await?;
+    let seats = flows::numbered_seats("C", 30, 100);
+    let s = flows::open_schedule(sys, "Cluster", &seats).await?;
+    let seat_stream = admin.get_stream("SEAT").await?.get_info().await?;
+    let replicas = seat_stream.config.num_replicas;
+    assert_eq!(replicas, 3, "streams are R3 on the cluster");
+    let leader = seat_stream
+        .cluster
+        .and_then(|c| c.leader)
+        .expect("an R3 stream has a leader");
+
+    let sale = e2e::chaos::Sale::start(
+        sys.client(),
+        80,
+        3,
+        &s,
+        Instant::now() + Duration::from_secs(120),
+    );
+    eventually(
+        "the sale to be under way",
+        Duration::from_secs(60),
+        async || Ok((sale.holds() >= 10).then_some(())),
+    )
+    .await?;
+    let sold_at_kill = seat_events(&admin).await?;
+    let node = std::iter::once(&mut sys.nats)
+        .chain(&mut sys.peers)
+        .find(|n| n.name() == Some(leader.as_str()))
+        .expect("the leader is one of the nodes");
+    node.kill();
+    let killed = Instant::now();
+
+    let accepted = sale.finish().await?;
+    let report = sys.settle(Duration::from_secs(90)).await?;
+    eprintln!(
+        "{report}; {} holds, {} payments, {} cancels accepted; settled {:.1} s after losing {leader}",
+        accepted.holds.len(),
+        accepted.paid.len(),
+        accepted.cancelled.len(),
+        killed.elapsed().as_secs_f64()
+    );
+    assert!(report.sagas() >= 20, "{report}");
+    assert_eq!(
+        e2e::chaos::lost_commands(sys, &accepted).await?,
+        Vec::<String>::new()
+    );
+    let after = seat_events(&admin).await?;
+    assert!(
+        after > sold_at_kill,
+        "the sale went on without {leader}: SEAT went from {sold_at_kill} to {after} events"
+    );
+
+    // Back, it rejoins every stream and replays what it missed until it is current.
+    let node = std::iter::once(&mut sys.nats)
+        .chain(&mut sys.peers)
+        .find(|n| n.name() == Some(leader.as_str()))
+        .expect("the leader is one of the nodes");
+    node.restart()?;
+    for stream in ["CONCERT", "SEAT", "RESERVATION", "PAYMENT"] {
+        eventually(
+            &format!("{leader} to be current on {stream}"),
+            Duration::from_secs(30),
+            async || {
+                let info = admin.get_stream(stream).await?.get_info().await?;
+                let cluster = info.cluster.unwrap_or_default();
+                let current = cluster.leader.as_deref() == Some(leader.as_str())
+                    || cluster.replicas.iter().any(|p| {
+                        p.name == leader && p.current && !p.offline && p.lag.unwrap_or(0) == 0
+                    });
+                Ok(current.then_some(()))
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Events in the SEAT stream so far (asked of its leader, wherever it is).
+async fn seat_events(js: &jetstream::Context) -> anyhow::Result<u64> {
+    eventually(
+        "SEAT stream info",
+        std::time::Duration::from_secs(30),
+        async || {
+            Ok(Some(
+                js.get_stream("SEAT")
+                    .await?
+                    .get_info()
+                    .await?
+                    .state
+                    .last_sequence,
+            ))
+        },
+    )
+    .await
 }

@@ -100,8 +100,10 @@ async fn consume<E: Event, H: Handler<E>>(
     let mut messages = consumer
         .stream()
         .max_messages_per_batch(MAX_BATCH)
-        .heartbeat(Duration::from_secs(5))
-        .expires(Duration::from_secs(30))
+        // Short: a pull request is lost when its consumer's leader moves to another node (a
+        // cluster losing one); two missed heartbeats make the client pull again.
+        .heartbeat(Duration::from_secs(1))
+        .expires(Duration::from_secs(10))
         .messages()
         .await
         .context("open message stream")?;

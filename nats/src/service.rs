@@ -130,7 +130,15 @@ impl Runtime {
         let nats = options
             .name(config.name)
             .retry_on_initial_connect()
-            .connect(config.nats_url.as_str())
+            // A cluster is given as a comma-separated list; the client also learns the other
+            // nodes from the one it reaches.
+            .connect(
+                config
+                    .nats_url
+                    .split(',')
+                    .map(str::trim)
+                    .collect::<Vec<_>>(),
+            )
             .await
             .with_context(|| format!("connect to NATS at {}", config.nats_url))?;
         let js = jetstream::new(nats.clone());

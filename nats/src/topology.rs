@@ -35,11 +35,27 @@ pub fn streams(replicas: usize) -> Vec<stream::Config> {
 }
 
 pub async fn ensure_streams(js: &jetstream::Context, replicas: usize) -> anyhow::Result<()> {
+    // On a cluster, when several services create the same replicated stream at the same moment,
+    // the server answers only one of them (measured on 2.15: the others wait out their request
+    // timeout although the stream exists). A short timeout and a retry of that stream, which is
+    // then an update answered at once, keeps a cold start of the whole system under a second.
+    let mut js = js.clone();
+    js.set_timeout(Duration::from_secs(1));
     for config in streams(replicas) {
         let name = config.name.clone();
-        js.create_or_update_stream(config)
-            .await
-            .with_context(|| format!("create or update stream {name}"))?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match js.create_or_update_stream(config.clone()).await {
+                Ok(_) => break,
+                Err(e) if attempt < 5 => {
+                    tracing::debug!(stream = %name, error = %e, attempt, "ensure stream again")
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| format!("create or update stream {name}"));
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -148,27 +164,100 @@ pub fn permissions(service: &str, own: Context) -> Permissions {
     }
 }
 
-/// The `authorization` block of a nats-server config: one user per service with its
-/// permissions, plus an `admin` user (tools, tests) allowed everything.
-pub fn authorization_block(users: &[(&str, Context, &str)], admin_password: &str) -> String {
+/// The `authorization` block of a nats-server config: an `admin` user (operators, tools, tests)
+/// allowed everything, and one user per service, named after it, with its [`permissions`].
+/// `password(user)` gives each password; one starting with `$` is a config variable that
+/// nats-server resolves from its environment, so it is written unquoted.
+pub fn authorization_block(password: impl Fn(&str) -> String) -> String {
     let quote = |v: &[String]| {
         v.iter()
             .map(|s| format!("\"{s}\""))
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let value = |user: &str| {
+        let p = password(user);
+        if p.starts_with('$') {
+            p
+        } else {
+            format!("\"{p}\"")
+        }
+    };
     let mut out = String::from("authorization {\n  users = [\n");
     out.push_str(&format!(
-        "    {{ user: \"admin\", password: \"{admin_password}\" }}\n"
+        "    {{ user: \"admin\", password: {} }}\n",
+        value("admin")
     ));
-    for (service, context, password) in users {
-        let p = permissions(service, *context);
+    for context in Context::ALL {
+        let service = context.service();
+        let p = permissions(service, context);
         out.push_str(&format!(
-            "    {{ user: \"{service}\", password: \"{password}\", permissions: {{ publish: {{ allow: [{}] }}, subscribe: {{ allow: [{}] }} }} }}\n",
+            "    {{ user: \"{service}\", password: {}, permissions: {{ publish: {{ allow: [{}] }}, subscribe: {{ allow: [{}] }} }} }}\n",
+            value(service),
             quote(&p.publish),
             quote(&p.subscribe)
         ));
     }
     out.push_str("  ]\n}\n");
     out
+}
+
+/// The environment variable holding `user`'s password in the committed configs
+/// (`seat-svc` → `SEAT_SVC_NATS_PASSWORD`).
+pub fn password_variable(user: &str) -> String {
+    format!("{}_NATS_PASSWORD", user.replace('-', "_").to_uppercase())
+}
+
+/// `nats/conf/auth.conf`: the block above with every password taken from the environment.
+pub fn auth_conf() -> String {
+    format!(
+        "# Generated from platform::topology::permissions; do not edit by hand. Regenerate with\n\
+         # `BLESS=1 cargo test -p platform --lib committed_auth_conf`.\n\
+         # Each password comes from the server's environment: {}.\n{}",
+        ["admin"]
+            .into_iter()
+            .chain(Context::ALL.map(Context::service))
+            .map(password_variable)
+            .collect::<Vec<_>>()
+            .join(", "),
+        authorization_block(|user| format!("${}", password_variable(user)))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed config grants what the code says each service needs, nothing else.
+    #[test]
+    fn committed_auth_conf_is_rendered_from_the_permissions() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/auth.conf");
+        let rendered = auth_conf();
+        if std::env::var_os("BLESS").is_some() {
+            std::fs::write(&path, &rendered).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == rendered,
+            "{} differs from the permissions in topology.rs; regenerate it with \
+             `BLESS=1 cargo test -p platform --lib committed_auth_conf`",
+            path.display()
+        );
+    }
+
+    #[test]
+    fn passwords_are_quoted_unless_they_are_variables() {
+        let block = authorization_block(|u| {
+            if u == "admin" {
+                "$X".into()
+            } else {
+                "pw".into()
+            }
+        });
+        assert!(block.contains("user: \"admin\", password: $X }"), "{block}");
+        assert!(
+            block.contains("user: \"seat-svc\", password: \"pw\""),
+            "{block}"
+        );
+    }
 }

@@ -288,3 +288,33 @@ async fn two_relays_on_one_database_publish_each_event_once_and_in_order() {
         );
     }
 }
+
+/// The committed server configs parse and check out with nats-server itself (`-t`), given the
+/// environment they document.
+#[test]
+fn the_committed_server_configs_are_valid() {
+    let bin = platform::harness::nats_server_binary().expect("a nats-server");
+    let conf = platform::harness::workspace_root().join("nats/conf");
+    let store = tempfile::tempdir().unwrap();
+    for file in ["single.conf", "cluster.conf"] {
+        let mut cmd = std::process::Command::new(&bin);
+        cmd.arg("-t").arg("-c").arg(conf.join(file));
+        for user in ["admin"]
+            .into_iter()
+            .chain(contracts::Context::ALL.map(contracts::Context::service))
+        {
+            cmd.env(platform::topology::password_variable(user), "secret");
+        }
+        cmd.env("NATS_SERVER_NAME", "node-1")
+            .env("NATS_STORE_DIR", store.path())
+            .env("NATS_CLUSTER_PORT", "6222")
+            .env("NATS_ROUTES", "[nats-route://127.0.0.1:6222]");
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{file}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

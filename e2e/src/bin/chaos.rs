@@ -23,6 +23,9 @@ struct Args {
     /// Leave nats-server alone.
     #[arg(long)]
     spare_nats: bool,
+    /// A three-node NATS cluster with R3 streams; a nats kill takes down one node.
+    #[arg(long)]
+    cluster: bool,
     #[arg(long, default_value_t = 5)]
     hold_ttl_secs: u64,
     /// How long the sagas may take to finish once the faults stop.
@@ -40,6 +43,7 @@ async fn main() -> anyhow::Result<()> {
         seed: a.seed,
         replicas: a.replicas,
         kill_nats: !a.spare_nats,
+        cluster: a.cluster,
         hold_ttl_secs: a.hold_ttl_secs,
         converge_within: Duration::from_secs(a.converge_secs),
     };

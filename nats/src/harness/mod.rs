@@ -171,6 +171,7 @@ pub struct NatsServer {
     dir: TempDir,
     port: u16,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -197,7 +198,12 @@ impl NatsServer {
             .prefix("nats-test-")
             .tempdir()
             .context("create a store directory")?;
-        let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let store = dir.path().join("store").display().to_string();
+        let mut args: Vec<String> = ["-js", "-sd", &store]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .map(str::to_owned)
+            .collect();
         if let Some(text) = config {
             let path = dir.path().join("server.conf");
             std::fs::write(&path, text).context("write the server config")?;
@@ -208,6 +214,7 @@ impl NatsServer {
             dir,
             port: 0,
             args,
+            env: Vec::new(),
             child: None,
         };
         server.spawn()?;
@@ -240,16 +247,17 @@ impl NatsServer {
         } else {
             self.port.to_string()
         };
-        let store = self.store_dir();
+        // Configuration errors are printed before logging starts.
+        let stderr =
+            File::create(self.dir.path().join("stderr.log")).context("create stderr.log")?;
         let mut cmd = Command::new(&self.bin);
-        cmd.args(["-a", "127.0.0.1", "-p", &port, "-js", "-sd"])
-            .arg(&store)
-            .arg("-l")
+        cmd.args(["-a", "127.0.0.1", "-p", &port, "-l"])
             .arg(&log)
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(stderr);
         let mut child = cmd
             .spawn()
             .with_context(|| format!("start {}", self.bin.display()))?;
@@ -264,7 +272,9 @@ impl NatsServer {
                 return Ok(());
             }
             if let Some(status) = child.try_wait()? {
-                bail!("nats-server exited with {status} before it was ready:\n{text}");
+                let stderr =
+                    std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default();
+                bail!("nats-server exited with {status} before it was ready:\n{stderr}{text}");
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
@@ -293,6 +303,116 @@ impl NatsServer {
             .as_mut()
             .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
+}
+
+/// A JetStream cluster on loopback, each node running the committed `nats/conf/cluster.conf`
+/// (with its `auth.conf`) as a deployment would, on ports and store directories of its own.
+pub struct NatsCluster {
+    pub nodes: Vec<NatsServer>,
+}
+
+impl NatsCluster {
+    /// Starts `size` nodes; every user of `auth.conf` gets `password`. The nodes are ready for
+    /// clients at once; JetStream answers once they have elected a meta leader (services retry).
+    pub fn start(size: usize, password: &str) -> anyhow::Result<NatsCluster> {
+        let conf = workspace_root().join("nats/conf/cluster.conf");
+        let cluster_ports = (0..size)
+            .map(|_| free_port())
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let routes = cluster_ports
+            .iter()
+            .map(|p| format!("nats-route://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut nodes = Vec::new();
+        for (i, cluster_port) in cluster_ports.iter().enumerate() {
+            let mut env: Vec<(String, String)> = ["admin"]
+                .into_iter()
+                .chain(contracts::Context::ALL.map(contracts::Context::service))
+                .map(|user| {
+                    (
+                        crate::topology::password_variable(user),
+                        password.to_owned(),
+                    )
+                })
+                .collect();
+            env.extend([
+                ("NATS_SERVER_NAME".to_owned(), format!("node-{}", i + 1)),
+                ("NATS_CLUSTER_PORT".to_owned(), cluster_port.to_string()),
+                ("NATS_ROUTES".to_owned(), format!("[{routes}]")),
+            ]);
+            let dir = tempfile::Builder::new()
+                .prefix("nats-node-")
+                .tempdir()
+                .context("create a store directory")?;
+            env.push((
+                "NATS_STORE_DIR".to_owned(),
+                dir.path().join("store").display().to_string(),
+            ));
+            let mut node = NatsServer {
+                bin: nats_server_binary()?,
+                dir,
+                port: 0,
+                args: vec!["-c".to_owned(), conf.display().to_string()],
+                env,
+                child: None,
+            };
+            node.spawn()
+                .with_context(|| format!("start cluster node {}", i + 1))?;
+            nodes.push(node);
+        }
+        let cluster = NatsCluster { nodes };
+        cluster.wait_for_meta_leader()?;
+        Ok(cluster)
+    }
+
+    /// Until the nodes have elected a JetStream meta leader, JetStream requests go unanswered
+    /// (clients time out): a deployment waits for this as the harness does.
+    fn wait_for_meta_leader(&self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let elected = self.nodes.iter().any(|n| {
+                let log = std::fs::read_to_string(n.log_path()).unwrap_or_default();
+                log.contains("Self is new JetStream cluster metadata leader")
+                    || log.contains("JetStream cluster new metadata leader")
+            });
+            if elected {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("the cluster elected no JetStream meta leader within 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Every node's client URL, comma-separated (as `NATS_URL` takes them).
+    pub fn url(&self) -> String {
+        self.nodes
+            .iter()
+            .map(NatsServer::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+impl NatsServer {
+    /// The node's `server_name` in a cluster (how JetStream names its peers).
+    pub fn name(&self) -> Option<&str> {
+        self.env
+            .iter()
+            .find(|(k, _)| k == "NATS_SERVER_NAME")
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A port nobody listens on now, for a setting that cannot ask the server for a random one
+/// (a cluster's route port must be known to every node before they start).
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")
+        .context("find a free port")?
+        .local_addr()?
+        .port())
 }
 
 fn listening_port(log: &str) -> Option<u16> {
