@@ -104,6 +104,11 @@ impl ServiceProcess {
         &self.addr
     }
 
+    /// The OS process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn api(&self) -> Api {
         Api::new(self.addr.clone())
     }
@@ -191,6 +196,8 @@ pub struct Options {
     /// A three-node NATS cluster (the committed `nats/conf/cluster.conf`, secured) and R3
     /// streams and durables, instead of one server.
     pub cluster: bool,
+    /// Services on PostgreSQL (default: `TEST_DATABASE=postgres`) rather than SQLite files.
+    pub postgres: bool,
 }
 
 impl Default for Options {
@@ -203,6 +210,7 @@ impl Default for Options {
             replicas: 1,
             secured: false,
             cluster: false,
+            postgres: platform::harness::postgres_from_env(),
         }
     }
 }
@@ -253,7 +261,7 @@ impl System {
         let dir = tempfile::Builder::new()
             .prefix("ticketing-e2e-")
             .tempdir()?;
-        let databases = platform::harness::Databases::from_env(dir.path().to_path_buf());
+        let databases = platform::harness::Databases::new(opts.postgres, dir.path().to_path_buf());
         let urls = crate::invariants::Databases {
             concert: databases.create("concert-svc").await?,
             seat: databases.create("seat-svc").await?,

@@ -7,6 +7,11 @@ use sqlx::{AnyConnection, Connection, Executor};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+/// Whether `TEST_DATABASE=postgres` asks for PostgreSQL.
+pub fn postgres_from_env() -> bool {
+    std::env::var("TEST_DATABASE").as_deref() == Ok("postgres")
+}
+
 pub struct Databases {
     postgres: Option<String>,
     dir: PathBuf,
@@ -16,13 +21,15 @@ pub struct Databases {
 impl Databases {
     /// Databases for one test, SQLite files going into `dir`.
     pub fn from_env(dir: PathBuf) -> Databases {
-        let postgres = match std::env::var("TEST_DATABASE").as_deref() {
-            Ok("postgres") => Some(
-                std::env::var("TEST_POSTGRES_URL")
-                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into()),
-            ),
-            _ => None,
-        };
+        Self::new(postgres_from_env(), dir)
+    }
+
+    /// On PostgreSQL when `postgres`, else SQLite files in `dir`.
+    pub fn new(postgres: bool, dir: PathBuf) -> Databases {
+        let postgres = postgres.then(|| {
+            std::env::var("TEST_POSTGRES_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+        });
         Databases {
             postgres,
             dir,

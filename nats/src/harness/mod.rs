@@ -15,7 +15,7 @@ mod database;
 mod env;
 
 pub use api::{Api, RawBody, Reply};
-pub use database::Databases;
+pub use database::{Databases, postgres_from_env};
 pub use env::{TestEnv, publish_message};
 
 /// Polls `check` until it yields `Some`, or fails after `within` naming `what` and the last
