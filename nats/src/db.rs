@@ -41,6 +41,10 @@ impl std::str::FromStr for Durability {
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: AnyPool,
+    /// Where write transactions run. On SQLite one connection: SQLite admits one writer at a
+    /// time anyway, and waiting writers queue here (woken in order) instead of in SQLite's
+    /// busy handler, which sleeps up to 100 ms between tries. On PostgreSQL the same pool.
+    writer: AnyPool,
     backend: Backend,
 }
 
@@ -67,13 +71,33 @@ impl Db {
         if backend == Backend::Sqlite {
             url = prepare_sqlite_url(&url)?;
         }
-        let options = AnyPoolOptions::new()
-            .max_connections(match backend {
-                Backend::Sqlite => 8,
-                Backend::Postgres => 16,
-            })
-            .acquire_timeout(Duration::from_secs(10));
-        let options = if backend == Backend::Sqlite {
+        let pool_of = |connections| {
+            Self::pool_options(backend, durability)
+                .max_connections(connections)
+                .connect(&url)
+        };
+        let pool = pool_of(match backend {
+            Backend::Sqlite => 8,
+            Backend::Postgres => 16,
+        })
+        .await
+        .with_context(|| format!("connect to database {url}"))?;
+        let writer = match backend {
+            Backend::Sqlite => pool_of(1)
+                .await
+                .with_context(|| format!("connect to database {url}"))?,
+            Backend::Postgres => pool.clone(),
+        };
+        Ok(Db {
+            pool,
+            writer,
+            backend,
+        })
+    }
+
+    fn pool_options(backend: Backend, durability: Durability) -> AnyPoolOptions {
+        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+        if backend == Backend::Sqlite {
             options.after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     let synchronous = match durability {
@@ -93,16 +117,17 @@ impl Db {
             })
         } else {
             options
-        };
-        let pool = options
-            .connect(&url)
-            .await
-            .with_context(|| format!("connect to database {url}"))?;
-        Ok(Db { pool, backend })
+        }
     }
 
+    /// For reads (and writes that may wait their turn on SQLite's busy handler).
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// For a single-statement write outside a transaction.
+    pub fn writer(&self) -> &AnyPool {
+        &self.writer
     }
 
     pub fn backend(&self) -> Backend {
@@ -113,8 +138,8 @@ impl Db {
     /// so two writers queue on the busy timeout instead of failing when a read upgrades.
     pub async fn begin(&self) -> sqlx::Result<Tx> {
         match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.writer.begin().await,
         }
     }
 

@@ -119,7 +119,7 @@ impl Outbox {
         .bind(&self.holder)
         .bind(now_ms + LEASE_MS)
         .bind(now_ms)
-        .execute(self.db.pool())
+        .execute(self.db.writer())
         .await
         .context("take the relay lease")?;
         Ok(taken.rows_affected() == 1)
@@ -131,7 +131,7 @@ impl Outbox {
             "UPDATE outbox_lease SET until_ms = 0 WHERE name = 'relay' AND holder = $1",
         )
         .bind(&self.holder)
-        .execute(self.db.pool())
+        .execute(self.db.writer())
         .await;
     }
 
@@ -196,16 +196,20 @@ impl Outbox {
         if seqs.is_empty() {
             return Ok(());
         }
-        let mut tx = self.db.begin().await.context("begin mark published")?;
-        for seq in seqs {
-            sqlx::query("UPDATE outbox SET published_at = $1 WHERE seq = $2")
-                .bind(now_ms)
-                .bind(*seq)
-                .execute(&mut *tx)
-                .await
-                .context("mark outbox row published")?;
-        }
-        tx.commit().await.context("commit mark published")?;
+        // One statement for the whole batch: every statement is a round trip to the database
+        // (on SQLite, to its worker thread), and this runs after every relay pass.
+        let list = seqs
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE outbox SET published_at = $1 WHERE seq IN ({list})"
+        )))
+        .bind(now_ms)
+        .execute(self.db.writer())
+        .await
+        .context("mark outbox rows published")?;
         metrics::counter!("outbox_published_total").increment(seqs.len() as u64);
         Ok(())
     }
