@@ -120,13 +120,25 @@ async fn main() -> anyhow::Result<()> {
         "{} sagas, {mode}, {db}, {} process(es) per consumer group",
         args.sagas, args.replicas
     );
-    println!("{:<34} {:>12}", "outcomes", format!("{:?}", sale.report.outcomes));
-    row("sale, first hold to last terminal", sale.elapsed.as_secs_f64(), "s");
+    println!(
+        "{:<34} {:>12}",
+        "outcomes",
+        format!("{:?}", sale.report.outcomes)
+    );
+    row(
+        "sale, first hold to last terminal",
+        sale.elapsed.as_secs_f64(),
+        "s",
+    );
     row("completed sagas", sagas_rate, "/s");
     row("events published", events_rate, "/s");
     row("broker publish (baseline)", pub_rate, "/s");
     row("broker consume+ack (baseline)", consume_rate, "/s");
-    row("events / broker publish", events_rate / pub_rate, "");
+    println!(
+        "{:<34} {:>12.4}",
+        "events / broker publish",
+        events_rate / pub_rate
+    );
     row("hold latency p50", hold.p50, "ms");
     row("hold latency p99", hold.p99, "ms");
     row("pay to confirmed p50", confirm.p50, "ms");
@@ -204,7 +216,10 @@ async fn broker_baseline(n: usize) -> anyhow::Result<(f64, f64)> {
     let started = Instant::now();
     let mut in_flight = VecDeque::with_capacity(WINDOW);
     for i in 0..n {
-        in_flight.push_back(js.publish(format!("bench.{}", i % 16), payload.clone()).await?);
+        in_flight.push_back(
+            js.publish(format!("bench.{}", i % 16), payload.clone())
+                .await?,
+        );
         if in_flight.len() == WINDOW {
             in_flight.pop_front().expect("full").await?;
             bar.inc(1);
@@ -280,7 +295,11 @@ async fn user(
     // limitation), and user tasks are spawned onto every core.
     let queue = c
         .seat
-        .post(&format!("/schedules/{schedule}/queue"), Some(&token), &json!({}))
+        .post(
+            &format!("/schedules/{schedule}/queue"),
+            Some(&token),
+            &json!({}),
+        )
         .await?;
     if !(queue.is(200) || queue.is(201)) || queue.str("status") != "active" {
         bail!("queue: {} {}", queue.status, queue.body);
@@ -344,7 +363,11 @@ async fn sale(sys: &System, args: &Args) -> anyhow::Result<Sale> {
         .await?;
         // seat-svc builds the schedule's inventory from its event: wait for it (503 until then).
         flows::join_queue(sys, &format!("probe{k}"), &s.schedule_id).await?;
-        seats.extend(s.seat_ids.into_iter().map(|seat| (s.schedule_id.clone(), seat)));
+        seats.extend(
+            s.seat_ids
+                .into_iter()
+                .map(|seat| (s.schedule_id.clone(), seat)),
+        );
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -352,7 +375,11 @@ async fn sale(sys: &System, args: &Args) -> anyhow::Result<Sale> {
     futures::stream::iter(plans.iter().enumerate())
         .map(|(i, plan)| {
             let (c, bar) = (client.clone(), bar.clone());
-            let points = if matches!(plan, Plan::PayShort) { PRICE / 2 } else { PRICE };
+            let points = if matches!(plan, Plan::PayShort) {
+                PRICE / 2
+            } else {
+                PRICE
+            };
             async move {
                 flows::charge(&c, &format!("fan{i}"), points).await?;
                 bar.inc(1);
@@ -427,7 +454,11 @@ async fn sale(sys: &System, args: &Args) -> anyhow::Result<Sale> {
             break last;
         }
         if users.as_ref().is_some_and(|u| u.is_finished()) {
-            let done = users.take().expect("checked").await.context("the sale panicked")??;
+            let done = users
+                .take()
+                .expect("checked")
+                .await
+                .context("the sale panicked")??;
             // A user that failed means a saga that never started: say why rather than wait.
             if let Some(e) = done.iter().find_map(|r| r.as_ref().err()) {
                 bail!("a user failed: {e:#}");
@@ -456,14 +487,13 @@ async fn sale(sys: &System, args: &Args) -> anyhow::Result<Sale> {
     let events = stream_events(&admin).await? - events_before;
 
     // Pay to confirmed: from the 202 to the moment reservation-svc recorded `confirmed`.
-    let confirmed: std::collections::HashMap<String, i64> = sqlx::query(
-        "SELECT id, updated_at FROM reservations WHERE status = 'confirmed'",
-    )
-    .fetch_all(reservations.pool())
-    .await?
-    .iter()
-    .map(|r| Ok((r.try_get("id")?, r.try_get("updated_at")?)))
-    .collect::<sqlx::Result<_>>()?;
+    let confirmed: std::collections::HashMap<String, i64> =
+        sqlx::query("SELECT id, updated_at FROM reservations WHERE status = 'confirmed'")
+            .fetch_all(reservations.pool())
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("updated_at")?)))
+            .collect::<sqlx::Result<_>>()?;
     let pay_to_confirm_ms = paid
         .iter()
         .filter_map(|(id, at)| confirmed.get(id).map(|c| (c - at).max(0) as f64))
