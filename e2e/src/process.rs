@@ -15,6 +15,24 @@ use std::time::Duration;
 
 pub const SERVICES: [&str; 4] = ["concert-svc", "seat-svc", "reservation-svc", "payment-svc"];
 
+/// Builds the four service binaries in the running profile (a tool's `cargo run` builds only
+/// the tool itself), so the demo and the bench never run stale ones.
+pub fn build_services() -> anyhow::Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "--bins"]);
+    for p in SERVICES {
+        cmd.args(["-p", p]);
+    }
+    if !cfg!(debug_assertions) {
+        cmd.arg("--release");
+    }
+    if !cmd.status().context("run cargo build")?.success() {
+        bail!("building the services failed");
+    }
+    Ok(())
+}
+
 /// The built binary of `name`: `$<NAME>_BIN` if set, else beside the running executable
 /// (`target/<profile>/`, also when running from `target/<profile>/deps/`).
 pub fn service_binary(name: &str) -> anyhow::Result<PathBuf> {

@@ -73,7 +73,7 @@ async fn main() -> anyhow::Result<()> {
     if cfg!(debug_assertions) {
         eprintln!("note: a debug build; run with `cargo run --release -p e2e --bin bench`");
     }
-    build_services()?;
+    e2e::process::build_services()?;
 
     let (pub_rate, consume_rate) = broker_baseline(args.broker_messages).await?;
     println!(
@@ -179,23 +179,6 @@ async fn main() -> anyhow::Result<()> {
 
 fn row(what: &str, value: f64, unit: &str) {
     println!("{what:<34} {value:>12.1} {unit}");
-}
-
-/// Builds the four service binaries in this profile, so the bench never runs stale ones.
-fn build_services() -> anyhow::Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = std::process::Command::new(cargo);
-    cmd.args(["build", "--quiet", "--bins"]);
-    for p in e2e::process::SERVICES {
-        cmd.args(["-p", p]);
-    }
-    if !cfg!(debug_assertions) {
-        cmd.arg("--release");
-    }
-    if !cmd.status().context("run cargo build")?.success() {
-        bail!("building the services failed");
-    }
-    Ok(())
 }
 
 /// Pipelined publishes of `n` small messages to a file-backed stream on a fresh server, then

