@@ -199,6 +199,14 @@ impl Drop for ServiceProcess {
     }
 }
 
+/// The client URL of every NATS node.
+fn node_urls(first: &NatsServer, peers: &[NatsServer]) -> Vec<String> {
+    std::iter::once(first)
+        .chain(peers)
+        .map(NatsServer::url)
+        .collect()
+}
+
 /// Knobs for a whole-system run.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -271,11 +279,7 @@ impl System {
         } else {
             (NatsServer::start()?, Vec::new())
         };
-        let nats_url = std::iter::once(&nats)
-            .chain(&peers)
-            .map(NatsServer::url)
-            .collect::<Vec<_>>()
-            .join(",");
+        let nats_url = node_urls(&nats, &peers).join(",");
         let dir = tempfile::Builder::new()
             .prefix("ticketing-e2e-")
             .tempdir()?;
@@ -352,25 +356,11 @@ impl System {
         Ok(system)
     }
 
-    /// Every NATS node's URL, comma-separated (the services' `NATS_URL`).
-    pub fn nats_url(&self) -> String {
-        std::iter::once(&self.nats)
-            .chain(&self.peers)
-            .map(NatsServer::url)
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
     /// JetStream as `user` of a secured bus (`admin` may do anything).
     pub async fn bus_as(&self, user: &str) -> anyhow::Result<async_nats::jetstream::Context> {
         let client =
             async_nats::ConnectOptions::with_user_and_password(user.into(), BUS_PASSWORD.into())
-                .connect(
-                    std::iter::once(&self.nats)
-                        .chain(&self.peers)
-                        .map(NatsServer::url)
-                        .collect::<Vec<_>>(),
-                )
+                .connect(node_urls(&self.nats, &self.peers))
                 .await
                 .with_context(|| format!("connect to NATS as {user}"))?;
         Ok(async_nats::jetstream::new(client))

@@ -385,15 +385,6 @@ impl NatsCluster {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-
-    /// Every node's client URL, comma-separated (as `NATS_URL` takes them).
-    pub fn url(&self) -> String {
-        self.nodes
-            .iter()
-            .map(NatsServer::url)
-            .collect::<Vec<_>>()
-            .join(",")
-    }
 }
 
 impl NatsServer {
