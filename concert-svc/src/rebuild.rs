@@ -38,6 +38,9 @@ pub struct Difference {
 
 type View = BTreeMap<String, (String, ViewSeat)>;
 
+/// Rows per INSERT when the rebuilt view is written.
+const INSERT_ROWS: usize = 200;
+
 async fn load(db: &Db, table: &str) -> anyhow::Result<View> {
     // `table` is one of our two fixed table names.
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -144,31 +147,52 @@ pub async fn rebuild(db: &Db, js: &jetstream::Context, merge: bool) -> anyhow::R
     sqlx::query("DELETE FROM seat_view_rebuild")
         .execute(&mut *tx)
         .await?;
-    for (id, (schedule, seat)) in &view {
+    // Many rows per INSERT: each statement is a round trip to the database, and a venue has
+    // thousands of seats (5 parameters a row, well under every backend's limit).
+    let rows: Vec<_> = view.iter().collect();
+    for chunk in rows.chunks(INSERT_ROWS) {
+        let values = (0..chunk.len())
+            .map(|i| {
+                let n = i * 5;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${})",
+                    n + 1,
+                    n + 2,
+                    n + 3,
+                    n + 4,
+                    n + 5
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO seat_view_rebuild (seat_id, schedule_id, status, reservation_id, last_seq) \
+             VALUES {values}"
+        );
+        let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (id, (schedule, seat)) in chunk {
+            insert = insert
+                .bind(id.as_str())
+                .bind(schedule.as_str())
+                .bind(seat.status.as_str())
+                .bind(seat.reservation.map(|r| r.to_string()))
+                .bind(seat.last_seq as i64);
+        }
+        insert.execute(&mut *tx).await?;
+    }
+    // Merging updates only the rows the replay reached that are not newer live.
+    for (id, (_, seat)) in view.iter().filter(|_| merge) {
+        let seat_id = SeatId::parse(id).context("seat id in the view")?;
         sqlx::query(
-            "INSERT INTO seat_view_rebuild (seat_id, schedule_id, status, reservation_id, last_seq)
-             VALUES ($1, $2, $3, $4, $5)",
+            "UPDATE seat_view SET status = $1, reservation_id = $2, last_seq = $3
+             WHERE seat_id = $4 AND last_seq <= $3",
         )
-        .bind(id)
-        .bind(schedule)
         .bind(seat.status.as_str())
         .bind(seat.reservation.map(|r| r.to_string()))
         .bind(seat.last_seq as i64)
+        .bind(seat_id.to_string())
         .execute(&mut *tx)
         .await?;
-        if merge {
-            let seat_id = SeatId::parse(id).context("seat id in the view")?;
-            sqlx::query(
-                "UPDATE seat_view SET status = $1, reservation_id = $2, last_seq = $3
-                 WHERE seat_id = $4 AND last_seq <= $3",
-            )
-            .bind(seat.status.as_str())
-            .bind(seat.reservation.map(|r| r.to_string()))
-            .bind(seat.last_seq as i64)
-            .bind(seat_id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        }
     }
     tx.commit().await?;
 
