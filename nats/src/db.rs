@@ -134,8 +134,8 @@ impl Db {
         self.backend
     }
 
-    /// Starts a write transaction. On SQLite it takes the write lock up front (`BEGIN IMMEDIATE`)
-    /// so two writers queue on the busy timeout instead of failing when a read upgrades.
+    /// Starts a write transaction on the writer pool. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`) so a read inside it never has to upgrade (and fail) later.
     pub async fn begin(&self) -> sqlx::Result<Tx> {
         match self.backend {
             Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
