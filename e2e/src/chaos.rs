@@ -312,10 +312,7 @@ pub async fn run(cfg: &Config, say: impl Fn(String)) -> anyhow::Result<ChaosRepo
         let name = if pick == 4 + sys.replicas.len() {
             // On a cluster, one node of the three.
             let node = rng.random_range(0..=sys.peers.len());
-            let server = match node {
-                0 => &mut sys.nats,
-                n => &mut sys.peers[n - 1],
-            };
+            let server = sys.nats_node_mut(node);
             server.kill();
             tokio::time::sleep(down).await;
             server.restart()?;
@@ -323,13 +320,7 @@ pub async fn run(cfg: &Config, say: impl Fn(String)) -> anyhow::Result<ChaosRepo
                 .name()
                 .map_or("nats-server".to_owned(), |n| format!("nats-server {n}"))
         } else {
-            let p = match pick {
-                0 => &mut sys.concert,
-                1 => &mut sys.seat,
-                2 => &mut sys.reservation,
-                3 => &mut sys.payment,
-                n => &mut sys.replicas[n - 4],
-            };
+            let p = sys.service_mut(pick);
             p.kill();
             tokio::time::sleep(down).await;
             p.restart()?;

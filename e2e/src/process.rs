@@ -366,6 +366,25 @@ impl System {
         Ok(async_nats::jetstream::new(client))
     }
 
+    /// Process `i`: the four services in the order of [`SERVICES`], then the replicas.
+    pub fn service_mut(&mut self, i: usize) -> &mut ServiceProcess {
+        match i {
+            0 => &mut self.concert,
+            1 => &mut self.seat,
+            2 => &mut self.reservation,
+            3 => &mut self.payment,
+            n => &mut self.replicas[n - 4],
+        }
+    }
+
+    /// NATS node `i`: the first node, then its peers.
+    pub fn nats_node_mut(&mut self, i: usize) -> &mut NatsServer {
+        match i {
+            0 => &mut self.nats,
+            n => &mut self.peers[n - 1],
+        }
+    }
+
     pub fn services(&self) -> [&ServiceProcess; 4] {
         [&self.concert, &self.seat, &self.reservation, &self.payment]
     }

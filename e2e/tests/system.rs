@@ -6,6 +6,7 @@ use e2e::eventually;
 use e2e::flows;
 use e2e::process::Options;
 use e2e::{Frontend, System};
+use platform::harness::stream_messages;
 use serde_json::json;
 
 /// Starts a whole system with `opts`, runs `scenario` on it, and on failure shows the end of
@@ -1017,13 +1018,7 @@ async fn secured(sys: &System) -> anyhow::Result<()> {
     // A payment event and another service's durable: both refused (each waits out a request
     // timeout, so they are tried at once), and nothing reaches the PAYMENT stream.
     let admin = sys.bus_as("admin").await?;
-    let before = admin
-        .get_stream("PAYMENT")
-        .await?
-        .get_info()
-        .await?
-        .state
-        .messages;
+    let before = stream_messages(&admin, "PAYMENT").await?;
     let forged = async {
         seat.publish("payment.completed.forged", "{}".into())
             .await?
@@ -1048,16 +1043,7 @@ async fn secured(sys: &System) -> anyhow::Result<()> {
         !matches!(theirs, Ok(Ok(_))),
         "seat-svc must not read payment-svc's consumer"
     );
-    assert_eq!(
-        admin
-            .get_stream("PAYMENT")
-            .await?
-            .get_info()
-            .await?
-            .state
-            .messages,
-        before
-    );
+    assert_eq!(stream_messages(&admin, "PAYMENT").await?, before);
     // Its own durable: allowed.
     let mine = seat
         .get_consumer_from_stream::<async_nats::jetstream::consumer::pull::Config, _, _>(
@@ -1111,11 +1097,11 @@ async fn node_loss(sys: &mut System) -> anyhow::Result<()> {
     )
     .await?;
     let sold_at_kill = seat_events(&admin).await?;
-    let node = std::iter::once(&mut sys.nats)
-        .chain(&mut sys.peers)
-        .find(|n| n.name() == Some(leader.as_str()))
+    let node = std::iter::once(&sys.nats)
+        .chain(&sys.peers)
+        .position(|n| n.name() == Some(leader.as_str()))
         .expect("the leader is one of the nodes");
-    node.kill();
+    sys.nats_node_mut(node).kill();
     let killed = Instant::now();
 
     let accepted = sale.finish().await?;
@@ -1139,11 +1125,7 @@ async fn node_loss(sys: &mut System) -> anyhow::Result<()> {
     );
 
     // Back, it rejoins every stream and replays what it missed until it is current.
-    let node = std::iter::once(&mut sys.nats)
-        .chain(&mut sys.peers)
-        .find(|n| n.name() == Some(leader.as_str()))
-        .expect("the leader is one of the nodes");
-    node.restart()?;
+    sys.nats_node_mut(node).restart()?;
     for stream in ["CONCERT", "SEAT", "RESERVATION", "PAYMENT"] {
         eventually(
             &format!("{leader} to be current on {stream}"),
@@ -1163,21 +1145,12 @@ async fn node_loss(sys: &mut System) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Events in the SEAT stream so far (asked of its leader, wherever it is).
+/// Events in the SEAT stream so far, retried while a leader election leaves it unanswered.
 async fn seat_events(js: &jetstream::Context) -> anyhow::Result<u64> {
     eventually(
         "SEAT stream info",
         std::time::Duration::from_secs(30),
-        async || {
-            Ok(Some(
-                js.get_stream("SEAT")
-                    .await?
-                    .get_info()
-                    .await?
-                    .state
-                    .last_sequence,
-            ))
-        },
+        async || Ok(Some(stream_messages(js, "SEAT").await?)),
     )
     .await
 }

@@ -45,14 +45,9 @@ fn sold_event() -> Message {
 }
 
 async fn stream_len(js: &jetstream::Context, stream: &str) -> u64 {
-    js.get_stream(stream)
+    platform::harness::stream_messages(js, stream)
         .await
         .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .state
-        .messages
 }
 
 async fn eventually<F: AsyncFn() -> bool>(what: &str, check: F) {

@@ -208,15 +208,9 @@ async fn a_payment_request_debits_once_even_when_delivered_twice() {
         .collect();
     assert_eq!(debits.len(), 1);
     assert_eq!(debits[0]["reservation_id"], r.to_string());
-    let stream = js
-        .get_stream("PAYMENT")
+    let stream = platform::harness::stream_messages(&js, "PAYMENT")
         .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .state
-        .messages;
+        .unwrap();
     assert_eq!(stream, 1, "one payment.completed");
 }
 

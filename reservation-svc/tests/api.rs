@@ -121,9 +121,10 @@ async fn a_held_reservation_is_paid_once_and_confirmed_when_sold() {
         (Some("ann"), Some(200))
     );
     let js = env.jetstream().await.unwrap();
-    let mut stream = js.get_stream("RESERVATION").await.unwrap();
     assert_eq!(
-        stream.info().await.unwrap().state.messages,
+        platform::harness::stream_messages(&js, "RESERVATION")
+            .await
+            .unwrap(),
         1,
         "one request, not two"
     );

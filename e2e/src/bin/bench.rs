@@ -10,7 +10,7 @@ use e2e::process::Options;
 use e2e::{Client, Frontend, System, flows};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
-use platform::harness::{NatsServer, eventually};
+use platform::harness::{NatsServer, stream_messages};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::json;
@@ -100,7 +100,8 @@ async fn main() -> anyhow::Result<()> {
     let ready = ready_after_restart(&mut sys).await?;
 
     let events_rate = sale.events as f64 / sale.elapsed.as_secs_f64();
-    let sagas_rate = sale.completed as f64 / sale.elapsed.as_secs_f64();
+    // The sale ends when every saga is terminal: all of them completed.
+    let sagas_rate = args.sagas as f64 / sale.elapsed.as_secs_f64();
     let max_rss = peak_rss.iter().map(|(_, kb)| *kb).max().unwrap_or(0) as f64 / 1024.0;
     let hold = Percentiles::of(sale.hold_ms.clone());
     let confirm = Percentiles::of(sale.pay_to_confirm_ms.clone());
@@ -255,7 +256,6 @@ fn progress(len: u64, what: &str) -> ProgressBar {
 }
 
 struct Sale {
-    completed: usize,
     events: u64,
     elapsed: Duration,
     hold_ms: Vec<f64>,
@@ -490,7 +490,6 @@ async fn sale(sys: &System, args: &Args) -> anyhow::Result<Sale> {
         }
     };
     Ok(Sale {
-        completed: args.sagas,
         events,
         elapsed,
         hold_ms,
@@ -503,13 +502,7 @@ async fn sale(sys: &System, args: &Args) -> anyhow::Result<Sale> {
 async fn stream_events(js: &jetstream::Context) -> anyhow::Result<u64> {
     let mut total = 0;
     for context in contracts::Context::ALL {
-        total += js
-            .get_stream(context.stream())
-            .await?
-            .get_info()
-            .await?
-            .state
-            .messages;
+        total += stream_messages(js, context.stream()).await?;
     }
     Ok(total)
 }
@@ -554,22 +547,10 @@ async fn ready_after_restart(sys: &mut System) -> anyhow::Result<Vec<(String, f6
     let mut out = Vec::new();
     for i in 0..4 {
         let started = Instant::now();
-        let p = match i {
-            0 => &mut sys.concert,
-            1 => &mut sys.seat,
-            2 => &mut sys.reservation,
-            _ => &mut sys.payment,
-        };
-        p.restart()?;
-        let api = p.api();
-        let name = p.name.clone();
-        eventually(
-            &format!("{name} ready"),
-            Duration::from_secs(30),
-            async || Ok(api.get("/readyz", None).await?.is(200).then_some(())),
-        )
-        .await?;
-        out.push((name, started.elapsed().as_secs_f64() * 1e3));
+        sys.service_mut(i).restart()?;
+        let p = sys.services()[i];
+        sys.wait_ready(p).await?;
+        out.push((p.name.clone(), started.elapsed().as_secs_f64() * 1e3));
     }
     Ok(out)
 }

@@ -45,6 +45,18 @@ where
     }
 }
 
+/// Messages in `stream` now (asked of its leader, wherever it is).
+pub async fn stream_messages(
+    js: &async_nats::jetstream::Context,
+    stream: &str,
+) -> anyhow::Result<u64> {
+    let mut stream = js
+        .get_stream(stream)
+        .await
+        .with_context(|| format!("get stream {stream}"))?;
+    Ok(stream.info().await.context("stream info")?.state.messages)
+}
+
 pub const MIN_VERSION: (u32, u32) = (2, 11);
 
 /// The workspace root (where `.venv` lives).
@@ -227,10 +239,6 @@ impl NatsServer {
 
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    pub fn store_dir(&self) -> PathBuf {
-        self.dir.path().join("store")
     }
 
     fn log_path(&self) -> PathBuf {
