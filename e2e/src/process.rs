@@ -306,7 +306,11 @@ impl System {
                 ),
                 ("DATABASE_URL".into(), url_of(name)),
                 ("JWT_SECRET".into(), SECRET.into()),
-                ("RUST_LOG".into(), "info".into()),
+                // E2E_SERVICE_LOG: the services' log filter, e.g. `sqlx=debug` to see statements.
+                (
+                    "RUST_LOG".into(),
+                    std::env::var("E2E_SERVICE_LOG").unwrap_or_else(|_| "info".into()),
+                ),
                 ("CONSUMER_MAX_DELIVER".into(), opts.max_deliver.to_string()),
             ];
             if secured {

@@ -17,31 +17,20 @@ pub async fn balance(pool: &AnyPool, user: &UserId) -> sqlx::Result<i64> {
     )
 }
 
-async fn ensure_wallet(tx: &mut Tx, user: &UserId, now_ms: i64) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO wallets (user_id, balance, charged_total, updated_at) VALUES ($1, 0, 0, $2)
-         ON CONFLICT DO NOTHING",
+/// Adds points (opening the wallet on its first charge); returns the new balance.
+pub async fn charge(tx: &mut Tx, user: &UserId, amount: Points, now_ms: i64) -> sqlx::Result<i64> {
+    let balance: i64 = sqlx::query_scalar(
+        "INSERT INTO wallets (user_id, balance, charged_total, updated_at) VALUES ($1, $2, $2, $3)
+         ON CONFLICT (user_id) DO UPDATE SET balance = wallets.balance + excluded.balance,
+             charged_total = wallets.charged_total + excluded.charged_total,
+             updated_at = excluded.updated_at
+         RETURNING balance",
     )
     .bind(&user.0)
-    .bind(now_ms)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// Adds points; returns the new balance.
-pub async fn charge(tx: &mut Tx, user: &UserId, amount: Points, now_ms: i64) -> sqlx::Result<i64> {
-    ensure_wallet(tx, user, now_ms).await?;
-    sqlx::query(
-        "UPDATE wallets SET balance = balance + $1, charged_total = charged_total + $1, updated_at = $2
-         WHERE user_id = $3",
-    )
     .bind(amount.value())
     .bind(now_ms)
-    .bind(&user.0)
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
-    let balance = wallet_balance(tx, user).await?;
     append(tx, user, "charge", amount, None, balance, now_ms).await?;
     Ok(balance)
 }
@@ -70,18 +59,19 @@ pub async fn debit(
     amount: Points,
     now_ms: i64,
 ) -> sqlx::Result<bool> {
-    let done = sqlx::query(
-        "UPDATE wallets SET balance = balance - $1, updated_at = $2 WHERE user_id = $3 AND balance >= $1",
+    // The new balance comes back with the update: the ledger records it.
+    let balance: Option<i64> = sqlx::query_scalar(
+        "UPDATE wallets SET balance = balance - $1, updated_at = $2 WHERE user_id = $3 AND balance >= $1
+         RETURNING balance",
     )
     .bind(amount.value())
     .bind(now_ms)
     .bind(&user.0)
-    .execute(&mut **tx)
+    .fetch_optional(&mut **tx)
     .await?;
-    if done.rows_affected() != 1 {
+    let Some(balance) = balance else {
         return Ok(false);
-    }
-    let balance = wallet_balance(tx, user).await?;
+    };
     append(
         tx,
         user,
@@ -203,13 +193,16 @@ pub async fn refund(
     p: &Payment,
     now_ms: i64,
 ) -> sqlx::Result<()> {
-    sqlx::query("UPDATE wallets SET balance = balance + $1, updated_at = $2 WHERE user_id = $3")
-        .bind(p.amount.value())
-        .bind(now_ms)
-        .bind(&p.user.0)
-        .execute(&mut **tx)
-        .await?;
-    let balance = wallet_balance(tx, &p.user).await?;
+    let balance: i64 = sqlx::query_scalar(
+        "UPDATE wallets SET balance = balance + $1, updated_at = $2 WHERE user_id = $3
+         RETURNING balance",
+    )
+    .bind(p.amount.value())
+    .bind(now_ms)
+    .bind(&p.user.0)
+    .fetch_optional(&mut **tx)
+    .await?
+    .unwrap_or(0);
     append(
         tx,
         &p.user,

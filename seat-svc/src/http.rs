@@ -142,38 +142,39 @@ async fn hold_seats(
     let now = OffsetDateTime::now_utc();
     let now_ms = platform::to_millis(now);
     let mut tx = s.db.begin().await?;
-    if !store::schedule_exists(&mut tx, schedule).await? {
-        drop(tx);
-        return Err(unknown_schedule(&s, schedule).await);
-    }
-    let t = store::get_token(&mut tx, &token).await?;
-    match &t {
-        Some(t) if t.user_id == user.0 && t.schedule_id == schedule.to_string() => {
+    // A token is only ever issued for an existing schedule, so a matching token proves the
+    // schedule exists; only without one does the schedule need looking up (404 rather than 403).
+    let live_hold = match store::token_with_live_hold(&mut tx, &token).await? {
+        Some((t, live_hold)) if t.user_id == user.0 && t.schedule_id == schedule.to_string() => {
             if t.status != TokenStatus::Active {
                 return Err(Problem::new(
                     StatusCode::FORBIDDEN,
                     format!("the queue token is {}, not active", t.status.as_str()),
                 ));
             }
+            live_hold
         }
         _ => {
+            if !store::schedule_exists(&mut tx, schedule).await? {
+                drop(tx);
+                return Err(unknown_schedule(&s, schedule).await);
+            }
             return Err(Problem::new(
                 StatusCode::FORBIDDEN,
                 "the queue token is not yours or not for this schedule",
             ));
         }
-    }
-
+    };
     // One live hold per token: a second would let one admission take seats twice.
-    if let Some(r) = store::live_hold_of_token(&mut tx, &token).await? {
+    if let Some(r) = live_hold {
         return Err(Problem::conflict(format!(
             "this queue token already holds seats for reservation {r}; pay for or cancel it first"
         )));
     }
     store::touch_token(&mut tx, &token, now_ms).await?;
     let reservation = ReservationId::new();
-    let claimed = store::claim_seats(&mut tx, schedule, reservation, &seats).await?;
-    if claimed != seats.len() as u64 {
+    let prices = store::claim_seats(&mut tx, schedule, reservation, &seats).await?;
+    if prices.len() != seats.len() {
         let known = store::count_known_seats(&mut tx, schedule, &seats).await?;
         tx.rollback().await?;
         return Err(if known < seats.len() as i64 {
@@ -182,7 +183,7 @@ async fn hold_seats(
             Problem::conflict("one or more of those seats are not available any more")
         });
     }
-    let amount = store::held_amount(&mut tx, reservation).await?;
+    let amount: i64 = prices.iter().sum();
     let expires_at = now + s.limits.hold_ttl;
     store::insert_hold(
         &mut tx,

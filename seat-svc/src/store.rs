@@ -152,13 +152,16 @@ pub async fn activate_waiting(tx: &mut Tx, schedule: &str, n: i64) -> sqlx::Resu
 /// Fills the schedule's free active places with the longest-waiting tokens.
 pub async fn admit(tx: &mut Tx, schedule: &str, active_limit: i64) -> sqlx::Result<()> {
     // Admissions of one schedule take turns, so two replicas never both fill the last place.
+    // (SQLite's write transactions are serial already: nothing to lock there.)
     let lock = platform::db::for_update(tx);
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT id FROM schedules WHERE id = $1{lock}"
-    )))
-    .bind(schedule)
-    .fetch_optional(&mut **tx)
-    .await?;
+    if !lock.is_empty() {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT id FROM schedules WHERE id = $1{lock}"
+        )))
+        .bind(schedule)
+        .fetch_optional(&mut **tx)
+        .await?;
+    }
     let active = count_active(tx, schedule).await?;
     activate_waiting(
         tx,
@@ -178,12 +181,25 @@ pub async fn touch_token(tx: &mut Tx, token: &str, now_ms: i64) -> sqlx::Result<
     Ok(())
 }
 
-/// The reservation a token currently holds seats for, if any.
-pub async fn live_hold_of_token(tx: &mut Tx, token: &str) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar("SELECT reservation_id FROM holds WHERE token = $1 AND status = 'held'")
-        .bind(token)
-        .fetch_optional(&mut **tx)
-        .await
+/// The token, locked like `get_token`, and the reservation it currently holds seats for, if any.
+pub async fn token_with_live_hold(
+    tx: &mut Tx,
+    token: &str,
+) -> sqlx::Result<Option<(Token, Option<String>)>> {
+    let lock = platform::db::for_update(tx);
+    let Some(row) = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT token, schedule_id, user_id, status, created_at,
+             (SELECT reservation_id FROM holds h WHERE h.token = t.token AND h.status = 'held'
+              LIMIT 1) AS live_hold
+         FROM queue_tokens t WHERE token = $1{lock}"
+    )))
+    .bind(token)
+    .fetch_optional(&mut **tx)
+    .await?
+    else {
+        return Ok(None);
+    };
+    Ok(Some((token_from(&row)?, row.try_get("live_hold")?)))
 }
 
 /// Expires waiting or active tokens unused since `cutoff_ms` (a token with a live hold stays
@@ -229,26 +245,26 @@ pub async fn position(tx: &mut Tx, t: &Token) -> sqlx::Result<i64> {
 }
 
 /// Marks `seats` held by `reservation` where every one of them is still available in the
-/// schedule; returns how many rows changed (the caller rolls back unless all of them did).
+/// schedule; returns the prices of the seats it took (the caller rolls back unless it took all).
 pub async fn claim_seats(
     tx: &mut Tx,
     schedule: ScheduleId,
     reservation: ReservationId,
     seats: &[SeatId],
-) -> sqlx::Result<u64> {
+) -> sqlx::Result<Vec<i64>> {
     let sql = format!(
         "UPDATE seats SET status = 'held', reservation_id = $1
-         WHERE schedule_id = $2 AND status = 'available' AND id IN ({})",
+         WHERE schedule_id = $2 AND status = 'available' AND id IN ({}) RETURNING price",
         placeholders(3, seats.len())
     );
     // Only fixed text and numbered placeholders went into `sql`; the values are bound.
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .bind(reservation.to_string())
         .bind(schedule.to_string());
     for s in seats {
         q = q.bind(s.to_string());
     }
-    Ok(q.execute(&mut **tx).await?.rows_affected())
+    q.fetch_all(&mut **tx).await
 }
 
 /// How many of `seats` exist in the schedule.
@@ -267,16 +283,6 @@ pub async fn count_known_seats(
         q = q.bind(s.to_string());
     }
     q.fetch_one(&mut **tx).await
-}
-
-pub async fn held_amount(tx: &mut Tx, reservation: ReservationId) -> sqlx::Result<i64> {
-    // The cast: PostgreSQL sums BIGINT into NUMERIC.
-    sqlx::query_scalar(
-        "SELECT CAST(COALESCE(SUM(price), 0) AS BIGINT) FROM seats WHERE reservation_id = $1",
-    )
-    .bind(reservation.to_string())
-    .fetch_one(&mut **tx)
-    .await
 }
 
 pub struct NewHold<'a> {
@@ -421,16 +427,17 @@ pub async fn finish_token(
     reservation: ReservationId,
     active_limit: i64,
 ) -> sqlx::Result<()> {
-    let row = sqlx::query("SELECT token, schedule_id FROM holds WHERE reservation_id = $1")
-        .bind(reservation.to_string())
-        .fetch_optional(&mut **tx)
-        .await?;
-    let Some(row) = row else { return Ok(()) };
-    let token: String = row.try_get("token")?;
-    let schedule: String = row.try_get("schedule_id")?;
-    sqlx::query("UPDATE queue_tokens SET status = 'done' WHERE token = $1 AND status = 'active'")
-        .bind(&token)
-        .execute(&mut **tx)
-        .await?;
-    admit(tx, &schedule, active_limit).await
+    let schedule: Option<String> = sqlx::query_scalar(
+        "UPDATE queue_tokens SET status = 'done'
+         WHERE token = (SELECT token FROM holds WHERE reservation_id = $1) AND status = 'active'
+         RETURNING schedule_id",
+    )
+    .bind(reservation.to_string())
+    .fetch_optional(&mut **tx)
+    .await?;
+    // Only a token that was active frees a place for the next in line.
+    match schedule {
+        Some(schedule) => admit(tx, &schedule, active_limit).await,
+        None => Ok(()),
+    }
 }

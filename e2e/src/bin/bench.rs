@@ -296,10 +296,15 @@ async fn user(
     }
     let id = held.str("reservation_id");
     let path = format!("/reservations/{id}");
-    let mut pause = Duration::from_millis(2);
-    while !c.reservation.get(&path, Some(&token)).await?.is(200) {
+    // Asking costs reservation-svc a request, so ask with backoff: a few ms when idle, ~100 ms
+    // under a flash sale (the hold's event has to travel through the outbox and the broker).
+    let mut pause = Duration::from_millis(5);
+    loop {
         tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(20));
+        if c.reservation.get(&path, Some(&token)).await?.is(200) {
+            break;
+        }
+        pause = (pause * 2).min(Duration::from_millis(40));
     }
     let command = match plan {
         Plan::Cancel => "cancel",
