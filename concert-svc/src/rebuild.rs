@@ -27,6 +27,10 @@ pub struct Report {
     pub applied: bool,
     pub elapsed_ms: u64,
     pub events_per_sec: u64,
+    /// The replay alone, without reading the live view and writing the rebuilt one (fixed costs
+    /// that depend on the number of seats, not of events).
+    pub replay_ms: u64,
+    pub replay_events_per_sec: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -89,6 +93,7 @@ pub async fn rebuild(db: &Db, js: &jetstream::Context, merge: bool) -> anyhow::R
         })
         .collect();
 
+    let replay_started = Instant::now();
     let (mut events, mut unreadable) = (0u64, 0u64);
     if up_to > 0 {
         let replay = stream
@@ -128,6 +133,7 @@ pub async fn rebuild(db: &Db, js: &jetstream::Context, merge: bool) -> anyhow::R
         }
     }
 
+    let replay = replay_started.elapsed();
     let differences: Vec<Difference> = view
         .iter()
         .filter_map(|(id, (_, rebuilt))| {
@@ -197,6 +203,7 @@ pub async fn rebuild(db: &Db, js: &jetstream::Context, merge: bool) -> anyhow::R
     tx.commit().await?;
 
     let elapsed = started.elapsed();
+    let rate = |d: std::time::Duration| (events as f64 / d.as_secs_f64().max(1e-6)) as u64;
     Ok(Report {
         events,
         unreadable,
@@ -205,6 +212,8 @@ pub async fn rebuild(db: &Db, js: &jetstream::Context, merge: bool) -> anyhow::R
         differences,
         applied: merge,
         elapsed_ms: elapsed.as_millis() as u64,
-        events_per_sec: (events as f64 / elapsed.as_secs_f64().max(1e-6)) as u64,
+        events_per_sec: rate(elapsed),
+        replay_ms: replay.as_millis() as u64,
+        replay_events_per_sec: rate(replay),
     })
 }

@@ -155,8 +155,9 @@ async fn main() -> anyhow::Result<()> {
     for (name, ms) in &ready {
         row(&format!("ready after restart, {name}"), *ms, "ms");
     }
-    if let Some((events, rate)) = rebuild {
+    if let Some((events, rate, replay_rate)) = rebuild {
         row(&format!("view rebuild ({events} events)"), rate, "events/s");
+        row("  of which the replay alone", replay_rate, "events/s");
     }
     println!("violations: {violations}");
     for v in sale.report.violations.iter().take(20) {
@@ -533,8 +534,9 @@ fn rss_of(sys: &System, field: &str) -> Vec<(String, u64)> {
 }
 
 /// The view rebuilt from the SEAT stream (a dry run that compares): events and events/s.
-async fn rebuild(sys: &System) -> anyhow::Result<(u64, f64)> {
-    let started = Instant::now();
+/// The view rebuild as concert-svc reports it: events, then events/s for the whole rebuild and
+/// for the replay alone.
+async fn rebuild(sys: &System) -> anyhow::Result<(u64, f64, f64)> {
     let r = sys
         .concert
         .api()
@@ -543,8 +545,16 @@ async fn rebuild(sys: &System) -> anyhow::Result<(u64, f64)> {
     if !r.is(200) {
         bail!("rebuild: {} {}", r.status, r.body);
     }
-    let events = r.body["events"].as_u64().context("events in the answer")?;
-    Ok((events, events as f64 / started.elapsed().as_secs_f64()))
+    let field = |name: &str| {
+        r.body[name]
+            .as_u64()
+            .with_context(|| format!("{name} in the answer {}", r.body))
+    };
+    Ok((
+        field("events")?,
+        field("events_per_sec")? as f64,
+        field("replay_events_per_sec")? as f64,
+    ))
 }
 
 /// Each service killed and started again on its database: ms from spawn to `/readyz` 200.
