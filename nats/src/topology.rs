@@ -202,6 +202,11 @@ pub fn authorization_block(password: impl Fn(&str) -> String) -> String {
     out
 }
 
+/// Every user of a secured bus: `admin`, then one per service.
+pub fn users() -> impl Iterator<Item = &'static str> {
+    std::iter::once("admin").chain(Context::ALL.map(Context::service))
+}
+
 /// The environment variable holding `user`'s password in the committed configs
 /// (`seat-svc` → `SEAT_SVC_NATS_PASSWORD`).
 pub fn password_variable(user: &str) -> String {
@@ -214,9 +219,7 @@ pub fn auth_conf() -> String {
         "# Generated from platform::topology::permissions; do not edit by hand. Regenerate with\n\
          # `BLESS=1 cargo test -p platform --lib committed_auth_conf`.\n\
          # Each password comes from the server's environment: {}.\n{}",
-        ["admin"]
-            .into_iter()
-            .chain(Context::ALL.map(Context::service))
+        users()
             .map(password_variable)
             .collect::<Vec<_>>()
             .join(", "),

@@ -294,10 +294,7 @@ fn the_committed_server_configs_are_valid() {
     for file in ["single.conf", "cluster.conf"] {
         let mut cmd = std::process::Command::new(&bin);
         cmd.arg("-t").arg("-c").arg(conf.join(file));
-        for user in ["admin"]
-            .into_iter()
-            .chain(contracts::Context::ALL.map(contracts::Context::service))
-        {
+        for user in platform::topology::users() {
             cmd.env(platform::topology::password_variable(user), "secret");
         }
         cmd.env("NATS_SERVER_NAME", "node-1")

@@ -50,6 +50,9 @@ pub async fn schedule_exists(tx: &mut Tx, id: ScheduleId) -> sqlx::Result<bool> 
         .is_some())
 }
 
+/// The columns `token_from` reads.
+const TOKEN_COLUMNS: &str = "token, schedule_id, user_id, status, created_at";
+
 #[derive(Debug, Clone)]
 pub struct Token {
     pub token: String,
@@ -74,7 +77,7 @@ fn token_from(r: &sqlx::any::AnyRow) -> sqlx::Result<Token> {
 pub async fn get_token(tx: &mut Tx, token: &str) -> sqlx::Result<Option<Token>> {
     let lock = platform::db::for_update(tx);
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT token, schedule_id, user_id, status, created_at FROM queue_tokens WHERE token = $1{lock}"
+        "SELECT {TOKEN_COLUMNS} FROM queue_tokens WHERE token = $1{lock}"
     )))
     .bind(token)
     .fetch_optional(&mut **tx)
@@ -90,10 +93,10 @@ pub async fn live_token(
     user: &UserId,
     schedule: ScheduleId,
 ) -> sqlx::Result<Option<Token>> {
-    sqlx::query(
-        "SELECT token, schedule_id, user_id, status, created_at FROM queue_tokens
-         WHERE user_id = $1 AND schedule_id = $2 AND status IN ('waiting', 'active')",
-    )
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {TOKEN_COLUMNS} FROM queue_tokens
+         WHERE user_id = $1 AND schedule_id = $2 AND status IN ('waiting', 'active')"
+    )))
     .bind(&user.0)
     .bind(schedule.to_string())
     .fetch_optional(&mut **tx)
@@ -188,7 +191,7 @@ pub async fn token_with_live_hold(
 ) -> sqlx::Result<Option<(Token, Option<String>)>> {
     let lock = platform::db::for_update(tx);
     let Some(row) = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT token, schedule_id, user_id, status, created_at,
+        "SELECT {TOKEN_COLUMNS},
              (SELECT reservation_id FROM holds h WHERE h.token = t.token AND h.status = 'held'
               LIMIT 1) AS live_hold
          FROM queue_tokens t WHERE token = $1{lock}"

@@ -241,6 +241,14 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// The node's `server_name` in a cluster (how JetStream names its peers).
+    pub fn name(&self) -> Option<&str> {
+        self.env
+            .iter()
+            .find(|(k, _)| k == "NATS_SERVER_NAME")
+            .map(|(_, v)| v.as_str())
+    }
+
     fn log_path(&self) -> PathBuf {
         self.dir.path().join("server.log")
     }
@@ -334,9 +342,7 @@ impl NatsCluster {
             .join(", ");
         let mut nodes = Vec::new();
         for (i, cluster_port) in cluster_ports.iter().enumerate() {
-            let mut env: Vec<(String, String)> = ["admin"]
-                .into_iter()
-                .chain(contracts::Context::ALL.map(contracts::Context::service))
+            let mut env: Vec<(String, String)> = crate::topology::users()
                 .map(|user| {
                     (
                         crate::topology::password_variable(user),
@@ -392,16 +398,6 @@ impl NatsCluster {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-    }
-}
-
-impl NatsServer {
-    /// The node's `server_name` in a cluster (how JetStream names its peers).
-    pub fn name(&self) -> Option<&str> {
-        self.env
-            .iter()
-            .find(|(k, _)| k == "NATS_SERVER_NAME")
-            .map(|(_, v)| v.as_str())
     }
 }
 
