@@ -1,9 +1,4 @@
-//! concert-svc binary: configuration from the environment, then the app until SIGTERM.
-
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    platform::telemetry::init_logging();
-    let app = concert_svc::build(concert_svc::Config::from_env()?).await?;
-    app.run_until_stopped(platform::service::shutdown_on_signal())
-        .await
+//! concert-svc's binary; everything else is the library.
+fn main() -> anyhow::Result<()> {
+    nats::runtime::main::<concert_svc::ConcertSvc>()
 }

@@ -1,6 +1,7 @@
 //! The envelope: CloudEvents 1.0 attributes in binary content mode, i.e. as message headers, with
 //! the JSON payload as the body. `Nats-Msg-Id` equals the event id so the broker drops re-publishes.
 
+use crate::decode::DecodeError;
 use crate::events::Event;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -21,21 +22,6 @@ pub mod header {
     pub const TRACEPARENT: &str = "traceparent";
     /// The broker's de-duplication key.
     pub const MSG_ID: &str = "Nats-Msg-Id";
-}
-
-/// Why an incoming message cannot be read. None of these get better with a retry.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DecodeError {
-    #[error("missing header {0}")]
-    MissingHeader(&'static str),
-    #[error("header {header} is invalid: {value:?}")]
-    BadHeader { header: &'static str, value: String },
-    #[error("unknown event type {0}")]
-    UnknownType(String),
-    #[error("event type {ce_type} has unsupported schema version {version}")]
-    UnsupportedVersion { ce_type: String, version: u32 },
-    #[error("payload does not match its schema: {0}")]
-    Payload(String),
 }
 
 /// The CloudEvents attributes of one event.
@@ -198,6 +184,7 @@ mod tests {
         let event = SeatEvent::Sold(SeatSold {
             reservation_id: reservation,
             seat_ids: vec![SeatId::new()],
+            versions: Default::default(),
         });
         let msg = Message::new("seat-svc", &event, Some(cause), OffsetDateTime::now_utc());
         let map: HashMap<_, _> = msg.headers.iter().cloned().collect();
@@ -213,6 +200,7 @@ mod tests {
         let event = SeatEvent::Sold(SeatSold {
             reservation_id: ReservationId::new(),
             seat_ids: vec![],
+            versions: Default::default(),
         });
         let env = Envelope::for_event("seat-svc", &event, None, OffsetDateTime::now_utc());
         let err = env

@@ -1,7 +1,7 @@
 //! The events of every context: one enum per context, one payload struct per event, each with a
 //! past-tense name and a schema version carried in its CloudEvents type (`seat.held.v1`).
 
-use crate::envelope::DecodeError;
+use crate::decode::DecodeError;
 use crate::ids::{ConcertId, Points, ReservationId, ScheduleId, SeatId, UserId};
 use crate::streams::Context;
 use serde::{Deserialize, Serialize};
@@ -12,14 +12,22 @@ use uuid::Uuid;
 /// a type whose version it does not know.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// The names of one context's events, as a type: subscriptions are built from these, so a
+/// misspelt event cannot be subscribed to (it does not compile).
+pub trait EventKind: Copy + Eq + std::fmt::Debug + Send + Sync + 'static {
+    /// The event name within its context (`held`): the middle token of its subject.
+    fn name(self) -> &'static str;
+}
+
 /// What every context's event enum offers to the messaging core.
 pub trait Event: Sized + Send + Sync + 'static {
     const CONTEXT: Context;
-    /// Every event name of the context, for consumer filters.
-    const NAMES: &'static [&'static str];
+    /// The context's event names.
+    type Kind: EventKind;
+    /// Every event name of the context.
+    const KINDS: &'static [Self::Kind];
 
-    /// The event name within its context (`held`).
-    fn name(&self) -> &'static str;
+    fn kind(&self) -> Self::Kind;
     /// The aggregate the event is about: the third token of its subject.
     fn aggregate_id(&self) -> Uuid;
     /// The saga this event belongs to, if any.
@@ -28,6 +36,11 @@ pub trait Event: Sized + Send + Sync + 'static {
     fn encode(&self) -> Vec<u8>;
     /// Reads a body whose `ce-type` named `name` at `version` of this context.
     fn decode(name: &str, version: u32, data: &[u8]) -> Result<Self, DecodeError>;
+
+    /// The event name within its context (`held`).
+    fn name(&self) -> &'static str {
+        self.kind().name()
+    }
 
     fn subject(&self) -> String {
         format!(
@@ -50,7 +63,7 @@ pub trait Event: Sized + Send + Sync + 'static {
 macro_rules! context_events {
     (
         $(#[$doc:meta])*
-        $enum:ident in $ctx:expr, aggregate $agg:ident {
+        $enum:ident, kinds $kind:ident, in $ctx:expr, aggregate $agg:ident {
             $($variant:ident($payload:ty) = $name:literal),* $(,)?
         }
     ) => {
@@ -60,13 +73,27 @@ macro_rules! context_events {
             $($variant($payload)),*
         }
 
+        $crate::string_enum! {
+            #[doc = concat!("The names of the events of [`", stringify!($enum), "`].")]
+            pub enum $kind {
+                $($variant = $name),*
+            }
+        }
+
+        impl EventKind for $kind {
+            fn name(self) -> &'static str {
+                self.as_str()
+            }
+        }
+
         impl Event for $enum {
             const CONTEXT: Context = $ctx;
-            const NAMES: &'static [&'static str] = &[$($name),*];
+            type Kind = $kind;
+            const KINDS: &'static [$kind] = $kind::ALL;
 
-            fn name(&self) -> &'static str {
+            fn kind(&self) -> $kind {
                 match self {
-                    $(Self::$variant(_) => $name),*
+                    $(Self::$variant(_) => $kind::$variant),*
                 }
             }
 
@@ -91,20 +118,18 @@ macro_rules! context_events {
             }
 
             fn decode(name: &str, version: u32, data: &[u8]) -> Result<Self, DecodeError> {
-                if !Self::NAMES.contains(&name) {
-                    return Err(DecodeError::UnknownType(format!("{}.{name}", $ctx.prefix())));
-                }
+                let kind: $kind = name
+                    .parse()
+                    .map_err(|_| DecodeError::UnknownType(format!("{}.{name}", $ctx.prefix())))?;
                 if version != SCHEMA_VERSION {
                     return Err(DecodeError::UnsupportedVersion {
                         ce_type: format!("{}.{name}", $ctx.prefix()),
                         version,
                     });
                 }
-                match name {
-                    $($name => serde_json::from_slice(data)
-                        .map(Self::$variant)
-                        .map_err(|e| DecodeError::Payload(e.to_string())),)*
-                    _ => unreachable!("checked against NAMES above"),
+                let payload = |e: serde_json::Error| DecodeError::Payload(e.to_string());
+                match kind {
+                    $($kind::$variant => serde_json::from_slice(data).map(Self::$variant).map_err(payload),)*
                 }
             }
         }
@@ -162,19 +187,30 @@ impl Correlated for ScheduleOpened {
 
 context_events! {
     /// Events of concert-svc (stream `CONCERT`).
-    ConcertEvent in Context::Concert, aggregate schedule_id {
+    ConcertEvent, kinds ConcertKind, in Context::Concert, aggregate schedule_id {
         ScheduleOpened(ScheduleOpened) = "schedule_opened",
     }
 }
 
 // ---- seat ----
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReleaseReason {
-    PaymentFailed,
-    Expired,
-    Cancelled,
+/// Each seat's version after the change an event announces (added in v1): seat-svc counts every
+/// change of a seat in the transaction that makes it, so a seat's events are ordered by it. Their
+/// order on the stream is not the seat's: a dead letter replayed later, or a relay publishing a
+/// row again, comes after newer events.
+pub type SeatVersions = std::collections::BTreeMap<SeatId, u64>;
+
+crate::string_enum! {
+    /// Why seat-svc gave a hold's seats back.
+    pub enum ReleaseReason { PaymentFailed = "payment_failed", Expired = "expired", Cancelled = "cancelled" }
+}
+
+crate::string_enum! {
+    /// Why seat-svc refused to sell a hold that was paid for (the payment gets refunded).
+    pub enum SaleRejection {
+        HoldExpired = "hold_expired", HoldCancelled = "hold_cancelled",
+        HoldReleased = "hold_released", UnknownHold = "unknown_hold",
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -186,12 +222,21 @@ pub struct SeatHeld {
     pub amount: Points,
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
+    /// When the show starts (added in v1; absent from holds announced before).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub starts_at: Option<OffsetDateTime>,
+    /// See [`SeatVersions`].
+    #[serde(default)]
+    pub versions: SeatVersions,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SeatSold {
     pub reservation_id: ReservationId,
     pub seat_ids: Vec<SeatId>,
+    /// See [`SeatVersions`].
+    #[serde(default)]
+    pub versions: SeatVersions,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -199,19 +244,22 @@ pub struct SeatReleased {
     pub reservation_id: ReservationId,
     pub seat_ids: Vec<SeatId>,
     pub reason: ReleaseReason,
+    /// See [`SeatVersions`].
+    #[serde(default)]
+    pub versions: SeatVersions,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SeatSaleRejected {
     pub reservation_id: ReservationId,
-    pub reason: String,
+    pub reason: SaleRejection,
 }
 
 correlated_by_reservation!(SeatHeld, SeatSold, SeatReleased, SeatSaleRejected);
 
 context_events! {
     /// Events of seat-svc (stream `SEAT`).
-    SeatEvent in Context::Seat, aggregate reservation_id {
+    SeatEvent, kinds SeatKind, in Context::Seat, aggregate reservation_id {
         Held(SeatHeld) = "held",
         Sold(SeatSold) = "sold",
         Released(SeatReleased) = "released",
@@ -243,7 +291,7 @@ correlated_by_reservation!(PaymentRequested, ReservationCancelled, ReservationCo
 
 context_events! {
     /// Events of reservation-svc (stream `RESERVATION`).
-    ReservationEvent in Context::Reservation, aggregate reservation_id {
+    ReservationEvent, kinds ReservationKind, in Context::Reservation, aggregate reservation_id {
         PaymentRequested(PaymentRequested) = "payment_requested",
         Cancelled(ReservationCancelled) = "cancelled",
         Confirmed(ReservationConfirmed) = "confirmed",
@@ -251,6 +299,12 @@ context_events! {
 }
 
 // ---- payment ----
+
+crate::string_enum! {
+    /// Why payment-svc did not take the points: not enough of them, or the reservation was
+    /// cancelled before its payment request arrived.
+    pub enum PaymentFailure { InsufficientPoints = "insufficient_points", Cancelled = "cancelled" }
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PaymentCompleted {
@@ -262,7 +316,7 @@ pub struct PaymentCompleted {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PaymentFailed {
     pub reservation_id: ReservationId,
-    pub reason: String,
+    pub reason: PaymentFailure,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -275,7 +329,7 @@ correlated_by_reservation!(PaymentCompleted, PaymentFailed, PaymentRefunded);
 
 context_events! {
     /// Events of payment-svc (stream `PAYMENT`).
-    PaymentEvent in Context::Payment, aggregate reservation_id {
+    PaymentEvent, kinds PaymentKind, in Context::Payment, aggregate reservation_id {
         Completed(PaymentCompleted) = "completed",
         Failed(PaymentFailed) = "failed",
         Refunded(PaymentRefunded) = "refunded",
@@ -290,6 +344,7 @@ mod tests {
         SeatEvent::Sold(SeatSold {
             reservation_id: ReservationId::new(),
             seat_ids: vec![SeatId::new()],
+            versions: Default::default(),
         })
     }
 

@@ -1,14 +1,26 @@
 //! The contract between the four services: identifiers, event payloads, the envelope and the
 //! subject/stream scheme. No I/O lives here; `nats/` turns these into messages.
+//!
+//! Modules, each depending only on those above it: `string_enum` (words with one spelling),
+//! `ids`, `streams` (contexts, streams, subjects), `decode` (why a message cannot be read),
+//! `events` (the payloads of every context), `envelope` (CloudEvents headers around a payload).
 
-pub mod envelope;
-pub mod events;
+pub mod string_enum;
+
 pub mod ids;
 pub mod streams;
 
-pub use envelope::{DecodeError, Envelope, Message};
+pub mod decode;
+pub mod events;
+
+pub mod envelope;
+
+pub use decode::DecodeError;
+pub use envelope::{Envelope, Message};
 pub use events::{
-    ConcertEvent, Event, PaymentEvent, ReleaseReason, ReservationEvent, SeatEvent, SeatSpec,
+    ConcertEvent, ConcertKind, Event, EventKind, PaymentEvent, PaymentFailure, PaymentKind,
+    ReleaseReason, ReservationEvent, ReservationKind, SaleRejection, SeatEvent, SeatKind, SeatSpec,
+    SeatVersions,
 };
 pub use ids::{ConcertId, Points, ReservationId, ScheduleId, SeatId, UserId};
 pub use streams::{Context, DLQ_STREAM};

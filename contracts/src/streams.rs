@@ -61,6 +61,23 @@ impl Context {
     pub fn filter(self, event: &str) -> String {
         format!("{}.{event}.*", self.prefix())
     }
+
+    /// The context whose stream is `name`.
+    pub fn of_stream(name: &str) -> Option<Context> {
+        Context::ALL.into_iter().find(|c| c.stream() == name)
+    }
+
+    /// Where a dead letter of `consumer` is replayed: `<context>.replay.<consumer>.<original
+    /// subject>`, on the context's own stream, seen by that consumer alone (every other filter
+    /// names an event kind, and no event is called `replay`).
+    pub fn replay_subject(self, consumer: &str, original_subject: &str) -> String {
+        format!("{}.replay.{consumer}.{original_subject}", self.prefix())
+    }
+
+    /// The filter that gives `consumer` the dead letters replayed to it.
+    pub fn replay_filter(self, consumer: &str) -> String {
+        format!("{}.replay.{consumer}.>", self.prefix())
+    }
 }
 
 /// DLQ subject for a message `service` could not handle.

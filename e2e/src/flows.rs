@@ -1,8 +1,9 @@
 //! flows: the steps of a reservation as a frontend takes them, over HTTP only; shared by the
 //! end-to-end tests and the demo so both exercise the same path.
 
-use crate::{Frontend, eventually};
+use crate::frontend::Frontend;
 use anyhow::{Context as _, bail};
+use harness::eventually;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -85,6 +86,23 @@ pub async fn balance(sys: &impl Frontend, user: &str) -> anyhow::Result<i64> {
     r.body["balance"].as_i64().context("balance")
 }
 
+/// The kinds of the user's ledger entries, oldest first (`charge`, `debit`, `refund`).
+pub async fn ledger_kinds(sys: &impl Frontend, user: &str) -> anyhow::Result<Vec<String>> {
+    let r = sys
+        .payment()
+        .get("/wallet/ledger", Some(&sys.user_token(user)))
+        .await?;
+    if !r.is(200) {
+        bail!("ledger: {} {}", r.status, r.body);
+    }
+    Ok(r.body
+        .as_array()
+        .context("a list of entries")?
+        .iter()
+        .filter_map(|e| e["kind"].as_str().map(str::to_owned))
+        .collect())
+}
+
 /// Takes a queue token, waiting while seat-svc answers 503 (its inventory is still being built
 /// from the schedule's event); returns the answer.
 pub async fn join_queue(sys: &impl Frontend, user: &str, schedule: &str) -> anyhow::Result<Value> {
@@ -114,14 +132,14 @@ pub async fn hold(
     schedule: &str,
     queue_token: &str,
     seat_ids: &[String],
-) -> anyhow::Result<crate::Reply> {
+) -> anyhow::Result<harness::Reply> {
     sys.seat()
         .send(
             reqwest::Method::POST,
             &format!("/schedules/{schedule}/holds"),
             Some(&sys.user_token(user)),
             &[("Queue-Token", queue_token)],
-            Some(crate::RawBody::Json(&json!({"seat_ids": seat_ids}))),
+            Some(harness::RawBody::Json(&json!({"seat_ids": seat_ids}))),
         )
         .await
 }
@@ -148,7 +166,7 @@ pub async fn wait_reservation(
     .await
 }
 
-pub async fn pay(sys: &impl Frontend, user: &str, id: &str) -> anyhow::Result<crate::Reply> {
+pub async fn pay(sys: &impl Frontend, user: &str, id: &str) -> anyhow::Result<harness::Reply> {
     sys.reservation()
         .post(
             &format!("/reservations/{id}/payment"),
@@ -204,7 +222,7 @@ pub async fn wait_view(
     .await
 }
 
-pub async fn cancel(sys: &impl Frontend, user: &str, id: &str) -> anyhow::Result<crate::Reply> {
+pub async fn cancel(sys: &impl Frontend, user: &str, id: &str) -> anyhow::Result<harness::Reply> {
     sys.reservation()
         .post(
             &format!("/reservations/{id}/cancel"),
@@ -240,7 +258,7 @@ pub async fn holding(
 /// Reads a reservation's live status stream to its end; answers the statuses in order. `opened`
 /// is told once the first event (the current status) has arrived.
 pub async fn status_events(
-    api: crate::Api,
+    api: harness::Api,
     token: String,
     id: String,
     opened: tokio::sync::oneshot::Sender<()>,

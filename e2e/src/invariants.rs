@@ -1,11 +1,17 @@
-//! invariants: the checker every end-to-end and fault run finishes with. It reads the four
-//! services' databases and verifies invariants 1–4 of the design: no seat sold or held twice,
-//! points conserved, every saga terminal with all services agreeing, and the availability view
-//! equal to seat-svc's truth.
+//! invariants: the checker every end-to-end and fault run finishes with. It reads what the four
+//! services hold through their audit functions (never their tables) and verifies invariants 1–4
+//! of the design: no seat sold or held twice, points conserved, every saga terminal with all
+//! services agreeing, and the availability view equal to seat-svc's truth.
 
-use platform::db::Db;
-use sqlx::Row;
-use std::collections::{BTreeMap, HashMap};
+use contracts::{Points, ReservationId, SeatId, UserId};
+use nats::db::Db;
+use payment_svc::audit::PaymentAudit;
+use payment_svc::wallet::domain::EntryKind;
+use reservation_svc::domain::Status;
+use seat_svc::holds::HoldStatus;
+use seat_svc::holds::store::HoldRow;
+use seat_svc::inventory::SeatStatus;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Where each service keeps its state.
 #[derive(Clone, Debug)]
@@ -14,6 +20,25 @@ pub struct Databases {
     pub seat: String,
     pub reservation: String,
     pub payment: String,
+}
+
+/// The four services' databases, connected once, to read through their audit functions.
+pub struct Audits {
+    pub concert: Db,
+    pub seat: Db,
+    pub reservation: Db,
+    pub payment: Db,
+}
+
+impl Audits {
+    pub async fn connect(dbs: &Databases) -> anyhow::Result<Audits> {
+        Ok(Audits {
+            concert: Db::connect(&dbs.concert).await?,
+            seat: Db::connect(&dbs.seat).await?,
+            reservation: Db::connect(&dbs.reservation).await?,
+            payment: Db::connect(&dbs.payment).await?,
+        })
+    }
 }
 
 #[derive(Debug, Default)]
@@ -49,74 +74,26 @@ impl std::fmt::Display for Report {
     }
 }
 
-struct Seat {
-    status: String,
-    reservation: Option<String>,
-}
-
-struct Hold {
-    status: String,
-    amount: i64,
-    seats: Vec<String>,
-}
-
-pub async fn check(dbs: &Databases) -> anyhow::Result<Report> {
-    let (concert, seat, reservation, payment) = (
-        Db::connect(&dbs.concert).await?,
-        Db::connect(&dbs.seat).await?,
-        Db::connect(&dbs.reservation).await?,
-        Db::connect(&dbs.payment).await?,
-    );
-    let mut r = Report::default();
-    let mut violations = Vec::new();
-
-    // seat-svc's truth.
-    let seats: HashMap<String, Seat> = sqlx::query("SELECT id, status, reservation_id FROM seats")
-        .fetch_all(seat.pool())
-        .await?
-        .iter()
-        .map(|row| {
-            Ok((
-                row.try_get("id")?,
-                Seat {
-                    status: row.try_get("status")?,
-                    reservation: row.try_get("reservation_id")?,
-                },
-            ))
-        })
-        .collect::<sqlx::Result<_>>()?;
-    let mut holds: HashMap<String, Hold> =
-        sqlx::query("SELECT reservation_id, status, amount FROM holds")
-            .fetch_all(seat.pool())
-            .await?
-            .iter()
-            .map(|row| {
-                Ok((
-                    row.try_get("reservation_id")?,
-                    Hold {
-                        status: row.try_get("status")?,
-                        amount: row.try_get("amount")?,
-                        seats: Vec::new(),
-                    },
-                ))
-            })
-            .collect::<sqlx::Result<_>>()?;
-    for row in sqlx::query("SELECT reservation_id, seat_id FROM hold_seats")
-        .fetch_all(seat.pool())
-        .await?
-    {
-        let r: String = row.try_get("reservation_id")?;
-        if let Some(h) = holds.get_mut(&r) {
-            h.seats.push(row.try_get("seat_id")?);
-        }
+/// The hold status a seat of that status belongs to.
+fn holding(seat: SeatStatus) -> Option<HoldStatus> {
+    match seat {
+        SeatStatus::Available => None,
+        SeatStatus::Held => Some(HoldStatus::Held),
+        SeatStatus::Sold => Some(HoldStatus::Sold),
     }
+}
 
-    // 1. No seat is sold to, or live-held by, two reservations; seats and holds agree.
-    let mut owners: HashMap<&str, Vec<&str>> = HashMap::new();
-    for (id, h) in &holds {
-        if h.status == "held" || h.status == "sold" {
+/// 1. No seat is sold to, or live-held by, two reservations; seats and holds agree.
+fn seats_held_once(
+    seats: &[seat_svc::inventory::store::SeatRow],
+    holds: &HashMap<ReservationId, HoldRow>,
+    violations: &mut Vec<String>,
+) {
+    let mut owners: HashMap<SeatId, Vec<ReservationId>> = HashMap::new();
+    for (id, h) in holds {
+        if matches!(h.status, HoldStatus::Held | HoldStatus::Sold) {
             for s in &h.seats {
-                owners.entry(s).or_default().push(id);
+                owners.entry(*s).or_default().push(*id);
             }
         }
     }
@@ -128,132 +105,137 @@ pub async fn check(dbs: &Databases) -> anyhow::Result<Report> {
             ));
         }
     }
-    for (id, s) in &seats {
-        let owner = owners.get(id.as_str()).and_then(|w| w.first()).copied();
-        match (s.status.as_str(), &s.reservation, owner) {
-            ("available", None, None) => {}
-            (st @ ("held" | "sold"), Some(res), Some(o)) if res == o && holds[o].status == st => {}
-            (st, res, o) => violations.push(format!(
-                "seat {id} is {st} for {res:?} but the holds say {o:?}"
-            )),
-        }
-    }
-
-    // 2. Points are conserved, per user and per reservation.
-    let mut net: HashMap<String, i64> = HashMap::new();
-    let mut per_user: HashMap<String, (i64, i64)> = HashMap::new(); // (charges, debits − refunds)
-    for row in sqlx::query("SELECT user_id, kind, amount, reservation_id FROM ledger")
-        .fetch_all(payment.pool())
-        .await?
-    {
-        let (user, kind, amount): (String, String, i64) = (
-            row.try_get("user_id")?,
-            row.try_get("kind")?,
-            row.try_get("amount")?,
-        );
-        let res: Option<String> = row.try_get("reservation_id")?;
-        let sign = match kind.as_str() {
-            "charge" => {
-                per_user.entry(user).or_default().0 += amount;
-                continue;
-            }
-            "debit" => 1,
-            "refund" => -1,
-            other => {
-                violations.push(format!("ledger entry of unknown kind {other}"));
-                continue;
-            }
+    for s in seats {
+        let owner = owners.get(&s.id).and_then(|w| w.first()).copied();
+        let agrees = match (holding(s.status), s.reservation, owner) {
+            (None, None, None) => true,
+            (Some(st), Some(r), Some(o)) => r == o && holds[&o].status == st,
+            _ => false,
         };
-        per_user.entry(user).or_default().1 += sign * amount;
-        *net.entry(res.unwrap_or_default()).or_default() += sign * amount;
-    }
-    for row in sqlx::query("SELECT user_id, balance, charged_total FROM wallets")
-        .fetch_all(payment.pool())
-        .await?
-    {
-        let (user, balance, charged): (String, i64, i64) = (
-            row.try_get("user_id")?,
-            row.try_get("balance")?,
-            row.try_get("charged_total")?,
-        );
-        let (charges, spent) = per_user.get(&user).copied().unwrap_or_default();
-        if charged != charges || charged - balance != spent || balance < 0 {
+        if !agrees {
             violations.push(format!(
-                "wallet of {user}: charged {charged} (ledger {charges}), balance {balance}, \
-                 debits − refunds {spent}"
+                "seat {} is {} for {:?} but the holds say {owner:?}",
+                s.id, s.status, s.reservation
             ));
         }
     }
+}
+
+/// 2. Points are conserved, per user; answers each reservation's net charge.
+fn points_conserved(
+    payment: PaymentAudit,
+    violations: &mut Vec<String>,
+) -> HashMap<ReservationId, i64> {
+    let mut net: HashMap<ReservationId, i64> = HashMap::new();
+    // (charges, debits − refunds) per user.
+    let mut per_user: HashMap<UserId, (i64, i64)> = HashMap::new();
+    for e in payment.ledger {
+        let amount = e.amount.value();
+        let sign = match e.kind {
+            EntryKind::Charge => {
+                per_user.entry(e.user).or_default().0 += amount;
+                continue;
+            }
+            EntryKind::Debit => 1,
+            EntryKind::Refund => -1,
+        };
+        per_user.entry(e.user).or_default().1 += sign * amount;
+        match e.reservation_id {
+            Some(r) => *net.entry(r).or_default() += sign * amount,
+            None => violations.push(format!("a {} of {amount} for no reservation", e.kind)),
+        }
+    }
+    for w in payment.wallets {
+        let (charged, balance) = (w.charged.value(), w.balance.value());
+        let (charges, spent) = per_user.get(&w.user).copied().unwrap_or_default();
+        if charged != charges || charged - balance != spent {
+            violations.push(format!(
+                "wallet of {}: charged {charged} (ledger {charges}), balance {balance}, \
+                 debits − refunds {spent}",
+                w.user
+            ));
+        }
+    }
+    net
+}
+
+pub async fn check(audits: &Audits) -> anyhow::Result<Report> {
+    let mut violations = Vec::new();
+    let seat_svc::audit::SeatAudit { seats, holds } = seat_svc::audit::read(&audits.seat).await?;
+    let holds: HashMap<ReservationId, HoldRow> =
+        holds.into_iter().map(|h| (h.reservation, h)).collect();
+    seats_held_once(&seats, &holds, &mut violations);
+    let payments = payment_svc::audit::read(&audits.payment).await?;
+    let net = points_conserved(payments, &mut violations);
 
     // 3. Every saga is terminal and all services agree on how it ended.
-    let reservations = sqlx::query("SELECT id, status, amount FROM reservations")
-        .fetch_all(reservation.pool())
-        .await?;
-    let mut known = std::collections::HashSet::new();
-    for row in &reservations {
-        let (id, status, amount): (String, String, i64) = (
-            row.try_get("id")?,
-            row.try_get("status")?,
-            row.try_get("amount")?,
-        );
-        known.insert(id.clone());
-        let charged = net.get(&id).copied().unwrap_or(0);
-        let hold = holds.get(&id);
-        if matches!(status.as_str(), "awaiting_payment" | "payment_pending") {
+    let reservations = reservation_svc::audit::reservations(&audits.reservation).await?;
+    let mut report = Report::default();
+    let mut known = HashSet::new();
+    for r in &reservations {
+        known.insert(r.id);
+        *report.outcomes.entry(r.status.to_string()).or_default() += 1;
+        if !r.status.is_terminal() {
+            report.unfinished += 1;
             continue;
         }
-        let sold = hold.is_some_and(|h| h.status == "sold");
-        let confirmed = status == "confirmed";
-        if confirmed != sold || (confirmed && charged != amount) || (!confirmed && charged != 0) {
+        let charged = net.get(&r.id).copied().unwrap_or(0);
+        let hold = holds.get(&r.id);
+        let sold = hold.is_some_and(|h| h.status == HoldStatus::Sold);
+        let confirmed = r.status == Status::Confirmed;
+        let price = r.amount.value();
+        if confirmed != sold || (confirmed && charged != price) || (!confirmed && charged != 0) {
             violations.push(format!(
-                "reservation {id} is {status} but its hold is {:?} and its net charge {charged} (price {amount})",
-                hold.map(|h| h.status.as_str())
+                "reservation {} is {} but its hold is {:?} and its net charge {charged} (price {price})",
+                r.id,
+                r.status,
+                hold.map(|h| h.status)
             ));
         }
-        if hold.is_some_and(|h| h.amount != amount) {
+        if let Some(h) = hold.filter(|h| h.amount != r.amount) {
             violations.push(format!(
-                "reservation {id}: price {amount} but the hold says {}",
-                hold.unwrap().amount
+                "reservation {}: price {price} but the hold says {}",
+                r.id, h.amount
             ));
         }
     }
-    for id in holds.keys() {
-        if !known.contains(id) {
-            violations.push(format!("hold {id} never became a reservation"));
-        }
+    for id in holds.keys().filter(|id| !known.contains(*id)) {
+        violations.push(format!("hold {id} never became a reservation"));
     }
-    for (id, charged) in &net {
-        if !known.contains(id) && *charged != 0 {
-            violations.push(format!(
-                "{charged} points charged for unknown reservation {id:?}"
-            ));
-        }
+    for (id, charged) in net
+        .iter()
+        .filter(|(id, c)| !known.contains(*id) && **c != 0)
+    {
+        violations.push(format!(
+            "{charged} points charged for unknown reservation {id}"
+        ));
     }
 
     // 4. The availability view equals seat-svc's truth.
-    let view: HashMap<String, String> = sqlx::query("SELECT seat_id, status FROM seat_view")
-        .fetch_all(concert.pool())
-        .await?
-        .iter()
-        .map(|row| Ok((row.try_get("seat_id")?, row.try_get("status")?)))
-        .collect::<sqlx::Result<_>>()?;
-    for (id, s) in &seats {
-        match view.get(id) {
-            Some(shown) if *shown == s.status => {}
-            shown => violations.push(format!(
-                "view shows seat {id} as {shown:?}, seat-svc says {}",
-                s.status
+    let shown: HashMap<SeatId, concert_svc::view::domain::SeatStatus> =
+        concert_svc::audit::view(&audits.concert)
+            .await?
+            .into_iter()
+            .collect();
+    for s in &seats {
+        match shown.get(&s.id) {
+            Some(v) if v.as_str() == s.status.as_str() => {}
+            v => violations.push(format!(
+                "view shows seat {} as {v:?}, seat-svc says {}",
+                s.id, s.status
             )),
         }
     }
-    r.violations = violations;
+    report.violations = violations;
+    Ok(report)
+}
 
-    for row in &reservations {
-        let status: String = row.try_get("status")?;
-        if matches!(status.as_str(), "awaiting_payment" | "payment_pending") {
-            r.unfinished += 1;
-        }
-        *r.outcomes.entry(status).or_default() += 1;
-    }
-    Ok(r)
+/// Points a user was charged, per the wallets.
+pub async fn charged(audits: &Audits) -> anyhow::Result<HashMap<UserId, Points>> {
+    Ok(payment_svc::audit::read(&audits.payment)
+        .await?
+        .wallets
+        .into_iter()
+        .map(|w| (w.user, w.charged))
+        .collect())
 }

@@ -1,62 +1,26 @@
 //! e2e: runs the whole system the way users do — a real nats-server and the four service
-//! binaries as separate processes on free ports, each with its own SQLite file — and talks to
-//! it over HTTP only. Used by the end-to-end tests and the demo.
+//! binaries as separate processes on free ports, each on a database of its own — talks to it
+//! over HTTP only, and reads back what the services hold only through their audit functions.
+//! Used by the end-to-end tests, the demo, the chaos tool and the bench.
+//!
+//! # Layout
+//! - [`process`]: one service as an OS process (spawn, kill, SIGTERM, restart, replicas).
+//! - [`system`]: NATS and the four services together, and waiting for them to settle.
+//! - [`frontend`]: what a frontend has: the four APIs and a way to sign in.
+//! - [`flows`]: a reservation's steps as a frontend takes them.
+//! - [`sale`]: many users at once, each retrying through faults; what the system accepted.
+//! - [`chaos`]: a sale under random kills, and what became of what was accepted.
+//! - [`invariants`]: the checker every run ends with.
 
 pub mod chaos;
 pub mod flows;
+pub mod frontend;
 pub mod invariants;
 pub mod process;
+pub mod sale;
+pub mod system;
 
-pub use platform::harness::{Api, RawBody, Reply, eventually};
-pub use process::{ServiceProcess, System, service_binary};
-
-use platform::auth::{ADMIN_ROLE, Auth};
-use std::sync::Arc;
-use std::time::Duration;
-
-/// What a frontend has: the four services' APIs and a way to sign in. Implemented by the
-/// running [`System`] and by a [`Client`] that user tasks can own.
-pub trait Frontend: Sync {
-    fn concert(&self) -> Api;
-    fn seat(&self) -> Api;
-    fn reservation(&self) -> Api;
-    fn payment(&self) -> Api;
-    fn auth(&self) -> &Auth;
-
-    fn admin_token(&self) -> String {
-        self.auth()
-            .issue("admin", Some(ADMIN_ROLE), Duration::from_secs(3600))
-    }
-
-    fn user_token(&self, user: &str) -> String {
-        self.auth().issue(user, None, Duration::from_secs(3600))
-    }
-}
-
-/// The system's addresses and token issuer, cheap to clone into tasks.
-#[derive(Clone)]
-pub struct Client {
-    pub concert: Api,
-    pub seat: Api,
-    pub reservation: Api,
-    pub payment: Api,
-    pub auth: Arc<Auth>,
-}
-
-impl Frontend for Client {
-    fn concert(&self) -> Api {
-        self.concert.clone()
-    }
-    fn seat(&self) -> Api {
-        self.seat.clone()
-    }
-    fn reservation(&self) -> Api {
-        self.reservation.clone()
-    }
-    fn payment(&self) -> Api {
-        self.payment.clone()
-    }
-    fn auth(&self) -> &Auth {
-        &self.auth
-    }
-}
+pub use frontend::{Client, Frontend};
+pub use harness::{Api, RawBody, Reply, eventually};
+pub use process::{ServiceProcess, service_binary};
+pub use system::System;

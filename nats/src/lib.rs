@@ -1,28 +1,28 @@
-//! What every service shares: the JetStream messaging core (topology, transactional outbox, inbox,
-//! consumer runner with DLQ) and the service plumbing (database, HTTP errors, auth, health, metrics,
-//! start-up and shutdown). Written once so the four services differ only in their domain.
+//! The shared runtime of the four services: what they have in common, written once, so a
+//! service differs from another only in its domain.
+//!
+//! # Layout
+//! Each layer uses only the layers above it.
+//! - [`db`]: the database (a SQLite file, or PostgreSQL by URL) and the small SQL API every store
+//!   is written in ([`db::Sql`], [`db::Row`]), once for both backends. Reads start here.
+//! - [`unit_of_work`]: the one place state changes are written. A unit of work runs in a
+//!   transaction, its events go to the outbox table in that transaction, the commit tells the
+//!   relay. Business rejections and technical failures stay apart through it.
+//! - [`messaging`]: JetStream. Topology and subscriptions as types, bus users and permissions,
+//!   the inbox, the DLQ, the relay that publishes the outbox, and the consumer loop that runs
+//!   event handlers as units of work. The nats-server configs live in `conf/`.
+//! - [`web`]: HTTP conventions: problem+json errors, extractors that answer with problems, and
+//!   identity from a bearer JWT.
+//! - [`runtime`]: a running service: settings from the environment, start-up, `/healthz`,
+//!   `/readyz`, `/metrics`, logging, and graceful shutdown.
+//!
+//! A reader new to the code starts with [`unit_of_work`] and [`messaging::consumer`]; a
+//! service's `lib.rs` shows how they are put together.
 
-pub mod apply;
-pub mod auth;
-pub mod consumer;
 pub mod db;
-pub mod dlq;
-#[cfg(feature = "harness")]
-pub mod harness;
-pub mod http;
-pub mod inbox;
-pub mod outbox;
-pub mod service;
-pub mod telemetry;
-pub mod topology;
+pub mod unit_of_work;
 
-/// Milliseconds since the Unix epoch: how every table stores time, portable across backends.
-pub fn to_millis(t: time::OffsetDateTime) -> i64 {
-    (t.unix_timestamp_nanos() / 1_000_000) as i64
-}
+pub mod messaging;
+pub mod web;
 
-/// The inverse of [`to_millis`]; out-of-range values clamp to the epoch rather than panic.
-pub fn from_millis(ms: i64) -> time::OffsetDateTime {
-    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-}
+pub mod runtime;

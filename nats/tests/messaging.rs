@@ -1,21 +1,24 @@
-//! The messaging core against a real nats-server: outbox recovery, inbox dedup, DLQ.
+//! The shared runtime against a real nats-server and a real database (SQLite, or PostgreSQL with
+//! `TEST_DATABASE=postgres`): units of work, outbox recovery, the relay, inbox dedup, the DLQ.
 
 use async_nats::jetstream;
 use contracts::events::SeatSold;
-use contracts::{Message, ReservationId, SeatEvent, SeatId};
-use platform::consumer::{self, Delivery, Handler, Outcome};
-use platform::db::Db;
-use platform::harness::NatsServer;
-use platform::outbox::{self, Outbox};
-use platform::topology::{ConsumerSpec, ensure_streams};
-use platform::{inbox, to_millis};
+use contracts::{Message, ReservationId, SeatEvent, SeatId, SeatKind};
+use harness::{Databases, NatsServer, publish_message, stream_messages};
+use nats::db::{Db, Sql};
+use nats::messaging::consumer::{Consumer, Delivery, EventHandler, NotHandled};
+use nats::messaging::dlq::dlq_header;
+use nats::messaging::relay::Relay;
+use nats::messaging::topology::{ConsumerSpec, Subscription, ensure_streams};
+use nats::unit_of_work::{Error, Rejection, Unit, UnitOfWork, Work, outbox};
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
 struct Setup {
     _server: NatsServer,
+    _databases: Databases,
     _dir: tempfile::TempDir,
     js: jetstream::Context,
     db_url: String,
@@ -27,26 +30,48 @@ async fn setup() -> Setup {
     let js = jetstream::new(client);
     ensure_streams(&js, 1).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let db_url = format!("sqlite://{}", dir.path().join("svc.db").display());
+    let databases = Databases::from_env(dir.path().to_path_buf());
+    let db_url = databases.create("svc").await.unwrap();
     Setup {
         _server: server,
+        _databases: databases,
         _dir: dir,
         js,
         db_url,
     }
 }
 
-fn sold_event() -> Message {
-    let event = SeatEvent::Sold(SeatSold {
+/// A database with the runtime's tables and a `counter` table for handlers to change.
+async fn database(url: &str) -> Db {
+    let db = Db::connect(url).await.unwrap();
+    let mut ddl = outbox::ddl(db.backend());
+    ddl.extend(nats::messaging::inbox::ddl());
+    ddl.push(Cow::Borrowed(
+        "CREATE TABLE IF NOT EXISTS counter (n BIGINT NOT NULL)",
+    ));
+    db.ensure(&ddl).await.unwrap();
+    db
+}
+
+fn sold() -> SeatEvent {
+    SeatEvent::Sold(SeatSold {
         reservation_id: ReservationId::new(),
         seat_ids: vec![SeatId::new()],
-    });
-    Message::new("test", &event, None, OffsetDateTime::now_utc())
+        versions: Default::default(),
+    })
 }
 
 async fn stream_len(js: &jetstream::Context, stream: &str) -> u64 {
-    platform::harness::stream_messages(js, stream)
+    stream_messages(js, stream).await.unwrap()
+}
+
+async fn counted(db: &Db) -> i64 {
+    let mut r = db.reader().await.unwrap();
+    r.sql("SELECT COUNT(*) AS n FROM counter")
+        .fetch_one()
         .await
+        .unwrap()
+        .get("n")
         .unwrap()
 }
 
@@ -58,147 +83,326 @@ async fn eventually<F: AsyncFn() -> bool>(what: &str, check: F) {
     }
 }
 
+/// How a test unit ends.
+#[derive(Clone, Copy)]
+enum End {
+    Done,
+    Refuse,
+    Fail,
+}
+
+/// A unit that counts once and emits an event, then ends as `end` says.
+fn counting(end: End) -> Unit<(), Refused> {
+    Arc::new(move |w: &mut Work| {
+        Box::pin(async move {
+            w.sql("INSERT INTO counter (n) VALUES (1)")
+                .execute()
+                .await?;
+            w.emit(&sold());
+            match end {
+                End::Done => Ok(()),
+                End::Refuse => Err(Refused.into()),
+                End::Fail => Err(anyhow::anyhow!("broken").into()),
+            }
+        })
+    })
+}
+
+#[derive(Debug)]
+struct Refused;
+impl Rejection for Refused {}
+
+#[tokio::test]
+async fn a_unit_that_is_rejected_or_fails_keeps_nothing_and_the_others_in_its_batch_commit() {
+    let s = setup().await;
+    let db = database(&s.db_url).await;
+    let uow = UnitOfWork::new(db.clone(), "test");
+
+    // Alone: a rejection keeps neither its effects nor its events.
+    let alone = uow.decide(|w| counting(End::Refuse)(w)).await;
+    assert!(matches!(alone, Err(Error::Rejected(Refused))));
+    assert_eq!(counted(&db).await, 0);
+
+    // Together: the rejected and the failed ones keep nothing, the others commit.
+    let outcomes = uow
+        .run_all(vec![
+            counting(End::Done),
+            counting(End::Refuse),
+            counting(End::Fail),
+            counting(End::Done),
+        ])
+        .await;
+    let shapes: Vec<&str> = outcomes
+        .iter()
+        .map(|o| match o {
+            Ok(()) => "ok",
+            Err(Error::Rejected(_)) => "rejected",
+            Err(Error::Failed(_)) => "failed",
+        })
+        .collect();
+    assert_eq!(shapes, ["ok", "rejected", "failed", "ok"]);
+    assert_eq!(counted(&db).await, 2);
+    let pending = outbox::pending(&mut db.reader().await.unwrap(), 10)
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 2, "only the committed units' events");
+
+    // All succeeding: one transaction for all.
+    let outcomes = uow.run_all(vec![counting(End::Done); 3]).await;
+    assert!(outcomes.iter().all(Result::is_ok));
+    assert_eq!(counted(&db).await, 5);
+}
+
+/// A unit that emits an event too large to publish fails, and keeps nothing: the row would
+/// never reach the broker.
+#[tokio::test]
+async fn a_unit_emitting_an_event_too_large_to_publish_keeps_nothing() {
+    let s = setup().await;
+    let db = database(&s.db_url).await;
+    let uow = UnitOfWork::new(db.clone(), "test");
+    let seats = (0..20_000)
+        .map(|i| contracts::SeatSpec {
+            seat_id: SeatId::new(),
+            label: format!("{i:0>40}"),
+            grade: "R".into(),
+            price: contracts::Points::new(1).unwrap(),
+        })
+        .collect();
+    let huge = contracts::ConcertEvent::ScheduleOpened(contracts::events::ScheduleOpened {
+        schedule_id: contracts::ScheduleId::new(),
+        concert_id: contracts::ConcertId::new(),
+        starts_at: time::OffsetDateTime::now_utc(),
+        seats,
+    });
+    let failed = uow
+        .run(move |w| {
+            Box::pin(async move {
+                w.sql("INSERT INTO counter (n) VALUES (1)")
+                    .execute()
+                    .await?;
+                assert!(w.fits(&huge).is_err());
+                w.emit(&huge);
+                Ok(())
+            })
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        failed
+            .downcast_ref::<nats::unit_of_work::EventTooLarge>()
+            .is_some(),
+        "{failed:#}"
+    );
+    assert_eq!(counted(&db).await, 0);
+}
+
+/// On SQLite a read connection cannot write: every write has to come through the unit of work.
+#[tokio::test]
+async fn a_sqlite_read_connection_cannot_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("svc.db").display());
+    let db = database(&url).await;
+    let mut read = db.reader().await.unwrap();
+    let write = read
+        .sql("INSERT INTO counter (n) VALUES (1)")
+        .execute()
+        .await;
+    let error = format!("{:#}", write.unwrap_err());
+    assert!(error.contains("readonly"), "{error}");
+    assert_eq!(counted(&db).await, 0);
+}
+
 #[tokio::test]
 async fn an_event_committed_before_a_crash_is_published_once_after_restart() {
     let s = setup().await;
-    // The first process commits two events and dies before its relay runs.
+    // The first process commits two events and dies before its relay runs…
     {
-        let db = Db::connect(&s.db_url).await.unwrap();
-        db.ensure_messaging_tables().await.unwrap();
-        let mut tx = db.begin().await.unwrap();
-        let now = to_millis(OffsetDateTime::now_utc());
-        outbox::enqueue(&mut tx, &sold_event(), now).await.unwrap();
-        outbox::enqueue(&mut tx, &sold_event(), now).await.unwrap();
-        tx.commit().await.unwrap();
-        // And a second one published but crashed before marking its rows published.
-        let relay = Outbox::new(db.clone());
-        let pending = relay.pending(10).await.unwrap();
-        assert_eq!(relay.publish(&s.js, &pending).await.len(), 2);
+        let db = database(&s.db_url).await;
+        let uow = UnitOfWork::new(db.clone(), "test");
+        uow.run(|w| {
+            Box::pin(async move {
+                w.emit(&sold());
+                w.emit(&sold());
+                Ok(())
+            })
+        })
+        .await
+        .unwrap();
+        // …or publishes them and crashes before marking them published.
+        let pending = outbox::pending(&mut db.reader().await.unwrap(), 10)
+            .await
+            .unwrap();
+        assert_eq!(Relay::publish(&s.js, &pending).await.published.len(), 2);
     }
     assert_eq!(stream_len(&s.js, "SEAT").await, 2);
 
     // The restarted process's relay publishes the rows again; the broker drops the copies.
-    let db = Db::connect(&s.db_url).await.unwrap();
-    let relay = Outbox::new(db);
+    let db = database(&s.db_url).await;
+    let uow = UnitOfWork::new(db.clone(), "test");
+    let relay = Relay::new(uow.clone());
     assert_eq!(relay.relay_once(&s.js).await.unwrap(), 2);
     assert_eq!(
         relay.relay_once(&s.js).await.unwrap(),
         0,
-        "nothing left pending"
+        "nothing left to publish"
     );
     assert_eq!(stream_len(&s.js, "SEAT").await, 2, "each event stored once");
+    // The next commit, whatever it is, marks them published.
+    uow.run(|_| Box::pin(async { Ok(()) })).await.unwrap();
+    let pending = outbox::pending(&mut db.reader().await.unwrap(), 10)
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 0, "marked published");
+}
+
+/// A row the broker keeps refusing (here: larger than its `max_payload`) is set aside after a
+/// few tries, and the rows after it are published. (On main the relay stopped at that row for
+/// good: nothing that service committed afterwards was ever published.)
+#[tokio::test]
+async fn a_row_the_broker_keeps_refusing_is_set_aside_and_the_rest_go_on() {
+    let s = setup().await;
+    let db = database(&s.db_url).await;
+    let uow = UnitOfWork::new(db.clone(), "test");
+    let mut oversized = Message::new("test", &sold(), None, time::OffsetDateTime::now_utc());
+    oversized.payload = format!("\"{}\"", "x".repeat(2 << 20)).into_bytes();
+    let after = Message::new("test", &sold(), None, time::OffsetDateTime::now_utc());
+    // Written as a unit would have before events were size-checked.
+    let rows = vec![oversized, after.clone()];
+    uow.run(move |w| {
+        Box::pin(async move {
+            let now = w.now_ms();
+            outbox::insert(w, &rows, now).await
+        })
+    })
+    .await
+    .unwrap();
+
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(Relay::new(uow.clone()).run(s.js.clone(), stop.clone()));
+    eventually("the row after it published", async || {
+        stream_len(&s.js, "SEAT").await == 1
+    })
+    .await;
+    let stored =
+        s.js.get_stream("SEAT")
+            .await
+            .unwrap()
+            .get_raw_message(1)
+            .await
+            .unwrap();
+    assert_eq!(stored.subject.as_str(), after.subject);
+    let mut read = db.reader().await.unwrap();
+    let parked = read
+        .sql("SELECT seq, reason FROM outbox_parked")
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!(parked.len(), 1);
+    let reason: String = parked[0].get("reason").unwrap();
+    assert!(reason.contains("max payload"), "{reason}");
+    stop.cancel();
+    task.await.unwrap();
 }
 
 #[tokio::test]
 async fn the_relay_publishes_a_committed_event_when_woken() {
     let s = setup().await;
-    let db = Db::connect(&s.db_url).await.unwrap();
-    db.ensure_messaging_tables().await.unwrap();
-    let relay = Outbox::new(db.clone());
+    let uow = UnitOfWork::new(database(&s.db_url).await, "test");
     let stop = CancellationToken::new();
-    let task = tokio::spawn(relay.clone().run(s.js.clone(), stop.clone()));
+    let task = tokio::spawn(Relay::new(uow.clone()).run(s.js.clone(), stop.clone()));
 
-    let mut tx = db.begin().await.unwrap();
-    outbox::enqueue(&mut tx, &sold_event(), 0).await.unwrap();
-    tx.commit().await.unwrap();
-    relay.wake();
+    uow.run(|w| {
+        Box::pin(async move {
+            w.emit(&sold());
+            Ok(())
+        })
+    })
+    .await
+    .unwrap();
     eventually("the event in the stream", async || {
         stream_len(&s.js, "SEAT").await == 1
+    })
+    .await;
+    // No other commit comes: the relay marks the row itself.
+    eventually("the row marked published", async || {
+        let mut read = uow.db().reader().await.unwrap();
+        outbox::pending(&mut read, 10).await.unwrap().is_empty()
     })
     .await;
     stop.cancel();
     task.await.unwrap();
 }
 
-/// Counts applied events in the database; pretends the first ack of each message was lost.
+/// Counts the events it is given; remembers each delivery count.
+#[derive(Clone, Default)]
 struct CountingHandler {
-    db: Db,
-    seen: Mutex<Vec<i64>>,
+    seen: Arc<Mutex<Vec<i64>>>,
 }
 
-impl Handler<SeatEvent> for CountingHandler {
-    async fn handle(&self, batch: Vec<Delivery<SeatEvent>>) -> anyhow::Result<Vec<Outcome>> {
-        let mut tx = self.db.begin().await?;
-        for d in &batch {
-            if inbox::first_delivery(&mut tx, "test", d.envelope.id, 0).await? {
-                sqlx::query("UPDATE applied SET n = n + 1")
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        tx.commit().await?;
-        let mut seen = self.seen.lock().unwrap();
-        Ok(batch
-            .iter()
-            .map(|d| {
-                seen.push(d.delivered);
-                if d.delivered == 1 {
-                    Outcome::Retry {
-                        after: Duration::from_millis(10),
-                        reason: "simulated lost ack".into(),
-                    }
-                } else {
-                    Outcome::Done
-                }
-            })
-            .collect())
+impl EventHandler<SeatEvent> for CountingHandler {
+    async fn handle(&self, w: &mut Work, d: &Delivery<SeatEvent>) -> Result<(), Error<NotHandled>> {
+        self.seen.lock().unwrap().push(d.delivered);
+        w.sql("INSERT INTO counter (n) VALUES (1)")
+            .execute()
+            .await?;
+        Ok(())
     }
 }
 
-/// A database with an `applied` counter and a consumer of `seat.sold` counting into it.
-async fn counting_consumer(
-    s: &Setup,
-) -> (
+/// A consumer of `seat.sold` counting into the database, running until the token is cancelled.
+async fn counting_consumer(s: &Setup) -> Running {
+    consumer_named(s, "test").await
+}
+
+/// A database, the handler counting into it, and the consumer's stop token and task.
+type Running = (
     Db,
-    Arc<CountingHandler>,
+    CountingHandler,
     CancellationToken,
     tokio::task::JoinHandle<()>,
-) {
-    let db = Db::connect(&s.db_url).await.unwrap();
-    db.ensure_messaging_tables().await.unwrap();
-    sqlx::query("CREATE TABLE applied (n BIGINT NOT NULL)")
-        .execute(db.pool())
-        .await
-        .unwrap();
-    sqlx::query("INSERT INTO applied (n) VALUES (0)")
-        .execute(db.pool())
-        .await
-        .unwrap();
-    let handler = Arc::new(CountingHandler {
-        db: db.clone(),
-        seen: Mutex::new(Vec::new()),
-    });
+);
+
+/// The same, as service `service` (its durable and DLQ entries carry that name).
+async fn consumer_named(s: &Setup, service: &'static str) -> Running {
+    let db = database(&s.db_url).await;
+    let handler = CountingHandler::default();
     let stop = CancellationToken::new();
-    let spec = ConsumerSpec::new("test", contracts::Context::Seat, &["sold"], 1);
-    let task = tokio::spawn(consumer::run::<SeatEvent, _>(
-        s.js.clone(),
-        "test".into(),
-        spec,
-        handler.clone(),
-        stop.clone(),
-    ));
+    let subscription = Subscription::<SeatEvent>::to(&[SeatKind::Sold]);
+    let spec = ConsumerSpec::new(service, subscription, 1);
+    let uow = UnitOfWork::new(db.clone(), service);
+    let consumer = Consumer::new(spec, service, uow, handler.clone());
+    let task = tokio::spawn(consumer.run(s.js.clone(), stop.clone()));
     (db, handler, stop, task)
 }
 
 #[tokio::test]
-async fn a_redelivered_event_changes_nothing() {
+async fn an_event_delivered_twice_is_applied_once() {
     let s = setup().await;
     let (db, handler, stop, task) = counting_consumer(&s).await;
-    let relay = Outbox::new(db.clone());
-    let mut tx = db.begin().await.unwrap();
-    outbox::enqueue(&mut tx, &sold_event(), 0).await.unwrap();
-    tx.commit().await.unwrap();
-    relay.relay_once(&s.js).await.unwrap();
+    // The same event stored twice, as a re-publish after the duplicate window would.
+    let msg = Message::new("test", &sold(), None, time::OffsetDateTime::now_utc());
+    publish_message(&s.js, &msg).await.unwrap();
+    let mut again = msg.clone();
+    for (name, value) in &mut again.headers {
+        if name == contracts::envelope::header::MSG_ID {
+            *value = format!("{value}-again");
+        }
+    }
+    publish_message(&s.js, &again).await.unwrap();
 
-    eventually("the redelivery", async || {
-        handler.seen.lock().unwrap().contains(&2)
+    eventually("both deliveries handled", async || {
+        nats::messaging::topology::caught_up(&s.js, "SEAT", "test")
+            .await
+            .unwrap_or(false)
     })
     .await;
-    let n: i64 = sqlx::query_scalar("SELECT n FROM applied")
-        .fetch_one(db.pool())
-        .await
-        .unwrap();
-    assert_eq!(n, 1, "applied once although delivered twice");
+    assert_eq!(stream_len(&s.js, "SEAT").await, 2);
+    assert_eq!(
+        counted(&db).await,
+        1,
+        "applied once although delivered twice"
+    );
+    assert_eq!(handler.seen.lock().unwrap().len(), 1, "the copy only acked");
     stop.cancel();
     task.await.unwrap();
 }
@@ -227,7 +431,7 @@ async fn an_undecodable_event_goes_to_the_dlq_with_its_reason() {
     let headers = entry.headers;
     assert!(
         headers
-            .get(consumer::dlq_header::REASON)
+            .get(dlq_header::REASON)
             .unwrap()
             .as_str()
             .contains("no headers"),
@@ -242,27 +446,131 @@ async fn an_undecodable_event_goes_to_the_dlq_with_its_reason() {
     task.await.unwrap();
 }
 
+/// Panics on one reservation's events, counts the others.
+struct Panicking {
+    poison: ReservationId,
+    counting: CountingHandler,
+}
+
+impl EventHandler<SeatEvent> for Panicking {
+    async fn handle(&self, w: &mut Work, d: &Delivery<SeatEvent>) -> Result<(), Error<NotHandled>> {
+        if contracts::Event::reservation_id(&d.event) == Some(self.poison) {
+            panic!("poisoned by {}", self.poison);
+        }
+        self.counting.handle(w, d).await
+    }
+}
+
+/// A handler that panics fails its event like any error: the others are handled, the consumer
+/// goes on, and the event that keeps panicking ends in the DLQ. (On main the panic ended the
+/// consumer task for good.)
+#[tokio::test]
+async fn a_panicking_handler_fails_its_event_and_the_consumer_goes_on() {
+    let s = setup().await;
+    let db = database(&s.db_url).await;
+    let poisoned = sold();
+    let poison = contracts::Event::reservation_id(&poisoned).unwrap();
+    let handler = Panicking {
+        poison,
+        counting: CountingHandler::default(),
+    };
+    let mut spec = ConsumerSpec::new("test", Subscription::<SeatEvent>::to(&[SeatKind::Sold]), 1);
+    spec.retry.max_deliver = 2;
+    let consumer = Consumer::new(spec, "test", UnitOfWork::new(db.clone(), "test"), handler);
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(consumer.run(s.js.clone(), stop.clone()));
+
+    for event in [poisoned, sold(), sold()] {
+        let msg = Message::new("test", &event, None, time::OffsetDateTime::now_utc());
+        publish_message(&s.js, &msg).await.unwrap();
+    }
+    eventually("the two good events handled", async || {
+        counted(&db).await == 2
+    })
+    .await;
+    eventually("the poisoned one dead-lettered", async || {
+        stream_len(&s.js, "DLQ").await == 1
+    })
+    .await;
+    let entry =
+        s.js.get_stream("DLQ")
+            .await
+            .unwrap()
+            .get_last_raw_message_by_subject(&format!("dlq.test.seat.sold.{poison}"))
+            .await
+            .unwrap();
+    let reason = entry
+        .headers
+        .get(dlq_header::REASON)
+        .unwrap()
+        .as_str()
+        .to_owned();
+    assert!(reason.contains("panicked: poisoned by"), "{reason}");
+    assert!(!task.is_finished(), "the consumer still runs");
+    // And it still handles what comes next.
+    let msg = Message::new("test", &sold(), None, time::OffsetDateTime::now_utc());
+    publish_message(&s.js, &msg).await.unwrap();
+    eventually("a later event handled", async || counted(&db).await == 3).await;
+    stop.cancel();
+    task.await.unwrap();
+}
+
+/// Two services giving up on the same message make two DLQ entries (main keyed the entry by
+/// stream and sequence only, so the broker dropped the second as a duplicate).
+#[tokio::test]
+async fn two_consumers_dead_lettering_one_message_make_two_entries() {
+    let s = setup().await;
+    let (_, _, stop_a, a) = consumer_named(&s, "one-svc").await;
+    let (_, _, stop_b, b) = consumer_named(&s, "other-svc").await;
+    s.js.publish("seat.sold.not-an-envelope", "garbage".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    eventually("two DLQ entries", async || {
+        stream_len(&s.js, "DLQ").await == 2
+    })
+    .await;
+    let dlq = s.js.get_stream("DLQ").await.unwrap();
+    for service in ["one-svc", "other-svc"] {
+        let entry = dlq
+            .get_last_raw_message_by_subject(&format!("dlq.{service}.seat.sold.not-an-envelope"))
+            .await
+            .unwrap();
+        assert_eq!(
+            entry.headers.get(dlq_header::SERVICE).unwrap().as_str(),
+            service
+        );
+    }
+    for (stop, task) in [(stop_a, a), (stop_b, b)] {
+        stop.cancel();
+        task.await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn two_relays_on_one_database_publish_each_event_once_and_in_order() {
     let s = setup().await;
-    let db = Db::connect(&s.db_url).await.unwrap();
-    db.ensure_messaging_tables().await.unwrap();
+    let uow = UnitOfWork::new(database(&s.db_url).await, "test");
     let stop = CancellationToken::new();
     let relays: Vec<_> = (0..2)
-        .map(|_| {
-            let relay = Outbox::new(db.clone());
-            tokio::spawn(relay.run(s.js.clone(), stop.clone()))
-        })
+        .map(|_| tokio::spawn(Relay::new(uow.clone()).run(s.js.clone(), stop.clone())))
         .collect();
-    let mut ids = Vec::new();
+    let ids = Arc::new(Mutex::new(Vec::new()));
     for _ in 0..30 {
-        let mut tx = db.begin().await.unwrap();
-        for _ in 0..10 {
-            let msg = sold_event();
-            ids.push(msg.id.to_string());
-            outbox::enqueue(&mut tx, &msg, 0).await.unwrap();
-        }
-        tx.commit().await.unwrap();
+        let ids = ids.clone();
+        uow.run(move |w| {
+            Box::pin(async move {
+                for _ in 0..10 {
+                    let event = sold();
+                    w.emit(&event);
+                    ids.lock().unwrap().push(event);
+                }
+                Ok(())
+            })
+        })
+        .await
+        .unwrap();
     }
     eventually("300 events in the stream", async || {
         stream_len(&s.js, "SEAT").await >= 300
@@ -274,11 +582,12 @@ async fn two_relays_on_one_database_publish_each_event_once_and_in_order() {
     }
     assert_eq!(stream_len(&s.js, "SEAT").await, 300, "each once");
     let stream = s.js.get_stream("SEAT").await.unwrap();
-    for (i, id) in ids.iter().enumerate() {
+    let events = ids.lock().unwrap().clone();
+    for (i, event) in events.iter().enumerate() {
         let msg = stream.get_raw_message(i as u64 + 1).await.unwrap();
         assert_eq!(
-            msg.headers.get("ce-id").unwrap().as_str(),
-            id,
+            msg.subject.as_str(),
+            contracts::Event::subject(event),
             "in commit order"
         );
     }
@@ -288,25 +597,86 @@ async fn two_relays_on_one_database_publish_each_event_once_and_in_order() {
 /// environment they document.
 #[test]
 fn the_committed_server_configs_are_valid() {
-    let bin = platform::harness::nats_server_binary().expect("a nats-server");
-    let conf = platform::harness::workspace_root().join("nats/conf");
+    let bin = harness::nats_server_binary().expect("a nats-server");
+    let conf = harness::workspace_root().join("nats/conf");
     let store = tempfile::tempdir().unwrap();
     for file in ["single.conf", "cluster.conf"] {
         let mut cmd = std::process::Command::new(&bin);
         cmd.arg("-t").arg("-c").arg(conf.join(file));
-        for user in platform::topology::users() {
-            cmd.env(platform::topology::password_variable(user), "secret");
+        for user in nats::messaging::users::users() {
+            cmd.env(nats::messaging::users::password_variable(user), "secret");
         }
         cmd.env("NATS_SERVER_NAME", "node-1")
             .env("NATS_STORE_DIR", store.path())
             .env("NATS_CLUSTER_PORT", "6222")
-            .env("NATS_ROUTES", "[nats-route://127.0.0.1:6222]");
+            .env("NATS_ROUTES", "[nats-route://route:secret@127.0.0.1:6222]")
+            .env("NATS_ROUTE_PASSWORD", "secret");
         let out = cmd.output().unwrap();
         assert!(
             out.status.success(),
             "{file}: {}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// What is shipped for deployment fails closed: the NATS configs do not load without every
+/// password they name (the cluster's routes too), a client without credentials is denied by a
+/// server on them, and compose.yaml has a default for no secret, so it does not start without
+/// them. (The local default of the demo and the tests is a loopback bus without users.)
+#[tokio::test]
+async fn the_shipped_deployment_fails_closed() {
+    let bin = harness::nats_server_binary().expect("a nats-server");
+    let root = harness::workspace_root();
+    for file in ["single.conf", "cluster.conf"] {
+        let out = std::process::Command::new(&bin)
+            .arg("-t")
+            .arg("-c")
+            .arg(root.join("nats/conf").join(file))
+            .env("NATS_SERVER_NAME", "node-1")
+            .env("NATS_STORE_DIR", "/tmp")
+            .env("NATS_CLUSTER_PORT", "6222")
+            .env("NATS_ROUTES", "[]")
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && said.contains("PASSWORD"),
+            "{file} loaded without its passwords: {said}"
+        );
+    }
+
+    let server = harness::NatsServer::start_shipped("pw").unwrap();
+    let anonymous = async_nats::connect(server.url()).await;
+    assert!(
+        matches!(&anonymous, Err(e) if e.kind() == async_nats::ConnectErrorKind::AuthorizationViolation),
+        "{anonymous:?}"
+    );
+    let wrong = async_nats::ConnectOptions::with_user_and_password("seat-svc".into(), "no".into())
+        .connect(server.url())
+        .await;
+    assert!(
+        matches!(&wrong, Err(e) if e.kind() == async_nats::ConnectErrorKind::AuthorizationViolation),
+        "{wrong:?}"
+    );
+    async_nats::ConnectOptions::with_user_and_password("seat-svc".into(), "pw".into())
+        .connect(server.url())
+        .await
+        .expect("seat-svc with its password");
+
+    let compose = std::fs::read_to_string(root.join("compose.yaml")).unwrap();
+    let secrets: Vec<&str> = compose
+        .split("${")
+        .skip(1)
+        .filter_map(|v| v.split('}').next())
+        .filter(|v| v.contains("PASSWORD") || v.contains("SECRET"))
+        .collect();
+    assert!(secrets.len() >= 10, "{secrets:?}");
+    for v in secrets {
+        assert!(
+            v.contains(":?"),
+            "compose.yaml has a fallback for a secret: ${{{v}}}"
         );
     }
 }

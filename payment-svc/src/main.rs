@@ -1,9 +1,4 @@
-//! payment-svc binary: configuration from the environment, then the app until SIGTERM.
-
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    platform::telemetry::init_logging();
-    let app = payment_svc::build(payment_svc::Config::from_env()?).await?;
-    app.run_until_stopped(platform::service::shutdown_on_signal())
-        .await
+//! payment-svc's binary; everything else is the library.
+fn main() -> anyhow::Result<()> {
+    nats::runtime::main::<payment_svc::PaymentSvc>()
 }

@@ -3,27 +3,19 @@
 
 use contracts::events::PaymentRequested;
 use contracts::{Message, Points, ReservationEvent, ReservationId, UserId};
-use payment_svc::{Config, SERVICE, build};
-use platform::harness::{Api, RawBody, TestEnv, eventually, publish_message};
+use harness::{Api, RawBody, TestEnv, eventually, publish_message};
+use nats::runtime::Service;
+use payment_svc::PaymentSvc;
 use reqwest::Method;
 use serde_json::json;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(15);
 
 async fn start(env: &TestEnv) -> Api {
-    let app = build(Config {
-        service: env.config(SERVICE).await.expect("a database"),
-    })
-    .await
-    .expect("build payment-svc");
-    env.run(
-        app.local_addr(),
-        app.run_until_stopped(CancellationToken::new()),
-    )
-    .await
-    .expect("payment-svc ready")
+    env.start::<PaymentSvc>(())
+        .await
+        .expect("payment-svc ready")
 }
 
 fn request(r: ReservationId, user: &str, amount: i64) -> ReservationEvent {
@@ -183,8 +175,9 @@ async fn a_payment_request_debits_once_even_when_delivered_twice() {
     .await
     .unwrap();
     eventually("both copies handled", WAIT, async || {
-        let mut c: async_nats::jetstream::consumer::PullConsumer =
-            js.get_consumer_from_stream(SERVICE, "RESERVATION").await?;
+        let mut c: async_nats::jetstream::consumer::PullConsumer = js
+            .get_consumer_from_stream(PaymentSvc::NAME, "RESERVATION")
+            .await?;
         let info = c.info().await?;
         Ok((info.delivered.stream_sequence == 3 && info.num_ack_pending == 0).then_some(()))
     })
@@ -208,9 +201,7 @@ async fn a_payment_request_debits_once_even_when_delivered_twice() {
         .collect();
     assert_eq!(debits.len(), 1);
     assert_eq!(debits[0]["reservation_id"], r.to_string());
-    let stream = platform::harness::stream_messages(&js, "PAYMENT")
-        .await
-        .unwrap();
+    let stream = harness::stream_messages(&js, "PAYMENT").await.unwrap();
     assert_eq!(stream, 1, "one payment.completed");
 }
 

@@ -1,13 +1,46 @@
-//! reservation-svc: reservations and their status as the saga moves, the pay command, and the
-//! user's "my tickets" view.
+//! reservation-svc: the reservations and their status, the user's pay and cancel commands, and
+//! a live status stream. It follows every saga from seat and payment events.
+//!
+//! # Layout
+//! - [`domain`]: a reservation as the facts learned about its saga; its status derives from
+//!   them; the rules of the pay and cancel commands.
+//! - [`store`]: reservations in SQL.
+//! - [`tracker`]: the consumer of seat and payment events.
+//! - [`commands`]: pay and cancel, each one unit of work.
+//! - [`http`] and [`live`]: the routes, and the server-sent status stream.
+//! - [`audit`]: every reservation's status, for the whole-system checks.
 
+pub mod audit;
+pub mod commands;
 pub mod domain;
-pub mod events;
 pub mod http;
-pub mod startup;
+pub mod live;
 pub mod store;
+pub mod tracker;
 
-pub use platform::service::App;
-pub use startup::{Config, build};
+use axum::Router;
+use contracts::{PaymentEvent, SeatEvent};
+use nats::runtime::{Runtime, Service};
 
-pub const SERVICE: &str = "reservation-svc";
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+pub struct ReservationSvc;
+
+impl Service for ReservationSvc {
+    const NAME: &'static str = "reservation-svc";
+    const DEFAULT_PORT: u16 = 8083;
+    type Settings = ();
+
+    fn migrator() -> &'static sqlx::migrate::Migrator {
+        &MIGRATOR
+    }
+
+    fn wire(rt: &mut Runtime, _: ()) -> Router {
+        rt.consume::<SeatEvent, _>(tracker::SEATS, tracker::SagaTracker);
+        rt.consume::<PaymentEvent, _>(tracker::PAYMENTS, tracker::SagaTracker);
+        Router::new()
+            .merge(http::routes())
+            .merge(live::routes())
+            .with_state(rt.state(()))
+    }
+}

@@ -1,25 +1,30 @@
-//! store: reservations in SQL.
+//! store: reservations in SQL — each with the facts learned about its saga, and the status and
+//! reason they amount to (kept as columns for queries).
 
-use crate::domain::{Facts, Status};
+use crate::domain::{Facts, FailureReason, Status};
 use contracts::events::SeatHeld;
-use contracts::{ReservationId, UserId};
-use platform::db::Tx;
+use contracts::{Points, ReservationId, ScheduleId, SeatId, UserId};
+use nats::db::{Row, Sql, from_millis, to_millis};
 use serde::Serialize;
-use sqlx::any::AnyRow;
-use sqlx::{AnyPool, Row};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Reservation {
-    pub id: String,
-    pub user_id: String,
-    pub schedule_id: String,
-    pub seat_ids: Vec<String>,
-    pub amount: i64,
+    pub id: ReservationId,
+    pub user_id: UserId,
+    pub schedule_id: ScheduleId,
+    pub seat_ids: Vec<SeatId>,
+    pub amount: Points,
     pub status: Status,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<FailureReason>,
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: time::OffsetDateTime,
+    /// When the show starts, where the hold said.
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub starts_at: Option<time::OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: time::OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -28,85 +33,87 @@ pub struct Reservation {
     pub facts: Facts,
 }
 
-const COLUMNS: &str = "id, user_id, schedule_id, seat_ids, amount, status, reason, expires_at, \
+const COLUMNS: &str = "id, user_id, schedule_id, seat_ids, amount, expires_at, starts_at, \
                        created_at, updated_at, facts";
 
-fn from_row(r: &AnyRow) -> sqlx::Result<Reservation> {
-    let seat_ids: String = r.try_get("seat_ids")?;
-    let status: String = r.try_get("status")?;
+fn from_row(r: &Row) -> anyhow::Result<Reservation> {
+    let facts: Facts = serde_json::from_str(&r.get::<String>("facts")?)?;
+    let (status, reason) = facts.status();
     Ok(Reservation {
-        id: r.try_get("id")?,
-        user_id: r.try_get("user_id")?,
-        schedule_id: r.try_get("schedule_id")?,
-        seat_ids: serde_json::from_str(&seat_ids).unwrap_or_default(),
-        amount: r.try_get("amount")?,
-        status: Status::parse(&status)
-            .ok_or_else(|| sqlx::Error::Decode(format!("unknown status {status:?}").into()))?,
-        reason: r.try_get("reason")?,
-        expires_at: platform::from_millis(r.try_get("expires_at")?),
-        created_at: platform::from_millis(r.try_get("created_at")?),
-        updated_at: platform::from_millis(r.try_get("updated_at")?),
-        facts: serde_json::from_str(&r.try_get::<String, _>("facts")?)
-            .map_err(|e| sqlx::Error::Decode(e.into()))?,
+        id: r.parse("id")?,
+        user_id: r.parse("user_id")?,
+        schedule_id: r.parse("schedule_id")?,
+        seat_ids: serde_json::from_str(&r.get::<String>("seat_ids")?)?,
+        amount: r.get("amount")?,
+        status,
+        reason,
+        expires_at: from_millis(r.get("expires_at")?),
+        starts_at: r.get::<Option<i64>>("starts_at")?.map(from_millis),
+        created_at: from_millis(r.get("created_at")?),
+        updated_at: from_millis(r.get("updated_at")?),
+        facts,
     })
 }
 
 /// Creates the reservation from its hold; a repeat changes nothing.
-pub async fn insert_from_hold(tx: &mut Tx, held: &SeatHeld, now_ms: i64) -> sqlx::Result<()> {
-    let seat_ids = serde_json::to_string(&held.seat_ids).expect("ids always serialise");
-    sqlx::query(
-        "INSERT INTO reservations (id, user_id, schedule_id, seat_ids, amount, status, reason, expires_at, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, 'awaiting_payment', NULL, $6, $7, $7) ON CONFLICT DO NOTHING",
+pub async fn insert_from_hold(
+    sql: &mut impl Sql,
+    held: &SeatHeld,
+    now_ms: i64,
+) -> anyhow::Result<()> {
+    sql.sql(
+        "INSERT INTO reservations (id, user_id, schedule_id, seat_ids, amount, status, reason, expires_at, starts_at, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8, $9, $9) ON CONFLICT DO NOTHING",
     )
-    .bind(held.reservation_id.to_string())
-    .bind(&held.user_id.0)
-    .bind(held.schedule_id.to_string())
-    .bind(seat_ids)
-    .bind(held.amount.value())
-    .bind(platform::to_millis(held.expires_at))
+    .bind(held.reservation_id)
+    .bind(&held.user_id)
+    .bind(held.schedule_id)
+    .bind(serde_json::to_string(&held.seat_ids)?)
+    .bind(held.amount)
+    .bind(Status::AwaitingPayment.as_str())
+    .bind(to_millis(held.expires_at))
+    .bind(held.starts_at.map(to_millis))
     .bind(now_ms)
-    .execute(&mut **tx)
+    .execute()
     .await?;
     Ok(())
 }
 
-/// The reservation, locked for the rest of the transaction (its facts are read, then written).
-pub async fn get(tx: &mut Tx, id: ReservationId) -> sqlx::Result<Option<Reservation>> {
-    let lock = platform::db::for_update(tx);
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM reservations WHERE id = $1{lock}"
-    )))
-    .bind(id.to_string())
-    .fetch_optional(&mut **tx)
-    .await?
-    .as_ref()
-    .map(from_row)
-    .transpose()
+/// The reservation, locked for the rest of the unit of work (its facts are read, then written).
+pub async fn get(sql: &mut impl Sql, id: ReservationId) -> anyhow::Result<Option<Reservation>> {
+    sql.sql_built(format!("SELECT {COLUMNS} FROM reservations WHERE id = $1"))
+        .bind(id)
+        .for_update()
+        .fetch_optional()
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
 }
 
 pub async fn get_for_user(
-    pool: &AnyPool,
+    sql: &mut impl Sql,
     id: ReservationId,
     user: &UserId,
-) -> sqlx::Result<Option<Reservation>> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
+) -> anyhow::Result<Option<Reservation>> {
+    sql.sql_built(format!(
         "SELECT {COLUMNS} FROM reservations WHERE id = $1 AND user_id = $2"
-    )))
-    .bind(id.to_string())
-    .bind(&user.0)
-    .fetch_optional(pool)
+    ))
+    .bind(id)
+    .bind(user)
+    .fetch_optional()
     .await?
     .as_ref()
     .map(from_row)
     .transpose()
 }
 
-pub async fn list_for_user(pool: &AnyPool, user: &UserId) -> sqlx::Result<Vec<Reservation>> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
+pub async fn list_for_user(sql: &mut impl Sql, user: &UserId) -> anyhow::Result<Vec<Reservation>> {
+    sql.sql_built(format!(
         "SELECT {COLUMNS} FROM reservations WHERE user_id = $1 ORDER BY created_at DESC, id"
-    )))
-    .bind(&user.0)
-    .fetch_all(pool)
+    ))
+    .bind(user)
+    .fetch_all()
     .await?
     .iter()
     .map(from_row)
@@ -115,19 +122,65 @@ pub async fn list_for_user(pool: &AnyPool, user: &UserId) -> sqlx::Result<Vec<Re
 
 /// Stores the facts and the status and reason they amount to.
 pub async fn save_facts(
-    tx: &mut Tx,
+    sql: &mut impl Sql,
     id: ReservationId,
     facts: &Facts,
     now_ms: i64,
-) -> sqlx::Result<()> {
+) -> anyhow::Result<()> {
     let (status, reason) = facts.status();
-    sqlx::query("UPDATE reservations SET facts = $1, status = $2, reason = $3, updated_at = $4 WHERE id = $5")
-        .bind(serde_json::to_string(facts).expect("facts always serialise"))
-        .bind(status.as_str())
-        .bind(reason)
-        .bind(now_ms)
-        .bind(id.to_string())
-        .execute(&mut **tx)
-        .await?;
+    sql.sql(
+        "UPDATE reservations SET facts = $1, status = $2, reason = $3, updated_at = $4 WHERE id = $5",
+    )
+    .bind(serde_json::to_string(facts)?)
+    .bind(status.as_str())
+    .bind(reason.map(FailureReason::as_str))
+    .bind(now_ms)
+    .bind(id)
+    .execute()
+    .await?;
     Ok(())
+}
+
+/// One reservation as the audit reads it.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub id: ReservationId,
+    pub status: Status,
+    pub amount: Points,
+    /// When its status last changed (ms since the epoch).
+    pub updated_at_ms: i64,
+}
+
+/// Every reservation's status.
+pub async fn summaries(sql: &mut impl Sql) -> anyhow::Result<Vec<Summary>> {
+    sql.sql("SELECT id, status, amount, updated_at FROM reservations")
+        .fetch_all()
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(Summary {
+                id: r.parse("id")?,
+                status: r.parse("status")?,
+                amount: r.get("amount")?,
+                updated_at_ms: r.get("updated_at")?,
+            })
+        })
+        .collect()
+}
+
+/// How many sagas have ended, and when the last one changed.
+pub async fn ended(sql: &mut impl Sql) -> anyhow::Result<(i64, i64)> {
+    let [a, b, c, d] = Status::TERMINAL;
+    let row = sql
+        .sql(
+            "SELECT COUNT(*) AS n, COALESCE(MAX(updated_at), 0) AS last FROM reservations
+             WHERE status IN ($1, $2, $3, $4)",
+        )
+        .bind(a.as_str())
+        .bind(b.as_str())
+        .bind(c.as_str())
+        .bind(d.as_str())
+        .fetch_one()
+        .await?;
+    Ok((row.get("n")?, row.get("last")?))
 }

@@ -5,29 +5,30 @@ use contracts::events::{PaymentFailed, SeatHeld, SeatReleased, SeatSold};
 use contracts::{
     PaymentEvent, Points, ReleaseReason, ReservationId, ScheduleId, SeatEvent, SeatId, UserId,
 };
-use platform::harness::{Api, TestEnv, eventually};
-use reservation_svc::{Config, SERVICE, build};
+use harness::{Api, TestEnv, eventually};
+use nats::runtime::Service;
+use reservation_svc::ReservationSvc;
 use serde_json::json;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(15);
 
 async fn start(env: &TestEnv) -> Api {
-    let app = build(Config {
-        service: env.config(SERVICE).await.expect("a database"),
-    })
-    .await
-    .expect("build reservation-svc");
-    env.run(
-        app.local_addr(),
-        app.run_until_stopped(CancellationToken::new()),
-    )
-    .await
-    .expect("reservation-svc ready")
+    env.start::<ReservationSvc>(())
+        .await
+        .expect("reservation-svc ready")
 }
 
 async fn held(env: &TestEnv, user: &str) -> ReservationId {
+    held_for_show(env, user, None).await
+}
+
+/// A hold by `user` for a show starting at `starts_at`, as seat-svc announces it.
+async fn held_for_show(
+    env: &TestEnv,
+    user: &str,
+    starts_at: Option<time::OffsetDateTime>,
+) -> ReservationId {
     let r = ReservationId::new();
     let event = SeatEvent::Held(SeatHeld {
         reservation_id: r,
@@ -36,9 +37,22 @@ async fn held(env: &TestEnv, user: &str) -> ReservationId {
         seat_ids: vec![SeatId::new(), SeatId::new()],
         amount: Points::new(200).unwrap(),
         expires_at: time::OffsetDateTime::now_utc() + time::Duration::minutes(5),
+        starts_at,
+        versions: Default::default(),
     });
     env.publish("seat-svc", &event).await.unwrap();
     r
+}
+
+/// The pay command on `r` with `token`.
+async fn pay(api: &Api, token: &str, r: ReservationId) -> harness::Reply {
+    api.post(
+        &format!("/reservations/{r}/payment"),
+        Some(token),
+        &json!({}),
+    )
+    .await
+    .unwrap()
 }
 
 async fn status_of(
@@ -76,34 +90,11 @@ async fn a_held_reservation_is_paid_once_and_confirmed_when_sold() {
         .await
         .unwrap()
         .expect(404);
-    api.post(
-        &format!("/reservations/{r}/payment"),
-        Some(&env.user("eve")),
-        &json!({}),
-    )
-    .await
-    .unwrap()
-    .expect(404);
+    pay(&api, &env.user("eve"), r).await.expect(404);
 
-    let paid = api
-        .post(
-            &format!("/reservations/{r}/payment"),
-            Some(&ann),
-            &json!({}),
-        )
-        .await
-        .unwrap()
-        .expect(202);
+    let paid = pay(&api, &ann, r).await.expect(202);
     assert_eq!(paid.body["status"], "payment_pending");
-    let again = api
-        .post(
-            &format!("/reservations/{r}/payment"),
-            Some(&ann),
-            &json!({}),
-        )
-        .await
-        .unwrap()
-        .expect(409);
+    let again = pay(&api, &ann, r).await.expect(409);
     assert_eq!(again.content_type, "application/problem+json");
     assert!(
         again.str("detail").contains("payment_pending"),
@@ -122,9 +113,7 @@ async fn a_held_reservation_is_paid_once_and_confirmed_when_sold() {
     );
     let js = env.jetstream().await.unwrap();
     assert_eq!(
-        platform::harness::stream_messages(&js, "RESERVATION")
-            .await
-            .unwrap(),
+        harness::stream_messages(&js, "RESERVATION").await.unwrap(),
         1,
         "one request, not two"
     );
@@ -132,6 +121,7 @@ async fn a_held_reservation_is_paid_once_and_confirmed_when_sold() {
     let sold = SeatEvent::Sold(SeatSold {
         reservation_id: r,
         seat_ids: vec![],
+        versions: Default::default(),
     });
     env.publish("seat-svc", &sold).await.unwrap();
     status_of(&env, &api, "ann", r, "confirmed").await;
@@ -164,17 +154,10 @@ async fn a_failed_payment_fails_the_reservation_with_its_reason_and_late_events_
     let api = start(&env).await;
     let r = held(&env, "ann").await;
     status_of(&env, &api, "ann", r, "awaiting_payment").await;
-    api.post(
-        &format!("/reservations/{r}/payment"),
-        Some(&env.user("ann")),
-        &json!({}),
-    )
-    .await
-    .unwrap()
-    .expect(202);
+    pay(&api, &env.user("ann"), r).await.expect(202);
     let failed = PaymentEvent::Failed(PaymentFailed {
         reservation_id: r,
-        reason: "insufficient_points".into(),
+        reason: contracts::PaymentFailure::InsufficientPoints,
     });
     env.publish("payment-svc", &failed).await.unwrap();
     let body = status_of(&env, &api, "ann", r, "failed").await;
@@ -186,22 +169,18 @@ async fn a_failed_payment_fails_the_reservation_with_its_reason_and_late_events_
         reservation_id: r,
         seat_ids: vec![],
         reason: ReleaseReason::PaymentFailed,
+        versions: Default::default(),
     });
     env.publish("seat-svc", &late).await.unwrap();
     env.publish("payment-svc", &failed).await.unwrap();
     // Wait until the late events have been handled before looking.
-    env.handled_all("SEAT", SERVICE).await.unwrap();
-    env.handled_all("PAYMENT", SERVICE).await.unwrap();
+    env.handled_all("SEAT", ReservationSvc::NAME).await.unwrap();
+    env.handled_all("PAYMENT", ReservationSvc::NAME)
+        .await
+        .unwrap();
     let body = status_of(&env, &api, "ann", r, "failed").await;
     assert_eq!(body["reason"], "insufficient_points");
-    api.post(
-        &format!("/reservations/{r}/payment"),
-        Some(&env.user("ann")),
-        &json!({}),
-    )
-    .await
-    .unwrap()
-    .expect(409);
+    pay(&api, &env.user("ann"), r).await.expect(409);
 }
 
 #[tokio::test]
@@ -221,4 +200,43 @@ async fn reservation_ids_that_do_not_parse_are_unknown_and_tokens_are_required()
     .await
     .unwrap()
     .expect(404);
+}
+
+/// Once its show has started, a confirmed reservation cannot be cancelled (409): the seat would be
+/// refunded after it was used. Before the show, it can. (Main answered 202 either way.)
+#[tokio::test]
+async fn a_confirmed_reservation_cannot_be_cancelled_once_its_show_has_started() {
+    let env = TestEnv::new().unwrap();
+    let api = start(&env).await;
+    let now = time::OffsetDateTime::now_utc();
+    let cancel = async |r: ReservationId| {
+        api.post(
+            &format!("/reservations/{r}/cancel"),
+            Some(&env.user("ann")),
+            &json!({}),
+        )
+        .await
+        .unwrap()
+    };
+    let started = held_for_show(&env, "ann", Some(now - time::Duration::minutes(1))).await;
+    let later = held_for_show(&env, "ann", Some(now + time::Duration::days(30))).await;
+    for r in [started, later] {
+        status_of(&env, &api, "ann", r, "awaiting_payment").await;
+        pay(&api, &env.user("ann"), r).await.expect(202);
+        let sold = SeatEvent::Sold(SeatSold {
+            reservation_id: r,
+            seat_ids: vec![],
+            versions: Default::default(),
+        });
+        env.publish("seat-svc", &sold).await.unwrap();
+        let body = status_of(&env, &api, "ann", r, "confirmed").await;
+        assert!(body["starts_at"].is_string(), "{body}");
+    }
+    let refused = cancel(started).await.expect(409);
+    assert!(
+        refused.str("detail").contains("show has started"),
+        "{}",
+        refused.body
+    );
+    cancel(later).await.expect(202);
 }

@@ -8,44 +8,38 @@ use contracts::{
     SeatSpec, UserId,
 };
 use futures::StreamExt;
-use platform::harness::{Api, RawBody, TestEnv, eventually};
-use platform::topology::{ConsumerSpec, ensure_consumer, ensure_streams};
+use harness::{Api, RawBody, TestEnv, eventually};
+use nats::messaging::topology::{ConsumerSpec, ensure_consumer, ensure_streams};
+use nats::runtime::Service;
 use reqwest::Method;
-use seat_svc::http::Limits;
-use seat_svc::{Config, SERVICE, build};
+use seat_svc::SeatSvc;
+use seat_svc::config::Limits;
 use serde_json::json;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(15);
 
 async fn start(env: &TestEnv, queue_active_limit: i64) -> Api {
-    let app = build(Config {
-        service: env.config(SERVICE).await.expect("a database"),
-        limits: Limits {
-            hold_ttl: Duration::from_secs(300),
-            queue_active_limit,
-            queue_token_ttl: Duration::from_secs(600),
-        },
-    })
-    .await
-    .expect("build seat-svc");
-    env.run(
-        app.local_addr(),
-        app.run_until_stopped(CancellationToken::new()),
-    )
-    .await
-    .expect("seat-svc ready")
+    let limits = Limits {
+        queue_active_limit,
+        ..Limits::default()
+    };
+    env.start::<SeatSvc>(limits).await.expect("seat-svc ready")
 }
 
 fn opened(seats: usize) -> (ScheduleId, Vec<SeatId>, ConcertEvent) {
+    opened_at(seats, 100)
+}
+
+/// A schedule of `seats` seats at `price` each, as concert-svc would announce it.
+fn opened_at(seats: usize, price: i64) -> (ScheduleId, Vec<SeatId>, ConcertEvent) {
     let schedule = ScheduleId::new();
     let specs: Vec<SeatSpec> = (0..seats)
         .map(|i| SeatSpec {
             seat_id: SeatId::new(),
             label: format!("A{i}"),
             grade: "R".into(),
-            price: Points::new(100).unwrap(),
+            price: Points::new(price).unwrap(),
         })
         .collect();
     let ids = specs.iter().map(|s| s.seat_id).collect();
@@ -82,7 +76,7 @@ async fn hold(
     schedule: ScheduleId,
     token: &str,
     seats: &[SeatId],
-) -> platform::harness::Reply {
+) -> harness::Reply {
     api.send(
         Method::POST,
         &format!("/schedules/{schedule}/holds"),
@@ -132,6 +126,37 @@ async fn a_seat_is_held_once_and_a_multi_seat_hold_is_all_or_nothing() {
     let r = first.str("reservation_id");
     let msg = env.event("SEAT", &format!("seat.held.{r}")).await.unwrap();
     assert_eq!(msg.headers.get("ce-correlationid").unwrap().as_str(), r);
+    // The seat's first change: the view orders a seat's events by it.
+    let body: serde_json::Value = serde_json::from_slice(&msg.payload).unwrap();
+    assert_eq!(body["versions"], json!({seats[0].to_string(): 1}));
+}
+
+/// Prices that add up past what an amount can hold are refused (422), never wrapped: main
+/// answered 201 with `amount: 0` for four seats at 2^62. concert-svc refuses such prices too;
+/// this is seat-svc's own guard.
+#[tokio::test]
+async fn seats_whose_prices_add_up_past_any_amount_are_refused_not_wrapped() {
+    let env = TestEnv::new().unwrap();
+    let api = start(&env, 100).await;
+    let (schedule, seats, event) = opened_at(4, 1 << 62);
+    env.publish("concert-svc", &event).await.unwrap();
+    let t = token(&env, &api, "ann", schedule).await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refused = hold(&env, &api, "ann", schedule, &t, &seats)
+        .await
+        .expect(422);
+    assert!(
+        refused.str("detail").contains("cost more"),
+        "{}",
+        refused.body
+    );
+    // Nothing was kept: one seat alone can still be held.
+    let one = hold(&env, &api, "ann", schedule, &t, &seats[..1])
+        .await
+        .expect(201);
+    assert_eq!(one.body["amount"], 1i64 << 62);
 }
 
 #[tokio::test]
@@ -219,6 +244,30 @@ async fn bad_hold_requests_get_the_right_problem() {
         .expect(201);
 }
 
+/// One user joining the same line 50 times at once gets one token: one 201, the rest 200 with
+/// the same token. (On PostgreSQL main made several live tokens: 50 joins gave 4.)
+#[tokio::test]
+async fn parallel_joins_by_one_user_give_one_token() {
+    let env = TestEnv::new().unwrap();
+    let api = start(&env, 100).await;
+    let (schedule, _, event) = opened(1);
+    env.publish("concert-svc", &event).await.unwrap();
+    token(&env, &api, "probe", schedule).await; // the inventory is built
+    let ann = env.user("ann");
+    let (path, body) = (format!("/schedules/{schedule}/queue"), json!({}));
+    let answers =
+        futures::future::join_all((0..50).map(|_| api.post(&path, Some(&ann), &body))).await;
+    let mut tokens = std::collections::HashSet::new();
+    let mut created = 0;
+    for a in answers {
+        let a = a.unwrap();
+        assert!(a.is(200) || a.is(201), "{a:?}");
+        created += usize::from(a.is(201));
+        tokens.insert(a.str("token"));
+    }
+    assert_eq!((tokens.len(), created), (1, 1), "{tokens:?}");
+}
+
 #[tokio::test]
 async fn past_the_active_limit_users_wait_in_line() {
     let env = TestEnv::new().unwrap();
@@ -249,12 +298,7 @@ async fn while_the_schedule_event_is_still_being_handled_the_answer_is_503() {
     let env = TestEnv::new().unwrap();
     let js = env.jetstream().await.unwrap();
     ensure_streams(&js, 1).await.unwrap();
-    let spec = ConsumerSpec::new(
-        SERVICE,
-        contracts::Context::Concert,
-        seat_svc::events::CONCERT_EVENTS,
-        1,
-    );
+    let spec = ConsumerSpec::new(SeatSvc::NAME, seat_svc::inventory::SUBSCRIPTION, 1);
     let consumer = ensure_consumer(&js, &spec).await.unwrap();
     let (schedule, _, event) = opened(1);
     env.publish("concert-svc", &event).await.unwrap();
@@ -308,6 +352,7 @@ async fn a_completed_payment_sells_a_live_hold_and_refuses_an_unknown_one() {
     let sold = env.event("SEAT", &format!("seat.sold.{r}")).await.unwrap();
     let body: serde_json::Value = serde_json::from_slice(&sold.payload).unwrap();
     assert_eq!(body["seat_ids"], json!(seats));
+    assert_eq!(body["versions"], json!({seats[0].to_string(): 2}));
     let rejected = env
         .event("SEAT", &format!("seat.sale_rejected.{stranger}"))
         .await
@@ -334,8 +379,8 @@ async fn an_event_seat_svc_cannot_read_goes_to_the_dlq_with_the_reason() {
         contracts::Message::new("concert-svc", &event, None, time::OffsetDateTime::now_utc());
     msg.payload = br#"{"schedule_id": 42}"#.to_vec();
     let js = env.jetstream().await.unwrap();
-    platform::harness::publish_message(&js, &msg).await.unwrap();
-    let subject = format!("dlq.{SERVICE}.{}", event.subject());
+    harness::publish_message(&js, &msg).await.unwrap();
+    let subject = format!("dlq.{}.{}", SeatSvc::NAME, event.subject());
     let entry = env.event("DLQ", &subject).await.unwrap();
     let reason = entry.headers.get("Dlq-Reason").unwrap().as_str().to_owned();
     assert!(reason.contains("payload does not match"), "{reason}");

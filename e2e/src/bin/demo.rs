@@ -6,7 +6,7 @@ use anyhow::bail;
 use clap::Parser;
 use e2e::flows;
 use e2e::{Frontend, System};
-use platform::harness::{eventually, nats_server_binary, server_version};
+use harness::{eventually, nats_server_binary, server_version};
 use std::time::Instant;
 
 #[derive(Parser)]

@@ -1,7 +1,7 @@
 //! dlq: the admin tool for the `DLQ` stream — list, show, replay, purge.
 
 use clap::{Parser, Subcommand};
-use platform::dlq;
+use nats::messaging::dlq;
 
 #[derive(Parser)]
 #[command(about = "Inspect and work off the dead-letter queue of the ticketing system")]
@@ -70,8 +70,8 @@ async fn main() -> anyhow::Result<()> {
                 (None, false) => anyhow::bail!("name an entry or pass --all"),
             };
             for s in seqs {
-                let e = dlq::replay(&js, s).await?;
-                println!("replayed {s} to {}", e.original_subject);
+                let (e, to) = dlq::replay(&js, s).await?;
+                println!("replayed {s} ({}) to {to}", e.original_subject);
             }
         }
         Command::Purge { seq, all } => {

@@ -1,0 +1,113 @@
+//! http: the admin's commands (register a concert, open a schedule) and the public reads
+//! (concerts, and a concert's available dates with live seat counts).
+
+use super::domain::{self, SeatInput};
+use super::{CatalogRefused, open_schedule, register, store};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::post;
+use axum::{Json, Router};
+use contracts::ConcertId;
+use nats::runtime::AppState;
+use nats::web::{Admin, Body, Id, Problem, Query};
+use serde::Deserialize;
+use serde_json::json;
+
+pub fn routes() -> Router<AppState<()>> {
+    Router::new()
+        .route("/concerts", post(create_concert).get(list_concerts))
+        .route(
+            "/concerts/{id}/schedules",
+            post(create_schedule).get(list_schedules),
+        )
+}
+
+impl From<domain::Invalid> for Problem {
+    fn from(e: domain::Invalid) -> Self {
+        Problem::unprocessable(e.to_string())
+    }
+}
+
+impl From<CatalogRefused> for Problem {
+    fn from(r: CatalogRefused) -> Self {
+        match r {
+            CatalogRefused::UnknownConcert(c) => Problem::not_found(format!("no concert {c}")),
+            CatalogRefused::TooLarge(e) => Problem::unprocessable(format!(
+                "this seat map is too large to announce ({} bytes, at most {}): open it as \
+                 several schedules or with shorter labels and grades",
+                e.bytes,
+                nats::unit_of_work::MAX_EVENT_BYTES
+            )),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct NewConcert {
+    title: String,
+}
+
+async fn create_concert(
+    State(s): State<AppState<()>>,
+    _admin: Admin,
+    Body(body): Body<NewConcert>,
+) -> Result<impl IntoResponse, Problem> {
+    let title = domain::parse_title(&body.title)?;
+    let answer = title.clone();
+    let id = s.uow.run(move |w| Box::pin(register(w, title))).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": id, "title": answer})),
+    ))
+}
+
+async fn list_concerts(State(s): State<AppState<()>>) -> Result<impl IntoResponse, Problem> {
+    Ok(Json(store::list_concerts(&mut s.db.reader().await?).await?))
+}
+
+#[derive(Deserialize)]
+struct NewSchedule {
+    starts_at: String,
+    seats: Vec<SeatInput>,
+}
+
+async fn create_schedule(
+    State(s): State<AppState<()>>,
+    _admin: Admin,
+    Id(concert): Id<ConcertId>,
+    Body(body): Body<NewSchedule>,
+) -> Result<impl IntoResponse, Problem> {
+    let starts_at = domain::parse_starts_at(&body.starts_at).map_err(Problem::unprocessable)?;
+    let seats = domain::parse_seat_map(&body.seats)?;
+    let answer: Vec<_> = seats
+        .iter()
+        .map(|seat| json!({"seat_id": seat.id, "label": seat.label}))
+        .collect();
+    let id = s
+        .uow
+        .decide(move |w| Box::pin(open_schedule(w, concert, starts_at, seats)))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": id, "concert_id": concert, "seats": answer})),
+    ))
+}
+
+#[derive(Deserialize)]
+struct ScheduleFilter {
+    #[serde(default)]
+    include_sold_out: bool,
+}
+
+/// The available dates: schedules with seats left (`?include_sold_out=true` for all).
+async fn list_schedules(
+    State(s): State<AppState<()>>,
+    Id(concert): Id<ConcertId>,
+    Query(filter): Query<ScheduleFilter>,
+) -> Result<impl IntoResponse, Problem> {
+    store::list_schedules(&mut s.db.reader().await?, concert, filter.include_sold_out)
+        .await?
+        .map(Json)
+        .ok_or_else(|| Problem::not_found(format!("no concert {concert}")))
+}

@@ -1,0 +1,45 @@
+//! http: `GET /schedules/{id}/seats` (the seat map with live statuses) and the admin's
+//! `POST /admin/view/rebuild[?apply=true]`.
+
+use crate::catalog::store as catalog;
+use axum::extract::State;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use contracts::ScheduleId;
+use nats::runtime::AppState;
+use nats::web::{Admin, Id, Problem, Query};
+use serde::Deserialize;
+
+pub fn routes() -> Router<AppState<()>> {
+    Router::new()
+        .route("/schedules/{id}/seats", get(schedule_seats))
+        .route("/admin/view/rebuild", post(rebuild_view))
+}
+
+async fn schedule_seats(
+    State(s): State<AppState<()>>,
+    Id(schedule): Id<ScheduleId>,
+) -> Result<impl IntoResponse, Problem> {
+    catalog::schedule_seats(&mut s.db.reader().await?, schedule)
+        .await?
+        .map(Json)
+        .ok_or_else(|| Problem::not_found(format!("no schedule {schedule}")))
+}
+
+#[derive(Deserialize)]
+struct RebuildOptions {
+    /// Merge the rebuilt view into the live one.
+    #[serde(default)]
+    apply: bool,
+}
+
+/// Rebuilds the availability view from the `SEAT` stream; `?apply=true` merges it in.
+async fn rebuild_view(
+    State(s): State<AppState<()>>,
+    _admin: Admin,
+    Query(options): Query<RebuildOptions>,
+) -> Result<impl IntoResponse, Problem> {
+    let report = super::rebuild::rebuild(&s.uow, &s.db, &s.js, options.apply).await?;
+    Ok(Json(report))
+}

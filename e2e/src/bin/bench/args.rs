@@ -1,0 +1,41 @@
+//! args: what a bench run measures (`--help` lists it).
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Parser)]
+#[command(about = "Flash-sale benchmark: the raw broker beside the whole saga, one run")]
+pub struct Args {
+    /// Sagas in the sale (one user holding one seat each).
+    #[arg(long, default_value_t = 6000)]
+    pub sagas: usize,
+    /// Users in flight at once (closed loop; ignored with --rate).
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Offered holds per second (open loop: users arrive on this schedule whatever the latency).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Decides which users are short of points and which cancel.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    #[arg(long, value_enum, default_value_t = Backend::Sqlite)]
+    pub db: Backend,
+    /// Processes each of seat-svc, reservation-svc and payment-svc.
+    #[arg(long, default_value_t = 1)]
+    pub replicas: usize,
+    /// Also measure rebuilding the availability view from the SEAT stream.
+    #[arg(long)]
+    pub rebuild: bool,
+    /// nats-server fsyncs every acknowledged publish (the shipped single-node config), for the
+    /// broker baseline and the sale alike.
+    #[arg(long)]
+    pub sync_always: bool,
+    /// Messages for the broker baseline.
+    #[arg(long, default_value_t = 200_000)]
+    pub broker_messages: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}

@@ -1,0 +1,283 @@
+//! sale: the flash sale itself — schedules with a seat per user and charged wallets (set-up,
+//! not timed), then each user takes a queue token, holds a seat (timed), waits until
+//! reservation-svc knows the reservation, and pays (10 % with too few points) or cancels (10 %).
+//! The sale ends when every saga is terminal; then the invariant checker runs.
+
+use super::args::Args;
+use super::progress::bar as progress;
+use anyhow::{Context as _, bail};
+use async_nats::jetstream;
+use e2e::{Client, Frontend, System, flows};
+use futures::StreamExt;
+use harness::stream_messages;
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
+use reservation_svc::domain::Status;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// What a user means to do once they hold their seat.
+#[derive(Clone, Copy)]
+enum Plan {
+    Pay,
+    /// Pays with too few points: the payment fails and the seat is released.
+    PayShort,
+    Cancel,
+}
+
+const PRICE: i64 = 100;
+/// Seats per schedule: a schedule's seats travel in one event, under NATS's 1 MB payload limit.
+const SEATS_PER_SCHEDULE: usize = 2000;
+
+pub struct Sale {
+    /// Events published during the sale.
+    pub events: u64,
+    /// From the first hold to the last saga's terminal status.
+    pub elapsed: Duration,
+    pub hold_ms: Vec<f64>,
+    pub pay_to_confirm_ms: Vec<f64>,
+    pub report: e2e::invariants::Report,
+}
+
+/// One user's part: queue token, hold (timed), wait until reservation-svc knows the
+/// reservation, then pay or cancel. Returns the hold latency and, for a payment, the
+/// reservation and the wall-clock millisecond it was accepted.
+async fn user(
+    c: Client,
+    name: String,
+    schedule: String,
+    seat: String,
+    plan: Plan,
+) -> anyhow::Result<(f64, Option<(String, i64)>)> {
+    let token = c.user_token(&name);
+    // Not flows::join_queue: its async closure makes this future not `Send` (a compiler
+    // limitation), and user tasks are spawned onto every core.
+    let queue = c
+        .seat
+        .post(
+            &format!("/schedules/{schedule}/queue"),
+            Some(&token),
+            &json!({}),
+        )
+        .await?;
+    if !(queue.is(200) || queue.is(201)) || queue.str("status") != "active" {
+        bail!("queue: {} {}", queue.status, queue.body);
+    }
+    let queue_token = queue.str("token");
+    let started = Instant::now();
+    let held = flows::hold(&c, &name, &schedule, &queue_token, &[seat]).await?;
+    let hold_ms = started.elapsed().as_secs_f64() * 1e3;
+    if !held.is(201) {
+        bail!("hold: {} {}", held.status, held.body);
+    }
+    let id = held.str("reservation_id");
+    let path = format!("/reservations/{id}");
+    // Asking costs reservation-svc a request, so ask with backoff: a few ms when idle, ~100 ms
+    // under a flash sale (the hold's event has to travel through the outbox and the broker).
+    let mut pause = Duration::from_millis(5);
+    loop {
+        tokio::time::sleep(pause).await;
+        if c.reservation.get(&path, Some(&token)).await?.is(200) {
+            break;
+        }
+        pause = (pause * 2).min(Duration::from_millis(40));
+    }
+    let command = match plan {
+        Plan::Cancel => "cancel",
+        Plan::Pay | Plan::PayShort => "payment",
+    };
+    let reply = c
+        .reservation
+        .post(&format!("{path}/{command}"), Some(&token), &json!({}))
+        .await?;
+    if !reply.is(202) {
+        bail!("{command}: {} {}", reply.status, reply.body);
+    }
+    let paid = matches!(plan, Plan::Pay).then(|| (id, now_ms()));
+    Ok((hold_ms, paid))
+}
+
+fn now_ms() -> i64 {
+    nats::db::to_millis(time::OffsetDateTime::now_utc())
+}
+
+pub async fn run(sys: &System, args: &Args) -> anyhow::Result<Sale> {
+    let client = sys.client();
+    let mut rng = SmallRng::seed_from_u64(args.seed);
+    // 10 % pay with too few points, 10 % cancel: compensations are part of the load.
+    let plans: Vec<Plan> = (0..args.sagas)
+        .map(|_| match rng.random_range(0..10) {
+            0 => Plan::PayShort,
+            1 => Plan::Cancel,
+            _ => Plan::Pay,
+        })
+        .collect();
+
+    // Set-up, not timed: schedules with a seat per user, and every wallet charged.
+    let schedules = args.sagas.div_ceil(SEATS_PER_SCHEDULE);
+    let bar = progress(schedules as u64, "set-up: schedules");
+    let mut seats = Vec::new();
+    for k in 0..schedules {
+        let n = SEATS_PER_SCHEDULE.min(args.sagas - k * SEATS_PER_SCHEDULE);
+        let s = flows::open_schedule(
+            sys,
+            &format!("Bench {k}"),
+            &flows::numbered_seats("B", n, PRICE),
+        )
+        .await?;
+        // seat-svc builds the schedule's inventory from its event: wait for it (503 until then).
+        flows::join_queue(sys, &format!("probe{k}"), &s.schedule_id).await?;
+        seats.extend(
+            s.seat_ids
+                .into_iter()
+                .map(|seat| (s.schedule_id.clone(), seat)),
+        );
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let bar = progress(args.sagas as u64, "set-up: wallets");
+    futures::stream::iter(plans.iter().enumerate())
+        .map(|(i, plan)| {
+            let (c, bar) = (client.clone(), bar.clone());
+            let points = if matches!(plan, Plan::PayShort) {
+                PRICE / 2
+            } else {
+                PRICE
+            };
+            async move {
+                flows::charge(&c, &format!("fan{i}"), points).await?;
+                bar.inc(1);
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(64)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<()>>()?;
+    bar.finish_and_clear();
+
+    let admin = jetstream::new(async_nats::connect(sys.nats.url()).await?);
+    let events_before = stream_events(&admin).await?;
+    let audits = sys.audits().await?;
+    let bar = progress(args.sagas as u64, "sale: terminal");
+    let started_ms = now_ms();
+    let started = Instant::now();
+    let run_user = {
+        let client = client.clone();
+        move |i: usize| {
+            let (c, (schedule, seat), plan) = (client.clone(), seats[i].clone(), plans[i]);
+            user(c, format!("fan{i}"), schedule, seat, plan)
+        }
+    };
+    let users = tokio::spawn({
+        let (rate, concurrency, n) = (args.rate, args.concurrency, args.sagas);
+        async move {
+            match rate {
+                // Open loop: user i arrives at i / rate seconds, however slow the system is.
+                Some(rate) => {
+                    let tasks: Vec<_> = (0..n)
+                        .map(|i| {
+                            let run = run_user(i);
+                            let at = started + Duration::from_secs_f64(i as f64 / rate);
+                            tokio::spawn(async move {
+                                tokio::time::sleep_until(at.into()).await;
+                                run.await
+                            })
+                        })
+                        .collect();
+                    let mut results = Vec::with_capacity(n);
+                    for t in tasks {
+                        results.push(t.await.context("a user task panicked")?);
+                    }
+                    anyhow::Ok(results)
+                }
+                None => Ok(futures::stream::iter(0..n)
+                    .map(run_user)
+                    .buffer_unordered(concurrency)
+                    .collect::<Vec<_>>()
+                    .await),
+            }
+        }
+    });
+
+    // Completed = terminal at reservation-svc, read through its audit (no load on its API).
+    let total = args.sagas as i64;
+    let mut users = Some(users);
+    let mut results = None;
+    let last_ms = loop {
+        let (n, last) = reservation_svc::audit::ended(&audits.reservation).await?;
+        bar.set_position(n as u64);
+        if n == total {
+            break last;
+        }
+        if users.as_ref().is_some_and(|u| u.is_finished()) {
+            let done = users
+                .take()
+                .expect("checked")
+                .await
+                .context("the sale panicked")??;
+            // A user that failed means a saga that never started: say why rather than wait.
+            if let Some(e) = done.iter().find_map(|r| r.as_ref().err()) {
+                bail!("a user failed: {e:#}");
+            }
+            results = Some(done);
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            bail!("only {n} of {total} sagas finished within 10 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    bar.finish_and_clear();
+    let results = match (results, users) {
+        (Some(r), _) => r,
+        (None, Some(u)) => u.await.context("the sale panicked")??,
+        (None, None) => unreachable!("the users' results are taken once"),
+    };
+    let mut hold_ms = Vec::new();
+    let mut paid = Vec::new();
+    for r in results {
+        let (hold, payment) = r?;
+        hold_ms.push(hold);
+        paid.extend(payment);
+    }
+    let elapsed = Duration::from_millis((last_ms - started_ms).max(1) as u64);
+    let events = stream_events(&admin).await? - events_before;
+
+    // Pay to confirmed: from the 202 to the moment reservation-svc recorded `confirmed`.
+    let confirmed: std::collections::HashMap<String, i64> =
+        reservation_svc::audit::reservations(&audits.reservation)
+            .await?
+            .into_iter()
+            .filter(|r| r.status == Status::Confirmed)
+            .map(|r| (r.id.to_string(), r.updated_at_ms))
+            .collect();
+    let pay_to_confirm_ms = paid
+        .iter()
+        .filter_map(|(id, at)| confirmed.get(id).map(|c| (c - at).max(0) as f64))
+        .collect();
+
+    let report = match sys.settle(Duration::from_secs(120)).await {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("{e:#}");
+            e2e::invariants::check(&audits).await?
+        }
+    };
+    Ok(Sale {
+        events,
+        elapsed,
+        hold_ms,
+        pay_to_confirm_ms,
+        report,
+    })
+}
+
+/// Events in the four contexts' streams so far.
+async fn stream_events(js: &jetstream::Context) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for context in contracts::Context::ALL {
+        total += stream_messages(js, context.stream()).await?;
+    }
+    Ok(total)
+}

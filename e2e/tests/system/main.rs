@@ -1,0 +1,20 @@
+//! The whole system, end to end: a real nats-server and the four service binaries as separate
+//! processes, driven over HTTP only, each scenario ending with the invariant checker. One test
+//! binary; a file per scenario.
+
+mod helpers;
+
+mod chaos;
+mod clock;
+mod cluster;
+mod compensations;
+mod dlq;
+mod expiry;
+mod happy_path;
+mod identity;
+mod outages;
+mod queue;
+mod rebuild;
+mod replicas;
+mod secured;
+mod shutdown;

@@ -1,0 +1,126 @@
+//! database: a fresh database per service for each test — a SQLite file in the test's folder, or,
+//! with `TEST_DATABASE=postgres`, a PostgreSQL database created for the test (on
+//! `TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432`) and dropped after it.
+
+use crate::outage::{Breaker, Proxy};
+use anyhow::Context as _;
+use sqlx::{AnyConnection, Connection, Executor};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+/// Whether `TEST_DATABASE=postgres` asks for PostgreSQL.
+pub fn postgres_from_env() -> bool {
+    std::env::var("TEST_DATABASE").as_deref() == Ok("postgres")
+}
+
+pub struct Databases {
+    postgres: Option<String>,
+    dir: PathBuf,
+    created: Mutex<Vec<String>>,
+}
+
+impl Databases {
+    /// Databases for one test, SQLite files going into `dir`.
+    pub fn from_env(dir: PathBuf) -> Databases {
+        Self::new(postgres_from_env(), dir)
+    }
+
+    /// On PostgreSQL when `postgres`, else SQLite files in `dir`.
+    pub fn new(postgres: bool, dir: PathBuf) -> Databases {
+        let postgres = postgres.then(|| {
+            std::env::var("TEST_POSTGRES_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+        });
+        Databases {
+            postgres,
+            dir,
+            created: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.postgres.is_some()
+    }
+
+    /// A new, empty database for `name`; its URL.
+    pub async fn create(&self, name: &str) -> anyhow::Result<String> {
+        let Some(server) = &self.postgres else {
+            return Ok(format!(
+                "sqlite://{}",
+                self.dir.join(format!("{name}.db")).display()
+            ));
+        };
+        sqlx::any::install_default_drivers();
+        let db = format!(
+            "t_{}_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12],
+            name.replace('-', "_")
+        );
+        let mut admin = AnyConnection::connect(&format!("{server}/postgres"))
+            .await
+            .with_context(|| format!("connect to PostgreSQL at {server} (is it running?)"))?;
+        // The name is ours: letters, digits and underscores.
+        admin
+            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
+            .await
+            .with_context(|| format!("create database {db}"))?;
+        self.created.lock().unwrap().push(db.clone());
+        Ok(format!("{server}/{db}"))
+    }
+}
+
+impl Databases {
+    /// A new, empty database for `name` that a test can make unavailable: its URL (through a
+    /// proxy on PostgreSQL) and what cuts it.
+    pub async fn create_breakable(&self, name: &str) -> anyhow::Result<(String, Breaker)> {
+        let url = self.create(name).await?;
+        let Some(server) = &self.postgres else {
+            return Ok((url.clone(), Breaker::Sqlite(url)));
+        };
+        // postgres://user@host:port[/db]: the proxy stands in for host:port.
+        let authority_start = server
+            .find('@')
+            .map(|i| i + 1)
+            .unwrap_or(server.find("://").map(|i| i + 3).unwrap_or(0));
+        let authority_end = server[authority_start..]
+            .find('/')
+            .map(|i| authority_start + i)
+            .unwrap_or(server.len());
+        let target = server[authority_start..authority_end].to_owned();
+        let proxy = Proxy::start(target.clone()).await?;
+        let proxied = url.replacen(&target, &format!("127.0.0.1:{}", proxy.port()), 1);
+        Ok((proxied, Breaker::Proxy(proxy)))
+    }
+}
+
+impl Drop for Databases {
+    fn drop(&mut self) {
+        let (Some(server), dbs) = (
+            self.postgres.clone(),
+            std::mem::take(&mut *self.created.lock().unwrap()),
+        ) else {
+            return;
+        };
+        if dbs.is_empty() {
+            return;
+        }
+        // Drop may run inside a runtime: do the async clean-up on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let mut admin = AnyConnection::connect(&format!("{server}/postgres")).await?;
+                for db in dbs {
+                    admin
+                        .execute(sqlx::AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
+                        )))
+                        .await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .join();
+    }
+}

@@ -1,0 +1,348 @@
+//! db: the service's database — a SQLite file by default, PostgreSQL by URL — its connections,
+//! migrations, and the SQL API stores are written in ([`sql`]), once for both backends. Writes
+//! go through the unit of work ([`crate::unit_of_work`]); reads take a [`Read`] from here.
+
+pub mod clock;
+pub mod sql;
+
+pub use clock::{Clock, from_millis, to_millis};
+pub use sql::{Backend, Decode, Row, Sql, Statement, ToArg, placeholders};
+
+use anyhow::Context as _;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::Migrator;
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyPool, Executor};
+use std::borrow::Cow;
+use std::sync::Once;
+use std::time::Duration;
+
+/// A write transaction: begun and committed by the unit of work alone.
+pub(crate) type Tx = sqlx::Transaction<'static, Any>;
+
+/// Whether `e` says the database is unavailable rather than that something is wrong with what
+/// was asked of it: the connection is gone or refused, the pool timed out, the server is shutting
+/// down or out of resources, the file is locked by another writer, unreadable or the disk full,
+/// or the transaction lost a deadlock or a serialization race. Such a failure passes by itself:
+/// consumers wait for the database instead of giving up on their messages, and HTTP answers 503.
+pub fn unavailable(e: &anyhow::Error) -> bool {
+    e.chain()
+        .any(|cause| match cause.downcast_ref::<sqlx::Error>() {
+            Some(
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed
+                | sqlx::Error::BeginFailed,
+            ) => true,
+            Some(sqlx::Error::Database(db)) => db.code().is_some_and(|code| transient_code(&code)),
+            _ => false,
+        })
+}
+
+/// PostgreSQL SQLSTATEs and SQLite result codes that mean "not now" rather than "never".
+fn transient_code(code: &str) -> bool {
+    // SQLite: an extended result code; its low byte is the primary code.
+    if let Ok(n) = code.parse::<i32>() {
+        // BUSY, LOCKED, READONLY (the file became read-only), IOERR, FULL, CANTOPEN, PROTOCOL.
+        return matches!(n & 0xff, 5 | 6 | 8 | 10 | 13 | 14 | 15);
+    }
+    // PostgreSQL: connection exceptions, insufficient resources, operator intervention
+    // (shutdown), system errors; serialization failures and deadlocks.
+    ["08", "53", "57P", "58"]
+        .iter()
+        .any(|class| code.starts_with(class))
+        || matches!(code, "40001" | "40P01")
+}
+
+/// `url` without the password of its user: what logs and errors may show of a database URL.
+pub fn redacted(url: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let mut out = match base.find("://").map(|i| i + 3) {
+        // The userinfo ends at the last '@' before the path (a password may hold '@').
+        Some(start) => {
+            let authority_end = base[start..].find('/').map_or(base.len(), |i| start + i);
+            match base[start..authority_end].rfind('@').map(|i| start + i) {
+                Some(at) => match base[start..at].find(':') {
+                    Some(colon) => format!("{}:***{}", &base[..start + colon], &base[at..]),
+                    None => base.to_owned(),
+                },
+                None => base.to_owned(),
+            }
+        }
+        None => base.to_owned(),
+    };
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out = format!("{out}?{}", pairs.join("&"));
+    }
+    out
+}
+
+/// How much a committed SQLite transaction survives. In WAL mode, `Normal` survives a process
+/// crash (kill -9) but may lose the last transactions on power loss; `Full` syncs every commit
+/// and survives power loss, at about 60 % of the write rate (docs/operations.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Durability {
+    #[default]
+    Normal,
+    Full,
+}
+
+impl std::str::FromStr for Durability {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_uppercase().as_str() {
+            "NORMAL" => Ok(Durability::Normal),
+            "FULL" => Ok(Durability::Full),
+            _ => Err(format!("expected NORMAL or FULL, got {s:?}")),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: AnyPool,
+    /// Where write transactions run. On SQLite one connection: SQLite admits one writer at a
+    /// time anyway, and waiting writers queue here (woken in order) instead of in SQLite's
+    /// busy handler, which sleeps up to 100 ms between tries. On PostgreSQL the same pool.
+    writer: AnyPool,
+    backend: Backend,
+    clock: Clock,
+}
+
+impl Db {
+    /// Connects (creating a SQLite file and its folder if needed) and applies the pragmas that make
+    /// SQLite safe for several writers: WAL, a busy timeout, foreign keys.
+    pub async fn connect(url: &str) -> anyhow::Result<Db> {
+        Self::connect_with(url, Durability::Normal).await
+    }
+
+    /// Connects with an explicit SQLite durability (PostgreSQL ignores it: it always syncs).
+    pub async fn connect_with(url: &str, durability: Durability) -> anyhow::Result<Db> {
+        static DRIVERS: Once = Once::new();
+        DRIVERS.call_once(install_default_drivers);
+
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            anyhow::bail!(
+                "DATABASE_URL must start with sqlite: or postgres: (got {:?})",
+                redacted(url)
+            );
+        };
+        let mut url = url.to_owned();
+        if backend == Backend::Sqlite {
+            url = prepare_sqlite_url(&url)?;
+        }
+        let pool_of = |connections, read_only| {
+            Self::pool_options(backend, durability, read_only)
+                .max_connections(connections)
+                .connect(&url)
+        };
+        let connect = async |connections, read_only| {
+            pool_of(connections, read_only)
+                .await
+                .with_context(|| format!("connect to database {}", redacted(&url)))
+        };
+        let (pool, writer) = match backend {
+            // Readers are query-only: on SQLite every write has to come through the unit of
+            // work's writer connection.
+            Backend::Sqlite => (connect(8, true).await?, connect(1, false).await?),
+            Backend::Postgres => {
+                let pool = connect(16, false).await?;
+                (pool.clone(), pool)
+            }
+        };
+        let db = Db {
+            pool,
+            writer,
+            backend,
+            clock: Clock::default(),
+        };
+        db.sync_clock().await?;
+        Ok(db)
+    }
+
+    /// The time replicas agree on (see [`Clock`]); the runtime keeps it in step.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Measures again how far the database server's clock is from this process's (see
+    /// [`Clock`]). On SQLite the database is a file on this machine, its time this process's:
+    /// nothing to measure (replicas sharing the file share the machine's clock).
+    pub async fn sync_clock(&self) -> anyhow::Result<()> {
+        if self.backend == Backend::Sqlite {
+            return Ok(());
+        }
+        let mut read = self.reader().await?;
+        let before = to_millis(time::OffsetDateTime::now_utc());
+        let server: i64 = read
+            .sql("SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT) AS t")
+            .fetch_one()
+            .await
+            .context("read the database's clock")?
+            .get("t")?;
+        let after = to_millis(time::OffsetDateTime::now_utc());
+        self.clock.record(server, before, after);
+        Ok(())
+    }
+
+    fn pool_options(backend: Backend, durability: Durability, read_only: bool) -> AnyPoolOptions {
+        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+        if backend == Backend::Sqlite {
+            options.after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    let synchronous = match durability {
+                        Durability::Normal => "PRAGMA synchronous = NORMAL",
+                        Durability::Full => "PRAGMA synchronous = FULL",
+                    };
+                    let query_only = match read_only {
+                        true => "PRAGMA query_only = ON",
+                        false => "PRAGMA query_only = OFF",
+                    };
+                    for pragma in [
+                        "PRAGMA journal_mode = WAL",
+                        synchronous,
+                        "PRAGMA busy_timeout = 10000",
+                        "PRAGMA foreign_keys = ON",
+                        query_only,
+                    ] {
+                        conn.execute(pragma).await?;
+                    }
+                    Ok(())
+                })
+            })
+        } else {
+            options
+        }
+    }
+
+    /// A connection for reads; it never takes the write lock, so it does not wait for writers
+    /// (on SQLite it cannot write at all: writes go through the unit of work).
+    pub async fn reader(&self) -> anyhow::Result<Read> {
+        let conn = self.pool.acquire().await.context("a read connection")?;
+        Ok(Read {
+            conn,
+            backend: self.backend,
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Starts a write transaction on the writer pool. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`) so a read inside it never has to upgrade (and fail) later.
+    pub(crate) async fn begin(&self) -> sqlx::Result<Tx> {
+        match self.backend {
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.writer.begin().await,
+        }
+    }
+
+    /// Runs the service's migrations.
+    pub async fn migrate(&self, migrator: &Migrator) -> anyhow::Result<()> {
+        migrator
+            .run(&self.writer)
+            .await
+            .context("run the service's migrations")
+    }
+
+    /// Runs fixed DDL of the runtime's own (tables it creates if missing, idempotently).
+    pub async fn ensure(&self, ddl: &[Cow<'static, str>]) -> anyhow::Result<()> {
+        for statement in ddl {
+            // Fixed text of our own; nothing from outside goes into it.
+            self.writer
+                .execute(sqlx::AssertSqlSafe(statement.as_ref()))
+                .await
+                .with_context(|| format!("create a table: {statement}"))?;
+        }
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> bool {
+        self.pool.execute("SELECT 1").await.is_ok()
+    }
+}
+
+/// A read connection from the pool.
+pub struct Read {
+    conn: PoolConnection<Any>,
+    backend: Backend,
+}
+
+impl Sql for Read {
+    fn statement(&mut self, text: Cow<'static, str>) -> Statement<'_> {
+        Statement::new(&mut self.conn, self.backend, text)
+    }
+}
+
+/// Makes sure the folder of a SQLite file exists and that the file is created when missing.
+fn prepare_sqlite_url(url: &str) -> anyhow::Result<String> {
+    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path.starts_with(":memory:") {
+        return Ok(url.to_owned());
+    }
+    if let Some(dir) = std::path::Path::new(path).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("create database folder {}", dir.display()))?;
+    }
+    if query.contains("mode=") {
+        Ok(url.to_owned())
+    } else if query.is_empty() {
+        Ok(format!("sqlite://{path}?mode=rwc"))
+    } else {
+        Ok(format!("sqlite://{path}?{query}&mode=rwc"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls_lose_their_password_in_logs() {
+        assert_eq!(
+            redacted("postgres://seat:s3cr@t@db:5432/seat?sslmode=require"),
+            "postgres://seat:***@db:5432/seat?sslmode=require"
+        );
+        assert_eq!(
+            redacted("postgres://seat@db/seat"),
+            "postgres://seat@db/seat"
+        );
+        assert_eq!(redacted("sqlite://data/seat.db"), "sqlite://data/seat.db");
+        assert_eq!(
+            redacted("postgres://db/x?user=u&password=a"),
+            "postgres://db/x?user=u&password=***"
+        );
+    }
+
+    #[test]
+    fn sqlite_urls_get_create_mode_and_keep_their_options() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/svc.db");
+        let url = format!("sqlite://{}", path.display());
+        assert_eq!(prepare_sqlite_url(&url).unwrap(), format!("{url}?mode=rwc"));
+        assert!(path.parent().unwrap().is_dir());
+        assert_eq!(
+            prepare_sqlite_url(&format!("{url}?mode=ro")).unwrap(),
+            format!("{url}?mode=ro")
+        );
+    }
+}

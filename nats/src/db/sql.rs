@@ -1,0 +1,324 @@
+//! sql: the small SQL API every store is written in — a statement with bound arguments, run on
+//! a unit of work or a read connection, and rows read by column name. It hides the driver, so
+//! how statements reach the database (today sqlx's `Any` driver for SQLite and PostgreSQL) can
+//! change here without touching any store.
+
+use anyhow::Context as _;
+use contracts::{ConcertId, Points, ReservationId, ScheduleId, SeatId, UserId};
+use futures::TryStreamExt as _;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row as _};
+use std::borrow::Cow;
+use std::fmt::Display;
+use std::str::FromStr;
+
+/// Which database a statement runs on: the SQL API hides the differences.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Something statements run on: a unit of work (writes) or a read connection.
+pub trait Sql: Send {
+    /// A statement of fixed text with `$1, $2, …` placeholders; bind the values.
+    fn sql(&mut self, text: &'static str) -> Statement<'_> {
+        self.statement(Cow::Borrowed(text))
+    }
+
+    /// A statement whose text was put together at run time (e.g. an `IN` list of placeholders
+    /// from [`placeholders`]): only fixed text and placeholders may go into it, never a value.
+    fn sql_built(&mut self, text: String) -> Statement<'_> {
+        self.statement(Cow::Owned(text))
+    }
+
+    #[doc(hidden)]
+    fn statement(&mut self, text: Cow<'static, str>) -> Statement<'_>;
+}
+
+/// `$first, $first+1, …` for `n` values: an `IN` list of bind parameters.
+pub fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One value bound to a placeholder.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Arg {
+    Int(i64),
+    Text(String),
+    NullInt,
+    NullText,
+}
+
+/// A Rust value that can be bound to a placeholder.
+pub trait ToArg {
+    fn to_arg(&self) -> Arg;
+    /// How `None` of this type is bound.
+    fn null() -> Arg
+    where
+        Self: Sized,
+    {
+        Arg::NullText
+    }
+}
+
+impl ToArg for i64 {
+    fn to_arg(&self) -> Arg {
+        Arg::Int(*self)
+    }
+    fn null() -> Arg {
+        Arg::NullInt
+    }
+}
+
+impl ToArg for bool {
+    fn to_arg(&self) -> Arg {
+        Arg::Int(i64::from(*self))
+    }
+    fn null() -> Arg {
+        Arg::NullInt
+    }
+}
+
+impl ToArg for Points {
+    fn to_arg(&self) -> Arg {
+        Arg::Int(self.value())
+    }
+    fn null() -> Arg {
+        Arg::NullInt
+    }
+}
+
+impl ToArg for str {
+    fn to_arg(&self) -> Arg {
+        Arg::Text(self.to_owned())
+    }
+}
+
+impl ToArg for String {
+    fn to_arg(&self) -> Arg {
+        Arg::Text(self.clone())
+    }
+}
+
+impl ToArg for UserId {
+    fn to_arg(&self) -> Arg {
+        Arg::Text(self.0.clone())
+    }
+}
+
+/// Ids and words are stored as their text.
+macro_rules! text_args {
+    ($($t:ty),*) => {$(
+        impl ToArg for $t {
+            fn to_arg(&self) -> Arg {
+                Arg::Text(self.to_string())
+            }
+        }
+    )*};
+}
+text_args!(
+    ConcertId,
+    ScheduleId,
+    SeatId,
+    ReservationId,
+    contracts::ReleaseReason,
+    contracts::SaleRejection,
+    contracts::PaymentFailure,
+    uuid::Uuid
+);
+
+impl<T: ToArg> ToArg for Option<T> {
+    fn to_arg(&self) -> Arg {
+        match self {
+            Some(v) => v.to_arg(),
+            None => T::null(),
+        }
+    }
+}
+
+impl<T: ToArg + ?Sized> ToArg for &T {
+    fn to_arg(&self) -> Arg {
+        (**self).to_arg()
+    }
+}
+
+/// A statement and its arguments, ready to run.
+pub struct Statement<'c> {
+    conn: &'c mut AnyConnection,
+    backend: Backend,
+    text: Cow<'static, str>,
+    args: Vec<Arg>,
+}
+
+impl<'c> Statement<'c> {
+    pub(crate) fn new(
+        conn: &'c mut AnyConnection,
+        backend: Backend,
+        text: Cow<'static, str>,
+    ) -> Self {
+        Statement {
+            conn,
+            backend,
+            text,
+            args: Vec::new(),
+        }
+    }
+
+    pub fn bind(mut self, value: impl ToArg) -> Self {
+        self.args.push(value.to_arg());
+        self
+    }
+
+    pub fn bind_all<T: ToArg>(mut self, values: impl IntoIterator<Item = T>) -> Self {
+        self.args.extend(values.into_iter().map(|v| v.to_arg()));
+        self
+    }
+
+    /// Locks the rows a `SELECT` reads until the unit of work ends, where the backend needs it:
+    /// on PostgreSQL (`FOR UPDATE`) replicas' transactions wait for each other instead of both
+    /// acting on the same state; SQLite's write transactions are serial already.
+    pub fn for_update(mut self) -> Self {
+        if self.backend == Backend::Postgres {
+            self.text = Cow::Owned(format!("{} FOR UPDATE", self.text));
+        }
+        self
+    }
+
+    /// Takes the row locks of this `SELECT` for the rest of the unit of work, and nothing else:
+    /// on PostgreSQL (`FOR UPDATE`) replicas take turns on those rows; on SQLite, whose write
+    /// transactions are serial already, it does not even run.
+    pub async fn lock(self) -> anyhow::Result<()> {
+        if self.backend == Backend::Postgres {
+            self.for_update().fetch_all().await?;
+        }
+        Ok(())
+    }
+
+    /// Runs it; the number of rows changed.
+    pub async fn execute(self) -> anyhow::Result<u64> {
+        let Statement {
+            conn, text, args, ..
+        } = self;
+        let done = query(&text, args)
+            .execute(conn)
+            .await
+            .with_context(|| failed(&text))?;
+        Ok(done.rows_affected())
+    }
+
+    pub async fn fetch_all(self) -> anyhow::Result<Vec<Row>> {
+        let Statement {
+            conn, text, args, ..
+        } = self;
+        let rows: Vec<AnyRow> = query(&text, args)
+            .fetch(conn)
+            .try_collect()
+            .await
+            .with_context(|| failed(&text))?;
+        Ok(rows.into_iter().map(Row).collect())
+    }
+
+    pub async fn fetch_optional(self) -> anyhow::Result<Option<Row>> {
+        let Statement {
+            conn, text, args, ..
+        } = self;
+        let row = query(&text, args)
+            .fetch_optional(conn)
+            .await
+            .with_context(|| failed(&text))?;
+        Ok(row.map(Row))
+    }
+
+    pub async fn fetch_one(self) -> anyhow::Result<Row> {
+        let text = self.text.clone();
+        self.fetch_optional()
+            .await?
+            .with_context(|| format!("{} returned no row", failed(&text)))
+    }
+}
+
+fn failed(text: &str) -> String {
+    let first = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let short: String = first.chars().take(80).collect();
+    format!("SQL `{short}`")
+}
+
+fn query(text: &str, args: Vec<Arg>) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
+    // Only our stores' fixed text and numbered placeholders reach here (see `Sql::sql_built`);
+    // every value is bound.
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(text));
+    for arg in args {
+        q = match arg {
+            Arg::Int(i) => q.bind(i),
+            Arg::Text(s) => q.bind(s),
+            Arg::NullInt => q.bind(None::<i64>),
+            Arg::NullText => q.bind(None::<String>),
+        };
+    }
+    q
+}
+
+/// One row of a result, read by column name.
+pub struct Row(AnyRow);
+
+impl Row {
+    pub fn get<T: Decode>(&self, column: &str) -> anyhow::Result<T> {
+        T::decode(self, column).with_context(|| format!("read column {column}"))
+    }
+
+    /// A text column as any type that parses from text (ids, statuses, reasons).
+    pub fn parse<T: FromStr>(&self, column: &str) -> anyhow::Result<T>
+    where
+        T::Err: Display,
+    {
+        let text: String = self.get(column)?;
+        text.parse()
+            .map_err(|e| anyhow::anyhow!("column {column}: {text:?}: {e}"))
+    }
+
+    /// A nullable text column, parsed when present.
+    pub fn parse_opt<T: FromStr>(&self, column: &str) -> anyhow::Result<Option<T>>
+    where
+        T::Err: Display,
+    {
+        let text: Option<String> = self.get(column)?;
+        text.map(|t| {
+            t.parse()
+                .map_err(|e| anyhow::anyhow!("column {column}: {t:?}: {e}"))
+        })
+        .transpose()
+    }
+}
+
+/// A Rust value a column can be read as.
+pub trait Decode: Sized {
+    #[doc(hidden)]
+    fn decode(row: &Row, column: &str) -> anyhow::Result<Self>;
+}
+
+macro_rules! decode_via_sqlx {
+    ($($t:ty),*) => {$(
+        impl Decode for $t {
+            fn decode(row: &Row, column: &str) -> anyhow::Result<Self> {
+                Ok(row.0.try_get::<$t, _>(column)?)
+            }
+        }
+    )*};
+}
+decode_via_sqlx!(i64, String, Option<i64>, Option<String>);
+
+impl Decode for bool {
+    fn decode(row: &Row, column: &str) -> anyhow::Result<Self> {
+        Ok(row.get::<i64>(column)? != 0)
+    }
+}
+
+impl Decode for Points {
+    fn decode(row: &Row, column: &str) -> anyhow::Result<Self> {
+        Ok(Points::new(row.get::<i64>(column)?)?)
+    }
+}

@@ -1,0 +1,389 @@
+//! consumer: the loop around a service's event handler. It pulls a batch from a durable consumer,
+//! decodes each message, runs the batch as units of work (one per event, recorded in the inbox
+//! with its effects, all in one commit when they all succeed), then acks, NAKs with a delay, or
+//! dead-letters what can never succeed. The handler owns business logic; this owns acks.
+
+use super::dlq;
+use super::inbox;
+use super::retries::Failures;
+use super::topology::{ConsumerSpec, ensure_consumer, retry_delay};
+use crate::db;
+use crate::unit_of_work::{Error, Rejection, Unit, UnitOfWork, Work};
+use anyhow::Context as _;
+use async_nats::jetstream::{self, AckKind};
+use contracts::{Envelope, Event};
+use futures::{FutureExt as _, StreamExt as _};
+use std::any::Any;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Most messages handled at once.
+pub const MAX_BATCH: usize = 256;
+
+/// One decoded message.
+#[derive(Clone, Debug)]
+pub struct Delivery<E> {
+    pub envelope: Envelope,
+    pub event: E,
+    /// Position in the stream: later events of one stream have higher sequences.
+    pub stream_seq: u64,
+    /// 1 on first delivery.
+    pub delivered: i64,
+}
+
+/// Why a handler did not handle an event now. A business "no" is not one of these: it is
+/// answered with an event, and the delivery is handled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NotHandled {
+    /// It cannot be handled yet (e.g. the event it follows has not arrived): retry later.
+    NotYet(String),
+    /// It can never be handled: to the DLQ with the reason.
+    Never(String),
+}
+
+impl Rejection for NotHandled {}
+
+/// Handles one event of context `E` inside a unit of work: its effects and the events it emits
+/// commit together with the inbox record, or not at all.
+pub trait EventHandler<E: Event>: Send + Sync + 'static {
+    fn handle(
+        &self,
+        w: &mut Work,
+        d: &Delivery<E>,
+    ) -> impl Future<Output = Result<(), Error<NotHandled>>> + Send;
+}
+
+/// What became of one message of a batch.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// Handled (or recognised as a duplicate): ack.
+    Done,
+    /// Not now: redeliver after a while.
+    Retry { after: Duration, reason: String },
+    /// Can never succeed: DLQ with the reason.
+    Reject { reason: String },
+    /// The database is unavailable: redeliver later, never dead-letter, and pause the consumer
+    /// until the database is back.
+    Wait { reason: String },
+}
+
+/// How a unit's result becomes an ack: the one mapping of this boundary.
+fn outcome(result: Result<(), Error<NotHandled>>, delivered: i64) -> Outcome {
+    match result {
+        Ok(()) => Outcome::Done,
+        Err(Error::Rejected(NotHandled::NotYet(reason))) => Outcome::Retry {
+            after: retry_delay(delivered),
+            reason,
+        },
+        Err(Error::Rejected(NotHandled::Never(reason))) => Outcome::Reject { reason },
+        Err(Error::Failed(e)) if db::unavailable(&e) => Outcome::Wait {
+            reason: format!("{e:#}"),
+        },
+        Err(Error::Failed(e)) => Outcome::Retry {
+            after: retry_delay(delivered),
+            reason: format!("{e:#}"),
+        },
+    }
+}
+
+/// How many of a service's consumers are down (restarting after an error or a panic); shared
+/// with `/readyz`.
+#[derive(Clone, Default)]
+pub struct Down(Arc<AtomicUsize>);
+
+impl Down {
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// A service's consumer of one stream: its spec, its handler, and where units run.
+pub struct Consumer<E: Event, H> {
+    pub spec: ConsumerSpec,
+    /// The service's name: its DLQ subjects and entries say who gave up.
+    pub service: &'static str,
+    pub uow: UnitOfWork,
+    pub handler: Arc<H>,
+    down: Down,
+    failures: Failures,
+    _events: std::marker::PhantomData<fn() -> E>,
+}
+
+impl<E: Event, H: EventHandler<E>> Consumer<E, H> {
+    pub fn new(spec: ConsumerSpec, service: &'static str, uow: UnitOfWork, handler: H) -> Self {
+        Consumer {
+            spec,
+            service,
+            uow,
+            handler: Arc::new(handler),
+            down: Down::default(),
+            failures: Failures::default(),
+            _events: std::marker::PhantomData,
+        }
+    }
+
+    /// Counts this consumer in `down` while it is restarting.
+    pub fn reporting_to(mut self, down: Down) -> Self {
+        self.down = down;
+        self
+    }
+
+    /// Runs until `shutdown`; after an error or a panic it is down for a while (counted in
+    /// [`Down`]), then starts again, re-creating the consumer.
+    pub async fn run(self, js: jetstream::Context, shutdown: CancellationToken) {
+        let mut failures = 0;
+        while !shutdown.is_cancelled() {
+            let error = match AssertUnwindSafe(self.consume(&js, &shutdown))
+                .catch_unwind()
+                .await
+            {
+                Ok(Ok(())) => break,
+                Ok(Err(e)) => format!("{e:#}"),
+                Err(panic) => {
+                    metrics::counter!("consumer_panics_total").increment(1);
+                    format!("panicked: {}", panic_message(panic.as_ref()))
+                }
+            };
+            failures += 1;
+            tracing::warn!(stream = self.spec.stream, %error, "consumer restarting");
+            self.down.0.fetch_add(1, Ordering::AcqRel);
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = tokio::time::sleep(retry_delay(failures)) => {}
+            }
+            self.down.0.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    async fn consume(
+        &self,
+        js: &jetstream::Context,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        let consumer = ensure_consumer(js, &self.spec).await?;
+        let mut messages = consumer
+            .stream()
+            .max_messages_per_batch(MAX_BATCH)
+            // Short: a pull request is lost when its consumer's leader moves to another node (a
+            // cluster losing one); two missed heartbeats make the client pull again.
+            .heartbeat(Duration::from_secs(1))
+            .expires(Duration::from_secs(10))
+            .messages()
+            .await
+            .context("open message stream")?;
+        loop {
+            let first = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                next = messages.next() => next,
+            };
+            let first = first.context("message stream ended")??;
+            let mut batch = vec![first];
+            // Take whatever else has already arrived, without waiting: a burst becomes one batch.
+            while batch.len() < MAX_BATCH {
+                match messages.next().now_or_never() {
+                    Some(Some(Ok(m))) => batch.push(m),
+                    _ => break,
+                }
+            }
+            // The batch in hand is finished even if shutdown arrives meanwhile.
+            if self.handle_batch(js, batch).await {
+                self.wait_for_database(shutdown).await;
+            }
+        }
+    }
+
+    /// Pauses until the database takes writes again (probing with an empty unit of work, with a
+    /// growing delay), counted as down meanwhile.
+    async fn wait_for_database(&self, shutdown: &CancellationToken) {
+        self.down.0.fetch_add(1, Ordering::AcqRel);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(retry_delay(attempt)) => {}
+            }
+            match self.uow.run(|_| Box::pin(async { Ok(()) })).await {
+                Ok(()) => break,
+                Err(e) => {
+                    let stream = self.spec.stream;
+                    metrics::counter!("consumer_database_waits_total", "stream" => stream)
+                        .increment(1);
+                    tracing::warn!(stream, error = %format!("{e:#}"), "waiting for the database");
+                }
+            }
+        }
+        self.down.0.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Decodes, handles and settles one batch; `true` if the database was unavailable (the
+    /// consumer should wait for it). Public so tests can drive a consumer step by step.
+    pub async fn handle_batch(
+        &self,
+        js: &jetstream::Context,
+        batch: Vec<jetstream::Message>,
+    ) -> bool {
+        let mut readable = Vec::with_capacity(batch.len());
+        let mut deliveries = Vec::with_capacity(batch.len());
+        for msg in batch {
+            let (stream_seq, delivered) = match msg.info() {
+                Ok(info) => (info.stream_sequence, info.delivered),
+                Err(_) => (0, 1),
+            };
+            match decode::<E>(&msg) {
+                Ok((envelope, event)) => {
+                    deliveries.push(Delivery {
+                        envelope,
+                        event,
+                        stream_seq,
+                        delivered,
+                    });
+                    readable.push(msg);
+                }
+                Err(reason) => self.dead_letter(js, &msg, delivered, &reason).await,
+            }
+        }
+        let outcomes = self.handle(deliveries).await;
+        let wait = outcomes
+            .iter()
+            .any(|(o, _)| matches!(o, Outcome::Wait { .. }));
+        for (msg, (outcome, delivered)) in readable.iter().zip(outcomes) {
+            self.settle(js, msg, delivered, outcome).await;
+        }
+        wait
+    }
+
+    /// Runs each delivery as a unit of work (inbox check, then the handler), all in one commit;
+    /// one outcome per delivery, in order, with its delivery count.
+    pub async fn handle(&self, deliveries: Vec<Delivery<E>>) -> Vec<(Outcome, i64)> {
+        let counts: Vec<i64> = deliveries.iter().map(|d| d.delivered).collect();
+        let units = deliveries
+            .into_iter()
+            .map(|d| {
+                let (handler, d) = (self.handler.clone(), Arc::new(d));
+                // The inbox is keyed by the stream: handled ids are remembered per consumer.
+                let inbox_key = self.spec.stream;
+                let unit: Unit<(), NotHandled> = Arc::new(move |w: &mut Work| {
+                    let (handler, d) = (handler.clone(), d.clone());
+                    Box::pin(async move {
+                        w.caused_by(d.envelope.id);
+                        let now = w.now_ms();
+                        if !inbox::first_delivery(w, inbox_key, d.envelope.id, now).await? {
+                            return Ok(());
+                        }
+                        // A panicking handler fails its event like any error (its unit keeps
+                        // nothing); it does not take the consumer down.
+                        match AssertUnwindSafe(handler.handle(w, &d)).catch_unwind().await {
+                            Ok(handled) => handled,
+                            Err(panic) => {
+                                metrics::counter!("handler_panics_total").increment(1);
+                                let what = panic_message(panic.as_ref());
+                                Err(anyhow::anyhow!("the handler panicked: {what}").into())
+                            }
+                        }
+                    })
+                });
+                unit
+            })
+            .collect();
+        let results = self.uow.run_all(units).await;
+        results
+            .into_iter()
+            .zip(counts)
+            .map(|(r, delivered)| (outcome(r, delivered), delivered))
+            .collect()
+    }
+
+    async fn settle(
+        &self,
+        js: &jetstream::Context,
+        msg: &jetstream::Message,
+        delivered: i64,
+        outcome: Outcome,
+    ) {
+        let label = match &outcome {
+            Outcome::Done => "done",
+            Outcome::Retry { .. } => "retry",
+            Outcome::Reject { .. } => "rejected",
+            Outcome::Wait { .. } => "wait",
+        };
+        metrics::counter!("events_handled_total", "stream" => self.spec.stream, "outcome" => label)
+            .increment(1);
+        let seq = msg.info().map(|i| i.stream_sequence).unwrap_or(0);
+        let acked = match outcome {
+            Outcome::Done => {
+                self.failures.forget(seq);
+                msg.ack().await
+            }
+            Outcome::Retry { after, reason } => {
+                let times = self.failures.failed(seq, &reason);
+                if times >= self.spec.retry.max_deliver {
+                    self.failures.forget(seq);
+                    let reason = format!("gave up after {times} deliveries: {reason}");
+                    self.dead_letter(js, msg, delivered, &reason).await;
+                    Ok(())
+                } else {
+                    tracing::warn!(subject = %msg.subject, delivered, times, %reason, "retrying event");
+                    msg.ack_with(AckKind::Nak(Some(after))).await
+                }
+            }
+            Outcome::Reject { reason } => {
+                self.failures.forget(seq);
+                self.dead_letter(js, msg, delivered, &reason).await;
+                Ok(())
+            }
+            Outcome::Wait { reason } => {
+                tracing::warn!(subject = %msg.subject, delivered, %reason, "database unavailable; event waits");
+                msg.ack_with(AckKind::Nak(Some(retry_delay(delivered))))
+                    .await
+            }
+        };
+        if let Err(e) = acked {
+            // The broker redelivers after ack_wait; the inbox makes that harmless.
+            tracing::warn!(error = %e, subject = %msg.subject, "ack failed");
+        }
+    }
+
+    async fn dead_letter(
+        &self,
+        js: &jetstream::Context,
+        msg: &jetstream::Message,
+        delivered: i64,
+        reason: &str,
+    ) {
+        let failed = dlq::Failed {
+            service: self.service,
+            spec: &self.spec,
+            delivered,
+            reason,
+        };
+        dlq::dead_letter(js, msg, &failed).await
+    }
+}
+
+/// What a panic said, as far as it can be read.
+pub fn panic_message(panic: &(dyn Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
+/// Reads the envelope and payload of a message as an event of context `E`; the error says why not.
+pub fn decode<E: Event>(msg: &jetstream::Message) -> Result<(Envelope, E), String> {
+    let headers = msg
+        .headers
+        .as_ref()
+        .ok_or_else(|| "message has no headers (no CloudEvents envelope)".to_owned())?;
+    let envelope = Envelope::from_headers(|name| headers.get(name).map(|v| v.as_str()))
+        .map_err(|e| e.to_string())?;
+    let event = envelope
+        .decode::<E>(&msg.payload)
+        .map_err(|e| e.to_string())?;
+    Ok((envelope, event))
+}

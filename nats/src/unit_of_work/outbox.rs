@@ -1,0 +1,224 @@
+//! outbox: the table of events waiting to be published. The unit of work writes a unit's events
+//! here in the same transaction as its effects; the relay ([`crate::messaging::relay`]) reads
+//! them back in commit order and publishes them; the next commit marks them published
+//! ([`Published`]).
+
+use crate::db::{Backend, Sql, placeholders};
+use contracts::Message;
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+/// The outbox and the relay's lease, created if missing.
+pub fn ddl(backend: Backend) -> Vec<Cow<'static, str>> {
+    // The only difference between the backends: how the publish order is generated.
+    let seq = match backend {
+        Backend::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
+        Backend::Postgres => "BIGSERIAL PRIMARY KEY",
+    };
+    vec![
+        Cow::Owned(format!(
+            "CREATE TABLE IF NOT EXISTS outbox (
+                seq {seq},
+                id TEXT NOT NULL UNIQUE,
+                subject TEXT NOT NULL,
+                headers TEXT NOT NULL,
+                payload TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                published_at BIGINT
+            )"
+        )),
+        Cow::Borrowed(
+            "CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (seq) WHERE published_at IS NULL",
+        ),
+        Cow::Borrowed(
+            "CREATE TABLE IF NOT EXISTS outbox_lease (
+                name TEXT PRIMARY KEY,
+                holder TEXT NOT NULL,
+                until_ms BIGINT NOT NULL
+            )",
+        ),
+        Cow::Borrowed(
+            "INSERT INTO outbox_lease (name, holder, until_ms) VALUES ('relay', '', 0)
+             ON CONFLICT DO NOTHING",
+        ),
+        // Rows the broker keeps refusing, set aside so they do not hold the others back.
+        Cow::Borrowed(
+            "CREATE TABLE IF NOT EXISTS outbox_parked (
+                seq BIGINT PRIMARY KEY,
+                reason TEXT NOT NULL,
+                parked_at BIGINT NOT NULL
+            )",
+        ),
+    ]
+}
+
+/// Rows per INSERT: 5 parameters a row, well under every backend's limit.
+const INSERT_ROWS: usize = 200;
+
+/// Writes `messages` to the outbox, in order, inside the caller's transaction.
+pub async fn insert(sql: &mut impl Sql, messages: &[Message], now: i64) -> anyhow::Result<()> {
+    for chunk in messages.chunks(INSERT_ROWS) {
+        let rows = (0..chunk.len())
+            .map(|i| format!("({})", placeholders(i * 5 + 1, 5)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut insert = sql.sql_built(format!(
+            "INSERT INTO outbox (id, subject, headers, payload, created_at) VALUES {rows}"
+        ));
+        for msg in chunk {
+            let headers = serde_json::to_string(&msg.headers)?;
+            // Payloads are JSON written by contracts, hence valid UTF-8.
+            let payload = String::from_utf8_lossy(&msg.payload).into_owned();
+            insert = insert
+                .bind(msg.id)
+                .bind(&msg.subject)
+                .bind(headers)
+                .bind(payload)
+                .bind(now);
+        }
+        insert.execute().await?;
+    }
+    Ok(())
+}
+
+/// A row waiting to be published, as read back by the relay.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub seq: i64,
+    pub subject: String,
+    pub headers: Vec<(String, String)>,
+    pub payload: String,
+}
+
+/// Up to `limit` rows not yet published, in commit order.
+pub async fn pending(sql: &mut impl Sql, limit: i64) -> anyhow::Result<Vec<Pending>> {
+    let rows = sql
+        .sql(
+            "SELECT seq, subject, headers, payload FROM outbox
+             WHERE published_at IS NULL
+               AND NOT EXISTS (SELECT 1 FROM outbox_parked p WHERE p.seq = outbox.seq)
+             ORDER BY seq LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all()
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(Pending {
+                seq: row.get("seq")?,
+                subject: row.get("subject")?,
+                headers: serde_json::from_str(&row.get::<String>("headers")?)?,
+                payload: row.get("payload")?,
+            })
+        })
+        .collect()
+}
+
+/// Sets row `seq` aside: the relay publishes the rows after it.
+pub async fn park(sql: &mut impl Sql, seq: i64, reason: &str, now_ms: i64) -> anyhow::Result<()> {
+    sql.sql(
+        "INSERT INTO outbox_parked (seq, reason, parked_at) VALUES ($1, $2, $3)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(seq)
+    .bind(reason)
+    .bind(now_ms)
+    .execute()
+    .await?;
+    Ok(())
+}
+
+/// Rows marked per UPDATE.
+const MARK_ROWS: usize = 500;
+
+/// Marks rows published (one statement per few hundred rows).
+pub async fn mark_published(sql: &mut impl Sql, seqs: &[i64], now_ms: i64) -> anyhow::Result<()> {
+    for chunk in seqs.chunks(MARK_ROWS) {
+        sql.sql_built(format!(
+            "UPDATE outbox SET published_at = $1 WHERE seq IN ({})",
+            placeholders(2, chunk.len())
+        ))
+        .bind(now_ms)
+        .bind_all(chunk)
+        .execute()
+        .await?;
+    }
+    Ok(())
+}
+
+/// Rows the relay has published and that are not marked published yet. Marking them costs a
+/// write, so the next commit of any unit of work marks them in its own transaction; the relay
+/// marks them itself only when no commit comes soon. Until then the relay does not publish them
+/// again. (A crash before they are marked re-publishes them: the broker drops the copies inside
+/// its duplicate window and consumers' inboxes after it.)
+#[derive(Clone, Default)]
+pub struct Published(Arc<Mutex<Rows>>);
+
+#[derive(Default)]
+struct Rows {
+    /// Published, waiting for a commit to mark them.
+    waiting: BTreeSet<i64>,
+    /// Being marked by a commit under way.
+    marking: BTreeSet<i64>,
+}
+
+impl Published {
+    fn rows(&self) -> std::sync::MutexGuard<'_, Rows> {
+        // A panic while holding this lock leaves the sets consistent: each method changes them
+        // in one step.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The broker has stored these rows.
+    pub fn add(&self, seqs: &[i64]) {
+        self.rows().waiting.extend(seqs);
+    }
+
+    /// How many rows wait to be marked, or are being marked.
+    pub fn unmarked(&self) -> usize {
+        let rows = self.rows();
+        rows.waiting.len() + rows.marking.len()
+    }
+
+    /// Whether rows wait for a commit to mark them.
+    pub fn waiting(&self) -> bool {
+        !self.rows().waiting.is_empty()
+    }
+
+    /// `pending` without the rows already published.
+    pub fn unpublished(&self, pending: Vec<Pending>) -> Vec<Pending> {
+        let rows = self.rows();
+        pending
+            .into_iter()
+            .filter(|p| !rows.waiting.contains(&p.seq) && !rows.marking.contains(&p.seq))
+            .collect()
+    }
+
+    /// The rows a commit is about to mark.
+    pub(super) fn take(&self) -> Vec<i64> {
+        let mut rows = self.rows();
+        let seqs = std::mem::take(&mut rows.waiting);
+        rows.marking.extend(&seqs);
+        seqs.into_iter().collect()
+    }
+
+    /// The commit that marked `seqs` is durable.
+    pub(super) fn marked(&self, seqs: &[i64]) {
+        let mut rows = self.rows();
+        for seq in seqs {
+            rows.marking.remove(seq);
+        }
+    }
+
+    /// The commit that was to mark `seqs` failed: the next one will.
+    pub(super) fn put_back(&self, seqs: &[i64]) {
+        let mut rows = self.rows();
+        for seq in seqs {
+            rows.marking.remove(seq);
+        }
+        rows.waiting.extend(seqs);
+    }
+}

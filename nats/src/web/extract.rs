@@ -1,0 +1,70 @@
+//! extract: request extractors whose rejections are problems too — a JSON body (400 malformed,
+//! 422 wrong shape, 415 not JSON), query parameters (400), and id path segments (404 when they
+//! do not parse: an id that cannot exist is simply unknown).
+
+use super::problem::Problem;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::{StatusCode, request::Parts};
+use serde::de::DeserializeOwned;
+use std::str::FromStr;
+
+/// A JSON request body: malformed JSON is 400, well-formed JSON of the wrong shape is 422, and a
+/// missing `Content-Type: application/json` is 415, each as a problem with serde's explanation.
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Body(v)),
+            Err(rejection) => Err(match rejection {
+                JsonRejection::JsonSyntaxError(e) => Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("the body is not valid JSON: {}", e.body_text()),
+                ),
+                JsonRejection::JsonDataError(e) => Problem::unprocessable(format!(
+                    "the body does not have the expected fields: {}",
+                    e.body_text()
+                )),
+                JsonRejection::MissingJsonContentType(_) => Problem::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "send the body as JSON with Content-Type: application/json",
+                ),
+                // e.g. 413 for a body over the limit: keep axum's status, in our shape.
+                other => Problem::new(other.status(), other.body_text()),
+            }),
+        }
+    }
+}
+
+/// Query parameters; ones that do not parse are a 400 problem naming what is wrong.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| Query(v))
+            .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, e.body_text()))
+    }
+}
+
+/// The one id segment of a path, parsed; anything unparsable is simply an unknown id (404).
+pub struct Id<T>(pub T);
+
+impl<T: FromStr + Send, S: Send + Sync> FromRequestParts<S> for Id<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| Problem::not_found(e.body_text()))?;
+        raw.parse::<T>()
+            .map(Id)
+            .map_err(|_| Problem::not_found(format!("nothing is known by the id {raw:?}")))
+    }
+}

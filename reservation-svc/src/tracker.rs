@@ -1,0 +1,76 @@
+//! tracker: follows each saga from seat and payment events — a `seat.held` creates the
+//! reservation, every later event adds a fact — and announces a reservation once it is
+//! confirmed.
+
+use crate::domain::{Fact, Status};
+use crate::store;
+use contracts::events::ReservationConfirmed;
+use contracts::{Event, PaymentEvent, PaymentKind, ReservationEvent, SeatEvent, SeatKind};
+use nats::messaging::consumer::{Delivery, EventHandler, NotHandled};
+use nats::messaging::topology::Subscription;
+use nats::unit_of_work::{Error, Work};
+
+/// The seat events of a saga.
+pub const SEATS: Subscription<SeatEvent> = Subscription::to(&[
+    SeatKind::Held,
+    SeatKind::Sold,
+    SeatKind::Released,
+    SeatKind::SaleRejected,
+]);
+/// The payment events of a saga.
+pub const PAYMENTS: Subscription<PaymentEvent> = Subscription::to(&[
+    PaymentKind::Completed,
+    PaymentKind::Failed,
+    PaymentKind::Refunded,
+]);
+
+pub struct SagaTracker;
+
+/// Adds `fact` to the reservation the event is about. An event that arrives before the
+/// reservation exists (before its `seat.held`, only possible on redelivery) is retried.
+async fn learn<E: Event>(
+    w: &mut Work,
+    d: &Delivery<E>,
+    fact: Fact,
+) -> Result<(), Error<NotHandled>> {
+    let Some(id) = d.event.reservation_id() else {
+        return Err(NotHandled::Never("event carries no reservation id".into()).into());
+    };
+    let Some(mut r) = store::get(w, id).await? else {
+        return Err(NotHandled::NotYet(format!("reservation {id} not known yet")).into());
+    };
+    let before = r.facts.status().0;
+    r.facts.learn(&fact);
+    let now = w.now_ms();
+    store::save_facts(w, id, &r.facts, now).await?;
+    if before != Status::Confirmed && r.facts.status().0 == Status::Confirmed {
+        w.emit(&ReservationEvent::Confirmed(ReservationConfirmed {
+            reservation_id: id,
+        }));
+    }
+    Ok(())
+}
+
+impl EventHandler<SeatEvent> for SagaTracker {
+    async fn handle(&self, w: &mut Work, d: &Delivery<SeatEvent>) -> Result<(), Error<NotHandled>> {
+        match (&d.event, Fact::from_seat(&d.event)) {
+            (SeatEvent::Held(held), _) => {
+                let now = w.now_ms();
+                store::insert_from_hold(w, held, now).await?;
+                Ok(())
+            }
+            (_, Some(fact)) => learn(w, d, fact).await,
+            (_, None) => Ok(()),
+        }
+    }
+}
+
+impl EventHandler<PaymentEvent> for SagaTracker {
+    async fn handle(
+        &self,
+        w: &mut Work,
+        d: &Delivery<PaymentEvent>,
+    ) -> Result<(), Error<NotHandled>> {
+        learn(w, d, Fact::from_payment(&d.event)).await
+    }
+}

@@ -1,0 +1,162 @@
+//! store: holds and the seats each took, in SQL.
+
+use super::domain::{Hold, HoldStatus};
+use crate::queue::domain::QueueToken;
+use contracts::{Points, ReleaseReason, ReservationId, ScheduleId, SeatId, UserId};
+use nats::db::{Sql, from_millis};
+
+pub struct NewHold<'a> {
+    pub reservation: ReservationId,
+    pub user: &'a UserId,
+    pub schedule: ScheduleId,
+    pub token: &'a QueueToken,
+    pub seats: &'a [SeatId],
+    pub amount: Points,
+    pub expires_at_ms: i64,
+    pub now_ms: i64,
+}
+
+pub async fn insert(sql: &mut impl Sql, h: &NewHold<'_>) -> anyhow::Result<()> {
+    sql.sql(
+        "INSERT INTO holds (reservation_id, user_id, schedule_id, token, amount, status, expires_at, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(h.reservation)
+    .bind(h.user)
+    .bind(h.schedule)
+    .bind(h.token)
+    .bind(h.amount)
+    .bind(HoldStatus::Held.as_str())
+    .bind(h.expires_at_ms)
+    .bind(h.now_ms)
+    .execute()
+    .await?;
+    for seat in h.seats {
+        sql.sql("INSERT INTO hold_seats (reservation_id, seat_id) VALUES ($1, $2)")
+            .bind(h.reservation)
+            .bind(seat)
+            .execute()
+            .await?;
+    }
+    Ok(())
+}
+
+/// The hold, locked for the rest of the unit of work, and the seats it took.
+pub async fn get(
+    sql: &mut impl Sql,
+    reservation: ReservationId,
+) -> anyhow::Result<Option<(Hold, Vec<SeatId>)>> {
+    let Some(row) = sql
+        .sql("SELECT status, expires_at, release_reason FROM holds WHERE reservation_id = $1")
+        .bind(reservation)
+        .for_update()
+        .fetch_optional()
+        .await?
+    else {
+        return Ok(None);
+    };
+    let hold = Hold {
+        status: row.parse("status")?,
+        expires_at: from_millis(row.get("expires_at")?),
+        release_reason: row.parse_opt("release_reason")?,
+    };
+    let seats = sql
+        .sql("SELECT seat_id FROM hold_seats WHERE reservation_id = $1 ORDER BY seat_id")
+        .bind(reservation)
+        .fetch_all()
+        .await?
+        .iter()
+        .map(|r| r.parse("seat_id"))
+        .collect::<anyhow::Result<_>>()?;
+    Ok(Some((hold, seats)))
+}
+
+/// Holds whose deadline has passed and that are still live (oldest first).
+pub async fn due(
+    sql: &mut impl Sql,
+    now_ms: i64,
+    limit: i64,
+) -> anyhow::Result<Vec<ReservationId>> {
+    sql.sql(
+        "SELECT reservation_id FROM holds WHERE status = $1 AND expires_at <= $2
+         ORDER BY expires_at LIMIT $3",
+    )
+    .bind(HoldStatus::Held.as_str())
+    .bind(now_ms)
+    .bind(limit)
+    .fetch_all()
+    .await?
+    .iter()
+    .map(|r| r.parse("reservation_id"))
+    .collect()
+}
+
+/// Marks a live hold sold.
+pub async fn sell(sql: &mut impl Sql, reservation: ReservationId) -> anyhow::Result<()> {
+    sql.sql("UPDATE holds SET status = $1 WHERE reservation_id = $2 AND status = $3")
+        .bind(HoldStatus::Sold.as_str())
+        .bind(reservation)
+        .bind(HoldStatus::Held.as_str())
+        .execute()
+        .await?;
+    Ok(())
+}
+
+/// Marks a held or sold hold released, and why.
+pub async fn release(
+    sql: &mut impl Sql,
+    reservation: ReservationId,
+    reason: ReleaseReason,
+) -> anyhow::Result<()> {
+    sql.sql(
+        "UPDATE holds SET status = $1, release_reason = $2
+         WHERE reservation_id = $3 AND status IN ($4, $5)",
+    )
+    .bind(HoldStatus::Released.as_str())
+    .bind(reason)
+    .bind(reservation)
+    .bind(HoldStatus::Held.as_str())
+    .bind(HoldStatus::Sold.as_str())
+    .execute()
+    .await?;
+    Ok(())
+}
+
+/// One hold as the audit reads it.
+#[derive(Debug, Clone)]
+pub struct HoldRow {
+    pub reservation: ReservationId,
+    pub status: HoldStatus,
+    pub amount: Points,
+    pub seats: Vec<SeatId>,
+}
+
+/// Every hold with its seats.
+pub async fn all(sql: &mut impl Sql) -> anyhow::Result<Vec<HoldRow>> {
+    let mut holds: std::collections::BTreeMap<ReservationId, HoldRow> = sql
+        .sql("SELECT reservation_id, status, amount FROM holds")
+        .fetch_all()
+        .await?
+        .iter()
+        .map(|r| {
+            let reservation = r.parse("reservation_id")?;
+            let hold = HoldRow {
+                reservation,
+                status: r.parse("status")?,
+                amount: r.get("amount")?,
+                seats: Vec::new(),
+            };
+            Ok((reservation, hold))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    for r in sql
+        .sql("SELECT reservation_id, seat_id FROM hold_seats")
+        .fetch_all()
+        .await?
+    {
+        if let Some(h) = holds.get_mut(&r.parse("reservation_id")?) {
+            h.seats.push(r.parse("seat_id")?);
+        }
+    }
+    Ok(holds.into_values().collect())
+}

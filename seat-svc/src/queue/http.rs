@@ -1,0 +1,72 @@
+//! http: `POST /schedules/{id}/queue` (take a token: 201, or 200 with the live one) and
+//! `GET /queue/{token}` (where it stands).
+
+use super::domain::QueueToken;
+use super::{Place, QueueRefused, join, status};
+use crate::config::AppState;
+use crate::inventory::unknown_schedule;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use contracts::ScheduleId;
+use nats::unit_of_work::Error;
+use nats::web::{Id, Problem, User};
+use serde_json::json;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/schedules/{id}/queue", post(join_queue))
+        .route("/queue/{token}", get(queue_status))
+}
+
+impl From<QueueRefused> for Problem {
+    fn from(r: QueueRefused) -> Self {
+        match r {
+            QueueRefused::UnknownSchedule => Problem::not_found("no such schedule"),
+            QueueRefused::UnknownToken => Problem::not_found("no such queue token"),
+        }
+    }
+}
+
+fn answer(p: &Place) -> Json<serde_json::Value> {
+    Json(json!({"token": p.token.token, "status": p.token.status, "position": p.position}))
+}
+
+async fn join_queue(
+    State(s): State<AppState>,
+    User(user): User,
+    Id(schedule): Id<ScheduleId>,
+) -> Result<impl IntoResponse, Problem> {
+    let limit = s.settings.queue_active_limit;
+    let place = match s
+        .uow
+        .decide(move |w| Box::pin(join(w, user, schedule, limit)))
+        .await
+    {
+        Err(Error::Rejected(QueueRefused::UnknownSchedule)) => {
+            return Err(unknown_schedule(&s.js, s.name, schedule).await);
+        }
+        place => place?,
+    };
+    let code = if place.new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((code, answer(&place)))
+}
+
+async fn queue_status(
+    State(s): State<AppState>,
+    User(user): User,
+    Path(token): Path<QueueToken>,
+) -> Result<impl IntoResponse, Problem> {
+    let limit = s.settings.queue_active_limit;
+    let place = s
+        .uow
+        .decide(move |w| Box::pin(status(w, user, token, limit)))
+        .await?;
+    Ok(answer(&place))
+}

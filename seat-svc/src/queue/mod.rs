@@ -1,0 +1,93 @@
+//! queue: the waiting line of each schedule. A user takes a token; at most `QUEUE_ACTIVE_LIMIT`
+//! tokens of a schedule are active (may hold seats), the rest wait in order. A token is done
+//! when its hold ends and expires when unused; either way the next in line is admitted.
+
+pub mod domain;
+pub mod http;
+pub mod store;
+
+use crate::inventory;
+use contracts::{ScheduleId, UserId};
+use domain::QueueToken;
+use nats::db::Sql;
+use nats::unit_of_work::{Error, Rejection, Work};
+use store::Token;
+
+/// Why a queue request is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueRefused {
+    /// seat-svc has no such schedule (maybe not yet).
+    UnknownSchedule,
+    /// No such token, or not the caller's (the same answer, so tokens cannot be probed).
+    UnknownToken,
+}
+
+impl Rejection for QueueRefused {}
+
+/// A token and where it stands.
+#[derive(Debug, Clone)]
+pub struct Place {
+    pub token: Token,
+    pub position: i64,
+    /// Whether the token was taken now (rather than asked for again).
+    pub new: bool,
+}
+
+async fn place(sql: &mut impl Sql, token: Token, new: bool) -> anyhow::Result<Place> {
+    let position = store::position(sql, &token).await?;
+    Ok(Place {
+        token,
+        position,
+        new,
+    })
+}
+
+/// Takes a place in the schedule's line; a user asking again gets their live token back.
+pub async fn join(
+    w: &mut Work,
+    user: UserId,
+    schedule: ScheduleId,
+    active_limit: i64,
+) -> Result<Place, Error<QueueRefused>> {
+    if !inventory::store::schedule_exists(w, schedule).await? {
+        return Err(QueueRefused::UnknownSchedule.into());
+    }
+    // One live token per user and schedule: asking again answers the same token.
+    if let Some(t) = store::live(w, &user, schedule).await? {
+        return Ok(place(w, t, false).await?);
+    }
+    let token = QueueToken::new();
+    let now = w.now_ms();
+    if !store::insert(w, &token, schedule, &user, now).await? {
+        // Another request of the same user took one meanwhile (PostgreSQL; on SQLite writes
+        // take turns): that one is the answer.
+        let t = store::live(w, &user, schedule)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("a live token conflicted, then vanished"))?;
+        return Ok(place(w, t, false).await?);
+    }
+    store::admit(w, schedule, active_limit).await?;
+    let t = store::get(w, &token)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("a token vanished inside its own unit of work"))?;
+    Ok(place(w, t, true).await?)
+}
+
+/// Where the user's token stands. Asking keeps it alive, and room may have opened up since.
+pub async fn status(
+    w: &mut Work,
+    user: UserId,
+    token: QueueToken,
+    active_limit: i64,
+) -> Result<Place, Error<QueueRefused>> {
+    let t = match store::get(w, &token).await? {
+        // Someone else's token is not theirs to look at: same answer as a wrong token.
+        Some(t) if t.user == user => t,
+        _ => return Err(QueueRefused::UnknownToken.into()),
+    };
+    let now = w.now_ms();
+    store::touch(w, &token, now).await?;
+    store::admit(w, t.schedule, active_limit).await?;
+    let t = store::get(w, &token).await?.unwrap_or(t);
+    Ok(place(w, t, false).await?)
+}
