@@ -304,6 +304,76 @@ async fn a_row_the_broker_keeps_refusing_is_set_aside_and_the_rest_go_on() {
     task.await.unwrap();
 }
 
+/// Only a row's own fault sets it aside. With no stream to store it (a leader election, a node
+/// down: the broker answers "no stream found") the row waits however many passes it takes and is
+/// published, in order, once the stream answers; a row over the stream's `max_msg_size` is set
+/// aside. (Before, every error but a timeout counted as the row's: on a cluster losing its SEAT
+/// leader, seat.held rows were set aside and their reservations never existed.)
+#[tokio::test]
+async fn a_row_waits_out_a_missing_stream_and_only_its_own_fault_sets_it_aside() {
+    let s = setup().await;
+    let db = database(&s.db_url).await;
+    let uow = UnitOfWork::new(db.clone(), "test");
+    let seat = s.js.get_stream("SEAT").await.unwrap();
+    let mut config = seat.cached_info().config.clone();
+    s.js.delete_stream("SEAT").await.unwrap();
+
+    let first = Message::new("test", &sold(), None, time::OffsetDateTime::now_utc());
+    let mut large = Message::new("test", &sold(), None, time::OffsetDateTime::now_utc());
+    large.payload = format!("\"{}\"", "x".repeat(4096)).into_bytes();
+    let last = Message::new("test", &sold(), None, time::OffsetDateTime::now_utc());
+    let rows = vec![first.clone(), large, last.clone()];
+    uow.run(move |w| {
+        Box::pin(async move {
+            let now = w.now_ms();
+            outbox::insert(w, &rows, now).await
+        })
+    })
+    .await
+    .unwrap();
+
+    let relay = Relay::new(uow.clone());
+    for pass in 0..10 {
+        let refused = relay.relay_once(&s.js).await;
+        assert!(refused.is_err(), "pass {pass} published without a stream");
+    }
+    let parked = |db: Db| async move {
+        let mut read = db.reader().await.unwrap();
+        read.sql("SELECT reason FROM outbox_parked")
+            .fetch_all()
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String>("reason").unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(parked(db.clone()).await, Vec::<String>::new());
+
+    config.max_message_size = 1024;
+    s.js.create_stream(config).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stream_len(&s.js, "SEAT").await < 2 || parked(db.clone()).await.is_empty() {
+        assert!(Instant::now() < deadline, "the large row never set aside");
+        let _ = relay.relay_once(&s.js).await;
+    }
+    let stored = s.js.get_stream("SEAT").await.unwrap();
+    let mut subjects = Vec::new();
+    for seq in 1..=2 {
+        subjects.push(
+            stored
+                .get_raw_message(seq)
+                .await
+                .unwrap()
+                .subject
+                .to_string(),
+        );
+    }
+    assert_eq!(subjects, vec![first.subject, last.subject]);
+    let reasons = parked(db.clone()).await;
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(reasons[0].contains("maximum"), "{reasons:?}");
+}
+
 #[tokio::test]
 async fn the_relay_publishes_a_committed_event_when_woken() {
     let s = setup().await;

@@ -11,7 +11,8 @@ use crate::db::Sql;
 use crate::unit_of_work::outbox::{self, Pending, Published};
 use crate::unit_of_work::{Committed, UnitOfWork};
 use async_nats::HeaderMap;
-use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::ErrorCode;
+use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 use async_nats::jetstream::{self, message::PublishMessage};
 use futures::future::join_all;
 use std::sync::{Arc, Mutex};
@@ -38,12 +39,18 @@ pub struct Sent {
     pub failed: Option<(i64, String, bool)>,
 }
 
-/// Whether a publish error is the row's own fault: it will fail the same way every time.
-fn row_fault(kind: PublishErrorKind) -> bool {
-    !matches!(
-        kind,
-        PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe
-    )
+/// Whether a publish error is the row's own fault, so it will fail the same way every time: the
+/// message is larger than the server's `max_payload` or the stream's `max_msg_size`. Anything else
+/// is the broker's state and passes: no stream answering (a leader election, a node down, a stream
+/// not created yet), a timeout, a full stream. Those rows wait, in order, however long it takes.
+pub fn row_fault(e: &PublishError) -> bool {
+    match e.kind() {
+        PublishErrorKind::MaxPayloadExceeded => true,
+        PublishErrorKind::Other => std::error::Error::source(e)
+            .and_then(|source| source.downcast_ref::<jetstream::Error>())
+            .is_some_and(|js| js.error_code() == ErrorCode::STREAM_MESSAGE_EXCEEDS_MAXIMUM),
+        _ => false,
+    }
 }
 
 /// Message headers from name/value pairs.
@@ -144,7 +151,7 @@ impl Relay {
                 Err(e) => {
                     // Keep order: stop at the first row that could not be sent.
                     tracing::warn!(error = %e, subject = %row.subject, "outbox publish failed");
-                    failed = Some((row.seq, e.to_string(), row_fault(e.kind())));
+                    failed = Some((row.seq, e.to_string(), row_fault(&e)));
                     break;
                 }
             }
@@ -152,7 +159,7 @@ impl Relay {
         let acks = join_all(in_flight.into_iter().map(|(seq, ack)| async move {
             ack.await.map(|_| seq).map_err(|e| {
                 tracing::warn!(error = %e, seq, "outbox publish not acknowledged");
-                (seq, e.to_string(), row_fault(e.kind()))
+                (seq, e.to_string(), row_fault(&e))
             })
         }))
         .await;
