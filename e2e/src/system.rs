@@ -217,6 +217,18 @@ impl System {
         Ok(async_nats::jetstream::new(client))
     }
 
+    /// A client of a secured bus as `user`, with replies on that user's own inbox prefix, that
+    /// records what the server denies it.
+    pub async fn watched_as(&self, user: &str) -> anyhow::Result<harness::Watched> {
+        harness::Watched::connect(
+            node_urls(&self.nats, &self.peers),
+            user,
+            BUS_PASSWORD,
+            &nats::messaging::users::inbox_prefix(user),
+        )
+        .await
+    }
+
     /// Process `i`: the four services in the order of [`SERVICES`], then the replicas.
     pub fn service_mut(&mut self, i: usize) -> &mut ServiceProcess {
         match i {

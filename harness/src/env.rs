@@ -6,6 +6,7 @@ use crate::bus::publish_message;
 use crate::database::Databases;
 use crate::server::NatsServer;
 use crate::wait::eventually;
+use nats::messaging::topology::ensure_streams;
 use nats::runtime::{Config, Service, ServiceConfig};
 use nats::web::auth::{ADMIN_ROLE, Auth};
 use std::sync::Arc;
@@ -56,12 +57,17 @@ impl TestEnv {
             max_deliver: 10,
             durability: Default::default(),
             nats_credentials: None,
+            retention: Default::default(),
+            housekeeping_every: std::time::Duration::from_secs(600),
+            stream_limits: Default::default(),
         })
     }
 
     /// Builds service `S` with `settings` on a fresh database and runs it in the background for
     /// the rest of the test; answers its API once `/readyz` says ready.
     pub async fn start<S: Service>(&self, settings: S::Settings) -> anyhow::Result<Api> {
+        // The operator's step of a deployment: every stream in place before any service.
+        ensure_streams(&self.jetstream().await?, 1, Default::default()).await?;
         let config = Config {
             service: self.config(S::NAME).await?,
             settings,

@@ -14,7 +14,7 @@ mod server;
 mod wait;
 
 pub use api::{Api, RawBody, Reply};
-pub use bus::{publish_message, stream_messages};
+pub use bus::{Watched, publish_message, stream_messages};
 pub use cluster::NatsCluster;
 pub use database::{Databases, postgres_from_env};
 pub use env::TestEnv;

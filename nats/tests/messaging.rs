@@ -28,7 +28,7 @@ async fn setup() -> Setup {
     let server = NatsServer::start().expect("start nats-server");
     let client = async_nats::connect(server.url()).await.unwrap();
     let js = jetstream::new(client);
-    ensure_streams(&js, 1).await.unwrap();
+    ensure_streams(&js, 1, Default::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let databases = Databases::from_env(dir.path().to_path_buf());
     let db_url = databases.create("svc").await.unwrap();
@@ -749,4 +749,192 @@ async fn the_shipped_deployment_fails_closed() {
             "compose.yaml has a fallback for a secret: ${{{v}}}"
         );
     }
+}
+
+/// Published outbox rows and handled inbox ids past their retention are deleted; rows not
+/// published yet stay whatever their age. A time range of the outbox can be published again:
+/// after the broker lost a stream, the relay restores its events in order. (On main the outbox
+/// and the inbox grew for ever, and nothing could publish a row twice.)
+#[tokio::test]
+async fn old_outbox_rows_and_inbox_ids_are_swept_and_a_range_can_be_published_again() {
+    use nats::runtime::housekeeping::{self, Retention};
+    let s = setup().await;
+    let db = database(&s.db_url).await;
+    let uow = UnitOfWork::new(db.clone(), "test");
+    let started = time::OffsetDateTime::now_utc();
+    for _ in 0..3 {
+        uow.run(|w| {
+            Box::pin(async move {
+                w.emit(&sold());
+                let id = uuid::Uuid::now_v7();
+                let now = w.now_ms();
+                nats::messaging::inbox::first_delivery(w, "test", id, now).await?;
+                Ok(())
+            })
+        })
+        .await
+        .unwrap();
+    }
+    let relay = Relay::new(uow.clone());
+    assert_eq!(relay.relay_once(&s.js).await.unwrap(), 3);
+    uow.run(|_| Box::pin(async { Ok(()) })).await.unwrap(); // marks them published
+    let ended = time::OffsetDateTime::now_utc() + time::Duration::seconds(1);
+
+    // Within the windows: nothing goes.
+    let kept = housekeeping::sweep(&uow, Retention::default())
+        .await
+        .unwrap();
+    assert_eq!((kept.outbox_rows, kept.inbox_ids), (0, 0));
+
+    // The broker loses the stream; the range is published again, in order, with the same ids.
+    let seat = s.js.get_stream("SEAT").await.unwrap();
+    let config = seat.cached_info().config.clone();
+    let ids_before = stream_ids(&s.js).await;
+    s.js.delete_stream("SEAT").await.unwrap();
+    s.js.create_stream(config).await.unwrap();
+    let again = housekeeping::republish(&uow, started, ended).await.unwrap();
+    assert_eq!(again, 3);
+    assert_eq!(relay.relay_once(&s.js).await.unwrap(), 3);
+    assert_eq!(stream_ids(&s.js).await, ids_before);
+    uow.run(|_| Box::pin(async { Ok(()) })).await.unwrap();
+
+    // One more row, not published yet; then every window is zero: the published rows and the
+    // ids go, the pending row stays.
+    uow.run(|w| {
+        Box::pin(async move {
+            w.emit(&sold());
+            Ok(())
+        })
+    })
+    .await
+    .unwrap();
+    let none = Retention {
+        outbox: Duration::ZERO,
+        inbox: Duration::ZERO,
+    };
+    // "Older than zero" is older than the millisecond the rows were marked in.
+    let marked = db.clock().now_ms();
+    while db.clock().now_ms() <= marked {
+        tokio::task::yield_now().await;
+    }
+    let swept = housekeeping::sweep(&uow, none).await.unwrap();
+    assert_eq!((swept.outbox_rows, swept.inbox_ids), (3, 3));
+    let pending = outbox::pending(&mut db.reader().await.unwrap(), 10)
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 1, "the row not published yet stays");
+    assert!(
+        Retention {
+            outbox: Duration::from_secs(10),
+            inbox: Duration::from_secs(5)
+        }
+        .checked()
+        .is_err(),
+        "an inbox that forgets before the outbox would let a re-published event apply twice"
+    );
+}
+
+/// The `Nats-Msg-Id`s in SEAT, in stream order.
+async fn stream_ids(js: &jetstream::Context) -> Vec<String> {
+    let stream = js.get_stream("SEAT").await.unwrap();
+    let mut ids = Vec::new();
+    for seq in 1..=stream_len(js, "SEAT").await {
+        let msg = stream.get_raw_message(seq).await.unwrap();
+        ids.push(
+            msg.headers
+                .get("Nats-Msg-Id")
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
+        );
+    }
+    ids
+}
+
+/// A full stream refuses new events (`discard: new`: a rebuild needs the old ones) and the
+/// relay keeps them, in order, until an operator raises the limit; nothing is set aside.
+#[tokio::test]
+async fn a_full_stream_holds_events_back_in_the_outbox_until_it_has_room() {
+    let s = setup().await;
+    let db = database(&s.db_url).await;
+    let uow = UnitOfWork::new(db.clone(), "test");
+    let mut seat = s.js.get_stream("SEAT").await.unwrap();
+    let mut config = seat.info().await.unwrap().config.clone();
+    assert_eq!(config.discard, jetstream::stream::DiscardPolicy::New);
+    assert!(config.max_bytes > 0, "streams are bounded");
+    config.max_bytes = 2048;
+    s.js.update_stream(config.clone()).await.unwrap();
+    for _ in 0..20 {
+        uow.run(|w| {
+            Box::pin(async move {
+                w.emit(&sold());
+                Ok(())
+            })
+        })
+        .await
+        .unwrap();
+    }
+    let relay = Relay::new(uow.clone());
+    for _ in 0..10 {
+        let _ = relay.relay_once(&s.js).await;
+    }
+    let stored = stream_len(&s.js, "SEAT").await;
+    assert!(stored < 20, "a 2 KiB stream took {stored} events");
+    let mut read = db.reader().await.unwrap();
+    let parked = read
+        .sql("SELECT COUNT(*) AS n FROM outbox_parked")
+        .fetch_one()
+        .await
+        .unwrap()
+        .get::<i64>("n")
+        .unwrap();
+    assert_eq!(parked, 0, "a full stream is not the rows' fault");
+
+    config.max_bytes = 1 << 20;
+    s.js.update_stream(config).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stream_len(&s.js, "SEAT").await < 20 {
+        assert!(
+            Instant::now() < deadline,
+            "the held-back events never went out"
+        );
+        let _ = relay.relay_once(&s.js).await;
+    }
+}
+
+/// A service creates its own stream when it is missing and never changes one that exists: one
+/// started with `NATS_REPLICAS=1` against the R3 stream of a cluster is refused, and the stream
+/// stays R3. (On main every service updated every stream to its own replica count.)
+#[tokio::test]
+async fn a_service_does_not_turn_an_r3_stream_into_r1() {
+    use nats::messaging::topology::{TopologyError, ensure_own_streams};
+    let cluster = harness::NatsCluster::start(3, "pw").unwrap();
+    let admin = async_nats::ConnectOptions::with_user_and_password("admin".into(), "pw".into())
+        .connect(cluster.nodes[0].url())
+        .await
+        .unwrap();
+    let js = jetstream::new(admin);
+    let limits = Default::default();
+    // Created R3 by seat-svc as configured (the cluster takes a moment to elect).
+    harness::eventually("SEAT created R3", Duration::from_secs(30), async || {
+        Ok(ensure_own_streams(&js, contracts::Context::Seat, 3, limits)
+            .await
+            .ok())
+    })
+    .await
+    .unwrap();
+    let refused = ensure_own_streams(&js, contracts::Context::Seat, 1, limits).await;
+    match refused {
+        Err(TopologyError::Mismatch(why)) => assert!(why.contains("3 replicas"), "{why}"),
+        other => panic!("expected a refusal for the replica count, got {other:?}"),
+    }
+    let info = js
+        .get_stream("SEAT")
+        .await
+        .unwrap()
+        .get_info()
+        .await
+        .unwrap();
+    assert_eq!(info.config.num_replicas, 3);
+    // Streams of other contexts are not its to create.
+    assert!(js.get_stream("PAYMENT").await.is_err());
 }

@@ -297,7 +297,7 @@ async fn past_the_active_limit_users_wait_in_line() {
 async fn while_the_schedule_event_is_still_being_handled_the_answer_is_503() {
     let env = TestEnv::new().unwrap();
     let js = env.jetstream().await.unwrap();
-    ensure_streams(&js, 1).await.unwrap();
+    ensure_streams(&js, 1, Default::default()).await.unwrap();
     let spec = ConsumerSpec::new(SeatSvc::NAME, seat_svc::inventory::SUBSCRIPTION, 1);
     let consumer = ensure_consumer(&js, &spec).await.unwrap();
     let (schedule, _, event) = opened(1);

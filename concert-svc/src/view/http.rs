@@ -40,6 +40,18 @@ async fn rebuild_view(
     _admin: Admin,
     Query(options): Query<RebuildOptions>,
 ) -> Result<impl IntoResponse, Problem> {
+    // One rebuild at a time: its replay consumer has one name (the only one concert-svc may
+    // create on SEAT), so a second one would share its messages. In this process a lock says so;
+    // across replicas, the consumer existing does.
+    static RUNNING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let busy =
+        || Problem::conflict("a rebuild of the view is running; try again when it has ended");
+    let Ok(_running) = RUNNING.try_lock() else {
+        return Err(busy());
+    };
+    if super::rebuild::running_elsewhere(&s.js, s.name).await? {
+        return Err(busy());
+    }
     let report = super::rebuild::rebuild(&s.uow, &s.db, &s.js, options.apply).await?;
     Ok(Json(report))
 }

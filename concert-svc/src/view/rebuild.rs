@@ -12,6 +12,7 @@ use contracts::{Context, SeatEvent, SeatId};
 use futures::StreamExt;
 use nats::db::Db;
 use nats::messaging::consumer::decode;
+use nats::messaging::users::rebuild_consumer;
 use nats::unit_of_work::UnitOfWork;
 use serde::Serialize;
 use std::time::Instant;
@@ -81,8 +82,10 @@ async fn replay(
         });
     }
     let mut seen = std::collections::HashSet::new();
+    let name = rebuild_consumer(Context::Concert.service());
     let replay = stream
         .create_consumer(consumer::pull::OrderedConfig {
+            name: Some(name.clone()),
             deliver_policy: consumer::DeliverPolicy::All,
             filter_subjects: SUBSCRIPTION.filters(),
             ..Default::default()
@@ -106,12 +109,30 @@ async fn replay(
             break;
         }
     }
+    drop(messages);
+    // Gone now rather than when the server notices it idle: the next rebuild may start at once.
+    if let Err(e) = stream.delete_consumer(&name).await {
+        tracing::warn!(error = %e, "delete the replay consumer (the server removes it when idle)");
+    }
     Ok(Replayed {
         view,
         events,
         unreadable,
         duplicates,
     })
+}
+
+/// Whether another replica's rebuild is replaying SEAT now (its consumer lives until a few
+/// seconds after the replay).
+pub async fn running_elsewhere(js: &jetstream::Context, service: &str) -> anyhow::Result<bool> {
+    let stream = js
+        .get_stream(Context::Seat.stream())
+        .await
+        .context("get SEAT")?;
+    Ok(stream
+        .consumer_info(rebuild_consumer(service))
+        .await
+        .is_ok())
 }
 
 /// Rebuilds the view from the `SEAT` stream and compares it with the live one; `merge` writes

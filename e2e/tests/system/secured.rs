@@ -7,8 +7,10 @@ use e2e::{Frontend, System};
 use harness::stream_messages;
 use serde_json::json;
 
-/// Each service on a NATS user of its own: the system works, and seat-svc's credentials can
-/// neither publish a payment event nor read another service's durable consumer.
+/// Each service on a NATS user of its own: the system works (rebuild included) with no service
+/// refused anything, and seat-svc's credentials can neither publish a payment event, nor ack,
+/// pull from or read the replies of another service, nor create or change a stream not its own;
+/// concert-svc cannot delete another service's consumer on SEAT.
 #[tokio::test]
 async fn on_a_secured_bus_services_work_and_cannot_step_outside_their_context() {
     let opts = Options {
@@ -38,45 +40,63 @@ async fn secured(sys: &System) -> anyhow::Result<()> {
         "a service was refused something it needs:\n{logs}"
     );
 
-    let seat = sys.bus_as("seat-svc").await?;
-    // Its own events: allowed.
-    let own = seat.publish("seat.probe.x", "{}".into()).await?.await;
-    assert!(own.is_ok(), "seat-svc publishes seat.*: {own:?}");
-    // A payment event and another service's durable: both refused (each waits out a request
-    // timeout, so they are tried at once), and nothing reaches the PAYMENT stream.
+    // Each refusal below must be the server's "Permissions Violation" for that subject, not a
+    // timeout or any other failure.
     let admin = sys.bus_as("admin").await?;
     let before = stream_messages(&admin, "PAYMENT").await?;
-    let forged = async {
-        seat.publish("payment.completed.forged", "{}".into())
-            .await?
-            .await?;
-        anyhow::Ok(())
-    };
-    let theirs = seat
-        .get_consumer_from_stream::<async_nats::jetstream::consumer::pull::Config, _, _>(
-            "payment-svc",
-            "RESERVATION",
-        );
-    let limit = std::time::Duration::from_secs(10);
-    let (forged, theirs) = tokio::join!(
-        tokio::time::timeout(limit, forged),
-        tokio::time::timeout(limit, theirs)
-    );
-    assert!(
-        !matches!(forged, Ok(Ok(()))),
-        "seat-svc must not publish payment events"
-    );
-    assert!(
-        !matches!(theirs, Ok(Ok(_))),
-        "seat-svc must not read payment-svc's consumer"
-    );
+    let seat = sys.watched_as("seat-svc").await?;
+    let seat_js = async_nats::jetstream::new(seat.client.clone());
+    // Its own events: allowed, acknowledged on its own inbox.
+    let own = seat_js.publish("seat.probe.x", "{}".into()).await?.await;
+    assert!(own.is_ok(), "seat-svc publishes seat.*: {own:?}");
+    // A forged payment event (it would confirm a reservation with no debit).
+    seat.client
+        .publish("payment.completed.forged", "{}".into())
+        .await?;
+    // Acking another service's delivery, creating or changing a stream not its own, pulling
+    // from another service's durable.
+    for subject in [
+        "$JS.ACK.RESERVATION.payment-svc.1.1.1.1.0",
+        "$JS.API.STREAM.UPDATE.SEAT",
+        "$JS.API.STREAM.CREATE.PAYMENT",
+        "$JS.API.CONSUMER.MSG.NEXT.RESERVATION.payment-svc",
+    ] {
+        seat.client.publish(subject, "{}".into()).await?;
+    }
+    seat.client.flush().await?;
+    for subject in [
+        "payment.completed.forged",
+        "$JS.ACK.RESERVATION.payment-svc.1.1.1.1.0",
+        "$JS.API.STREAM.UPDATE.SEAT",
+        "$JS.API.STREAM.CREATE.PAYMENT",
+        "$JS.API.CONSUMER.MSG.NEXT.RESERVATION.payment-svc",
+    ] {
+        seat.denied(subject).await?;
+    }
+    // Reading other services' replies.
+    for inbox in ["_INBOX.>", "_INBOX_payment-svc.>"] {
+        let _subscription = seat.client.subscribe(inbox).await?;
+        seat.client.flush().await?;
+        seat.denied(inbox).await?;
+    }
     assert_eq!(stream_messages(&admin, "PAYMENT").await?, before);
+    // concert-svc may delete its rebuild's consumer on SEAT, and no other.
+    let concert = sys.watched_as("concert-svc").await?;
+    concert
+        .client
+        .publish("$JS.API.CONSUMER.DELETE.SEAT.reservation-svc", "".into())
+        .await?;
+    concert.client.flush().await?;
+    concert
+        .denied("$JS.API.CONSUMER.DELETE.SEAT.reservation-svc")
+        .await?;
     // Its own durable: allowed.
-    let mine = seat
+    let mine = seat_js
         .get_consumer_from_stream::<async_nats::jetstream::consumer::pull::Config, _, _>(
             "seat-svc", "PAYMENT",
         )
         .await;
     assert!(mine.is_ok(), "{:?}", mine.err());
+    assert_eq!(seat.denials().len(), 7, "{:?}", seat.denials());
     Ok(())
 }

@@ -6,14 +6,31 @@ use std::borrow::Cow;
 use uuid::Uuid;
 
 pub fn ddl() -> Vec<Cow<'static, str>> {
-    vec![Cow::Borrowed(
-        "CREATE TABLE IF NOT EXISTS inbox (
-            consumer TEXT NOT NULL,
-            event_id TEXT NOT NULL,
-            handled_at BIGINT NOT NULL,
-            PRIMARY KEY (consumer, event_id)
-        )",
-    )]
+    vec![
+        Cow::Borrowed(
+            "CREATE TABLE IF NOT EXISTS inbox (
+                consumer TEXT NOT NULL,
+                event_id TEXT NOT NULL,
+                handled_at BIGINT NOT NULL,
+                PRIMARY KEY (consumer, event_id)
+            )",
+        ),
+        Cow::Borrowed("CREATE INDEX IF NOT EXISTS inbox_handled ON inbox (handled_at)"),
+    ]
+}
+
+/// Forgets up to `limit` ids handled before `cutoff_ms`; returns how many. An event delivered
+/// again after its id is forgotten would be applied again: the retention window must reach
+/// further back than any redelivery, DLQ replay or outbox re-publish.
+pub async fn sweep(sql: &mut impl Sql, cutoff_ms: i64, limit: i64) -> anyhow::Result<u64> {
+    sql.sql(
+        "DELETE FROM inbox WHERE (consumer, event_id) IN (
+             SELECT consumer, event_id FROM inbox WHERE handled_at < $1 LIMIT $2)",
+    )
+    .bind(cutoff_ms)
+    .bind(limit)
+    .execute()
+    .await
 }
 
 /// Records that `consumer` handles `event_id` now; `false` means it already had (a redelivery)

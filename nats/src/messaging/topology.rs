@@ -1,6 +1,6 @@
-//! topology: the JetStream streams and durable consumers as data, created or updated
-//! idempotently by every service at start-up (any service may start first), and what a
-//! service subscribes to, as types.
+//! topology: the JetStream streams and durable consumers as data; who may create or change them
+//! (a service creates its own stream if missing and never changes one, the operator's step
+//! updates); and what a service subscribes to, as types.
 
 use anyhow::Context as _;
 use async_nats::jetstream::{self, consumer, stream};
@@ -11,55 +11,177 @@ use std::time::Duration;
 /// How long the broker remembers a `Nats-Msg-Id` to drop a re-published event.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
-fn stream_config(name: &str, subjects: Vec<String>, replicas: usize) -> stream::Config {
+/// The bound on each stream's storage. A full stream refuses new events (`discard: new`) rather
+/// than dropping old ones: the view rebuild replays every SEAT event, and a dropped old event
+/// would leave a seat wrong for good. Refused events wait in the outbox (the relay retries) and
+/// the DLQ's writers retry, so nothing is lost while an operator raises the limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamLimits {
+    pub max_bytes: i64,
+}
+
+impl Default for StreamLimits {
+    /// 1 GiB a stream: about two million events of this system.
+    fn default() -> Self {
+        StreamLimits { max_bytes: 1 << 30 }
+    }
+}
+
+fn stream_config(
+    name: &str,
+    subjects: Vec<String>,
+    replicas: usize,
+    limits: StreamLimits,
+) -> stream::Config {
     stream::Config {
         name: name.to_owned(),
         subjects,
         storage: stream::StorageType::File,
         retention: stream::RetentionPolicy::Limits,
+        max_bytes: limits.max_bytes,
+        discard: stream::DiscardPolicy::New,
         duplicate_window: DUPLICATE_WINDOW,
         num_replicas: replicas,
         ..Default::default()
     }
 }
 
+fn dlq_config(replicas: usize, limits: StreamLimits) -> stream::Config {
+    stream_config(
+        DLQ_STREAM,
+        vec![format!("{DLQ_PREFIX}.>")],
+        replicas,
+        limits,
+    )
+}
+
 /// Every stream of the system: one per context plus the DLQ.
-pub fn streams(replicas: usize) -> Vec<stream::Config> {
+pub fn streams(replicas: usize, limits: StreamLimits) -> Vec<stream::Config> {
     Context::ALL
         .iter()
-        .map(|c| stream_config(c.stream(), vec![c.wildcard()], replicas))
-        .chain([stream_config(
-            DLQ_STREAM,
-            vec![format!("{DLQ_PREFIX}.>")],
-            replicas,
-        )])
+        .map(|c| stream_config(c.stream(), vec![c.wildcard()], replicas, limits))
+        .chain([dlq_config(replicas, limits)])
         .collect()
 }
 
-pub async fn ensure_streams(js: &jetstream::Context, replicas: usize) -> anyhow::Result<()> {
-    // On a cluster, when several services create the same replicated stream at the same moment,
+/// The operator's step: creates every stream or updates it to `replicas` and `limits` (the
+/// `topology` tool, test harnesses). Services never update a stream; see [`ensure_own_streams`].
+pub async fn ensure_streams(
+    js: &jetstream::Context,
+    replicas: usize,
+    limits: StreamLimits,
+) -> anyhow::Result<()> {
+    // On a cluster, when several clients create the same replicated stream at the same moment,
     // the server answers only one of them (measured on 2.15: the others wait out their request
     // timeout although the stream exists, 10 s per stream). A short timeout and a retry of that
     // stream, then an update answered at once, had four services ready 2.3 s after the cluster.
-    let mut js = js.clone();
-    js.set_timeout(Duration::from_secs(1));
-    for config in streams(replicas) {
+    let js = short_timeout(js);
+    for config in streams(replicas, limits) {
         let name = config.name.clone();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match js.create_or_update_stream(config.clone()).await {
-                Ok(_) => break,
-                Err(e) if attempt < 5 => {
-                    tracing::debug!(stream = %name, error = %e, attempt, "ensure stream again")
-                }
-                Err(e) => {
-                    return Err(e).with_context(|| format!("create or update stream {name}"));
-                }
-            }
-        }
+        retried(&name, || async {
+            js.create_or_update_stream(config.clone())
+                .await
+                .map(drop)
+                .map_err(anyhow::Error::from)
+        })
+        .await?;
     }
     Ok(())
+}
+
+/// What a service does at start-up: creates its own context's stream and the DLQ when they do not
+/// exist, and never changes one that does. A stream that exists with other subjects or another
+/// replica count than this service was configured for is an error: a service started with
+/// `NATS_REPLICAS=1` against an R3 stream must not turn it into R1. Streams of other contexts are
+/// their owners' (or the operator's); the consumers on them wait until they exist.
+pub async fn ensure_own_streams(
+    js: &jetstream::Context,
+    own: Context,
+    replicas: usize,
+    limits: StreamLimits,
+) -> Result<(), TopologyError> {
+    let js = short_timeout(js);
+    let own_stream = stream_config(own.stream(), vec![own.wildcard()], replicas, limits);
+    for wanted in [own_stream, dlq_config(replicas, limits)] {
+        let name = wanted.name.clone();
+        retried(&name, || async {
+            match js.get_stream(&name).await {
+                Ok(mut existing) => {
+                    let info = existing.info().await.map_err(anyhow::Error::from)?;
+                    Ok(mismatch(&info.config, &wanted).map(TopologyError::Mismatch))
+                }
+                Err(e) if stream_not_found(&e) => {
+                    // Another service may create it meanwhile: the next try then reads it.
+                    js.create_stream(wanted.clone())
+                        .await
+                        .map(|_| None)
+                        .map_err(anyhow::Error::from)
+                }
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
+        .map_err(TopologyError::Unavailable)?
+        .map_or(Ok(()), Err)?;
+    }
+    Ok(())
+}
+
+fn stream_not_found(e: &jetstream::context::GetStreamError) -> bool {
+    matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(js)
+        if js.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND)
+}
+
+/// Why a service's streams are not in place.
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyError {
+    /// The stream exists with a configuration this service must not change: an operator's call.
+    #[error("{0}")]
+    Mismatch(String),
+    /// NATS did not answer (yet).
+    #[error(transparent)]
+    Unavailable(anyhow::Error),
+}
+
+/// How `existing` differs from `wanted` in what a service relies on, if it does.
+fn mismatch(existing: &stream::Config, wanted: &stream::Config) -> Option<String> {
+    if existing.num_replicas.max(1) != wanted.num_replicas.max(1) {
+        return Some(format!(
+            "stream {} has {} replicas and this service is configured for {} (NATS_REPLICAS):              it will not change them; set NATS_REPLICAS to match, or change the stream with              the topology tool",
+            existing.name, existing.num_replicas, wanted.num_replicas
+        ));
+    }
+    if existing.subjects != wanted.subjects {
+        return Some(format!(
+            "stream {} takes {:?}, this service publishes {:?}",
+            existing.name, existing.subjects, wanted.subjects
+        ));
+    }
+    None
+}
+
+fn short_timeout(js: &jetstream::Context) -> jetstream::Context {
+    let mut js = js.clone();
+    js.set_timeout(Duration::from_secs(1));
+    js
+}
+
+/// `attempt` up to five times (a cluster answers late while it elects a leader).
+async fn retried<T, F: Future<Output = anyhow::Result<T>>>(
+    name: &str,
+    mut attempt: impl FnMut() -> F,
+) -> anyhow::Result<T> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match attempt().await {
+            Ok(v) => return Ok(v),
+            Err(e) if tries < 5 => {
+                tracing::debug!(stream = %name, error = %e, tries, "ensure stream again")
+            }
+            Err(e) => return Err(e.context(format!("ensure stream {name}"))),
+        }
+    }
 }
 
 /// Events of one context a service handles, named by their kinds: a misspelt event does not

@@ -2,15 +2,48 @@
 //! subjects, its own durables and the JetStream API calls those need; an `admin` user for
 //! operators and tools. Rendered into the committed `conf/auth.conf`.
 
-use contracts::{Context, streams::DLQ_PREFIX};
+use contracts::{Context, DLQ_STREAM, streams::DLQ_PREFIX};
 
 /// What one service may do on the bus: publish its own context's events and its DLQ entries,
-/// make the JetStream API calls its streams and durables need, ack, and receive replies. It can
-/// neither publish another context's events nor pull from another service's durables.
+/// create its own stream and the DLQ (never update a stream: that is the operator's step),
+/// create, read and ack its own durables, and receive replies on an inbox prefix of its own. It
+/// can neither publish another context's events, nor pull from or ack another service's
+/// durables, nor read another service's replies.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Permissions {
     pub publish: Vec<String>,
     pub subscribe: Vec<String>,
+}
+
+/// The name of the consumer concert-svc's view rebuild replays SEAT through.
+pub fn rebuild_consumer(service: &str) -> String {
+    format!("{service}-rebuild")
+}
+
+/// Where `service`'s client receives replies (`async_nats::ConnectOptions::custom_inbox_prefix`).
+pub fn inbox_prefix(service: &str) -> String {
+    format!("_INBOX_{service}")
+}
+
+/// How `user` connects: to every node of `nats_url` (comma-separated; the client also learns
+/// the others from the one it reaches), with its credentials when the bus has users, its
+/// replies on its own inbox prefix (on a secured bus it may read nothing else).
+pub fn connect_options(
+    user: &str,
+    credentials: Option<&(String, String)>,
+) -> async_nats::ConnectOptions {
+    let mut options = async_nats::ConnectOptions::new()
+        .name(user)
+        .custom_inbox_prefix(inbox_prefix(user));
+    if let Some((user, password)) = credentials {
+        options = options.user_and_password(user.clone(), password.clone());
+    }
+    options
+}
+
+/// The nodes of a comma-separated `NATS_URL`.
+pub fn nodes(nats_url: &str) -> Vec<String> {
+    nats_url.split(',').map(|u| u.trim().to_owned()).collect()
 }
 
 pub fn permissions(service: &str, own: Context) -> Permissions {
@@ -18,31 +51,32 @@ pub fn permissions(service: &str, own: Context) -> Permissions {
         own.wildcard(),
         format!("{DLQ_PREFIX}.{service}.>"),
         "$JS.API.INFO".into(),
-        // Every service ensures every stream at start-up (any may start first).
-        "$JS.API.STREAM.CREATE.*".into(),
-        "$JS.API.STREAM.UPDATE.*".into(),
+        format!("$JS.API.STREAM.CREATE.{}", own.stream()),
+        format!("$JS.API.STREAM.CREATE.{DLQ_STREAM}"),
         "$JS.API.STREAM.INFO.*".into(),
-        // Its own durables only: created, inspected and pulled from by name.
+        // Its own durables only: created, inspected, pulled from and acked by name.
         format!("$JS.API.CONSUMER.CREATE.*.{service}"),
         format!("$JS.API.CONSUMER.CREATE.*.{service}.>"),
         format!("$JS.API.CONSUMER.DURABLE.CREATE.*.{service}"),
         format!("$JS.API.CONSUMER.INFO.*.{service}"),
         format!("$JS.API.CONSUMER.MSG.NEXT.*.{service}"),
-        "$JS.ACK.>".into(),
+        format!("$JS.ACK.*.{service}.>"),
     ];
     if own == Context::Concert {
-        // The view rebuild replays SEAT through an ordered consumer of its own.
+        // The view rebuild replays SEAT through an ordered consumer of that one name, which it
+        // deletes and creates again when the replay has a gap.
+        let name = rebuild_consumer(service);
         publish.extend([
-            "$JS.API.CONSUMER.CREATE.SEAT".into(),
-            "$JS.API.CONSUMER.CREATE.SEAT.>".into(),
-            "$JS.API.CONSUMER.MSG.NEXT.SEAT.>".into(),
-            "$JS.API.CONSUMER.DELETE.SEAT.>".into(),
-            "$JS.API.CONSUMER.INFO.SEAT.>".into(),
+            format!("$JS.API.CONSUMER.CREATE.SEAT.{name}"),
+            format!("$JS.API.CONSUMER.CREATE.SEAT.{name}.>"),
+            format!("$JS.API.CONSUMER.MSG.NEXT.SEAT.{name}"),
+            format!("$JS.API.CONSUMER.DELETE.SEAT.{name}"),
+            format!("$JS.API.CONSUMER.INFO.SEAT.{name}"),
         ]);
     }
     Permissions {
         publish,
-        subscribe: vec!["_INBOX.>".into()],
+        subscribe: vec![format!("{}.>", inbox_prefix(service))],
     }
 }
 

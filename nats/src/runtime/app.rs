@@ -4,13 +4,16 @@
 
 use super::config::ServiceConfig;
 use super::health::{self, Readiness};
+use super::housekeeping;
 use crate::db::Db;
 use crate::messaging::consumer::{Consumer, Down, EventHandler};
 use crate::messaging::inbox;
 use crate::messaging::relay::Relay;
 use crate::messaging::topology::{
-    ConsumerSpec, RetryPolicy, Subscription, ensure_streams, retry_delay,
+    ConsumerSpec, RetryPolicy, StreamLimits, Subscription, TopologyError, ensure_own_streams,
+    retry_delay,
 };
+use crate::messaging::users;
 use crate::unit_of_work::{UnitOfWork, outbox};
 use crate::web::Auth;
 use crate::web::problem::{method_not_allowed_fallback, not_found_fallback};
@@ -46,7 +49,10 @@ pub struct Runtime {
     nats: async_nats::Client,
     js: jetstream::Context,
     auth: Arc<Auth>,
+    /// The context whose stream this service owns.
+    context: contracts::Context,
     replicas: usize,
+    limits: StreamLimits,
     retry: RetryPolicy,
     listener: TcpListener,
     consumers: Vec<ConsumerTask>,
@@ -62,26 +68,11 @@ impl Runtime {
     pub async fn start(config: &ServiceConfig, migrator: &Migrator) -> anyhow::Result<Runtime> {
         // Install the recorder before anything counts, or early counts are lost.
         super::telemetry::metrics();
-        let db = Db::connect_with(&config.database_url, config.durability).await?;
-        db.ensure(&outbox::ddl(db.backend())).await?;
-        db.ensure(&inbox::ddl()).await?;
-        db.migrate(migrator).await?;
-        let mut options = async_nats::ConnectOptions::new();
-        if let Some((user, password)) = &config.nats_credentials {
-            options = options.user_and_password(user.clone(), password.clone());
-        }
-        let nats = options
-            .name(config.name)
+        let uow = Self::database(config, migrator).await?;
+        let db = uow.db().clone();
+        let nats = users::connect_options(config.name, config.nats_credentials.as_ref())
             .retry_on_initial_connect()
-            // A cluster is given as a comma-separated list; the client also learns the other
-            // nodes from the one it reaches.
-            .connect(
-                config
-                    .nats_url
-                    .split(',')
-                    .map(str::trim)
-                    .collect::<Vec<_>>(),
-            )
+            .connect(users::nodes(&config.nats_url))
             .await
             .with_context(|| format!("connect to NATS at {}", config.nats_url))?;
         let js = jetstream::new(nats.clone());
@@ -90,22 +81,38 @@ impl Runtime {
             .with_context(|| format!("bind HTTP_ADDR {}", config.http_addr))?;
         // Clocks drift: measure this machine's against the database's again and again.
         let clock_db = db.clone();
-        let periodic: Vec<(&'static str, Duration, PeriodicTask)> = vec![(
-            "clock",
-            CLOCK_SYNC,
-            Box::new(move || {
-                let db = clock_db.clone();
-                Box::pin(async move { db.sync_clock().await })
-            }),
-        )];
+        let (sweeper, retention) = (uow.clone(), config.retention);
+        let periodic: Vec<(&'static str, Duration, PeriodicTask)> = vec![
+            (
+                "clock",
+                CLOCK_SYNC,
+                Box::new(move || {
+                    let db = clock_db.clone();
+                    Box::pin(async move { db.sync_clock().await })
+                }),
+            ),
+            (
+                "housekeeping",
+                config.housekeeping_every,
+                Box::new(move || {
+                    let uow = sweeper.clone();
+                    Box::pin(async move { housekeeping::sweep(&uow, retention).await.map(drop) })
+                }),
+            ),
+        ];
         Ok(Runtime {
             name: config.name,
-            uow: UnitOfWork::new(db.clone(), config.name),
+            uow,
             db,
             nats,
             js,
             auth: Auth::from_config(&config.auth)?,
+            context: contracts::Context::ALL
+                .into_iter()
+                .find(|c| c.service() == config.name)
+                .with_context(|| format!("{} is not the service of any context", config.name))?,
             replicas: config.nats_replicas,
+            limits: config.stream_limits,
             retry: RetryPolicy {
                 max_deliver: config.max_deliver.max(1),
             },
@@ -115,6 +122,18 @@ impl Runtime {
             down: Down::default(),
             stopping: CancellationToken::new(),
         })
+    }
+
+    /// The service's database, migrated, and the unit of work its state changes run in.
+    pub async fn database(
+        config: &ServiceConfig,
+        migrator: &Migrator,
+    ) -> anyhow::Result<UnitOfWork> {
+        let db = Db::connect_with(&config.database_url, config.durability).await?;
+        db.ensure(&outbox::ddl(db.backend())).await?;
+        db.ensure(&inbox::ddl()).await?;
+        db.migrate(migrator).await?;
+        Ok(UnitOfWork::new(db, config.name))
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -201,7 +220,9 @@ impl Runtime {
         }
         let background = tokio::spawn(start_consumers(
             self.js.clone(),
+            self.context,
             self.replicas,
+            self.limits,
             self.consumers,
             readiness.clone(),
             consumers_stop,
@@ -297,16 +318,27 @@ async fn every(name: &'static str, period: Duration, task: PeriodicTask, stop: C
 /// Ensures the streams (retrying while NATS is away), then runs every consumer until shutdown.
 async fn start_consumers(
     js: jetstream::Context,
+    own: contracts::Context,
     replicas: usize,
+    limits: StreamLimits,
     consumers: Vec<ConsumerTask>,
     readiness: Arc<Readiness>,
     shutdown: CancellationToken,
 ) {
     let mut attempt = 0;
     loop {
-        match ensure_streams(&js, replicas).await {
+        match ensure_own_streams(&js, own, replicas, limits).await {
             Ok(()) => break,
-            Err(e) => {
+            Err(TopologyError::Mismatch(why)) => {
+                attempt += 1;
+                // Not ready until an operator settles it; said loudly, retried slowly.
+                tracing::error!(%why, "this service's streams are not as configured");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(retry_delay(8)) => {}
+                }
+            }
+            Err(TopologyError::Unavailable(e)) => {
                 attempt += 1;
                 tracing::warn!(error = %format!("{e:#}"), attempt, "topology not ensured yet");
                 tokio::select! {

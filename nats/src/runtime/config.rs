@@ -1,9 +1,12 @@
 //! config: the settings every service has, from environment variables with defaults that run on
 //! a laptop, and the helpers services read their own settings with.
 
+use super::housekeeping::Retention;
 use crate::db::Durability;
+use crate::messaging::topology::StreamLimits;
 use crate::web::auth::AuthConfig;
 use std::str::FromStr;
+use std::time::Duration;
 
 /// Reads `key`, or `default` when unset.
 pub fn env_or(key: &str, default: &str) -> String {
@@ -22,6 +25,11 @@ where
             .map_err(|e| anyhow::anyhow!("environment variable {key}={v:?} is invalid: {e}")),
         Err(_) => Ok(default),
     }
+}
+
+/// A duration in whole seconds from `key`, or `default`.
+pub fn secs(key: &str, default: Duration) -> anyhow::Result<Duration> {
+    env_parse(key, default.as_secs()).map(Duration::from_secs)
 }
 
 /// Settings a service has beyond the shared ones, read from the environment.
@@ -53,6 +61,13 @@ pub struct ServiceConfig {
     pub durability: Durability,
     /// The service's own NATS user (`NATS_USER`, `NATS_PASSWORD`), when the bus has users.
     pub nats_credentials: Option<(String, String)>,
+    /// How long published events and handled event ids are kept (`OUTBOX_RETENTION_SECS`,
+    /// `INBOX_RETENTION_SECS`), and how often older ones are deleted (`HOUSEKEEPING_EVERY_SECS`).
+    pub retention: Retention,
+    pub housekeeping_every: Duration,
+    /// The bound of the stream this service creates when it does not exist
+    /// (`NATS_STREAM_MAX_BYTES`).
+    pub stream_limits: StreamLimits,
 }
 
 impl ServiceConfig {
@@ -72,6 +87,16 @@ impl ServiceConfig {
             nats_credentials: match (std::env::var("NATS_USER"), std::env::var("NATS_PASSWORD")) {
                 (Ok(user), Ok(password)) => Some((user, password)),
                 _ => None,
+            },
+            retention: Retention {
+                outbox: secs("OUTBOX_RETENTION_SECS", Retention::default().outbox)?,
+                inbox: secs("INBOX_RETENTION_SECS", Retention::default().inbox)?,
+            }
+            .checked()?,
+            housekeeping_every: secs("HOUSEKEEPING_EVERY_SECS", Duration::from_secs(600))?
+                .max(Duration::from_secs(1)),
+            stream_limits: StreamLimits {
+                max_bytes: env_parse("NATS_STREAM_MAX_BYTES", StreamLimits::default().max_bytes)?,
             },
         })
     }

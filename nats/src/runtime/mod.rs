@@ -3,6 +3,7 @@
 //! [`App`] that `main` and the tests both run; [`main`] is a service binary's whole `main`.
 
 pub mod config;
+pub mod housekeeping;
 pub mod shutdown;
 pub mod telemetry;
 
@@ -45,14 +46,58 @@ pub async fn build<S: Service>(config: Config<S::Settings>) -> anyhow::Result<Ap
     Ok(runtime.with_routes(routes))
 }
 
-/// A service binary: logs, configuration from the environment, then the service until SIGTERM.
+/// What a service binary is asked to do: serve (no arguments), or an operator's one-off task on
+/// its database.
+#[derive(clap::Parser)]
+struct Cli {
+    #[command(subcommand)]
+    task: Option<Task>,
+}
+
+#[derive(clap::Subcommand)]
+enum Task {
+    /// Publish again the events this service committed in a time range (after the broker lost
+    /// acknowledged events). The running service's relay publishes them, in order, with their
+    /// original ids; consumers recognise those they already handled.
+    Republish {
+        /// Start of the range, RFC 3339 (e.g. 2026-11-24T10:00:00Z), included.
+        #[arg(long, value_parser = rfc3339)]
+        from: time::OffsetDateTime,
+        /// End of the range, RFC 3339, excluded.
+        #[arg(long, value_parser = rfc3339)]
+        to: time::OffsetDateTime,
+    },
+}
+
+fn rfc3339(s: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("not an RFC 3339 time ({e})"))
+}
+
+/// A service binary: logs, configuration from the environment, then the service until SIGTERM,
+/// or the operator task its arguments name.
 pub fn main<S: Service>() -> anyhow::Result<()> {
+    let cli = <Cli as clap::Parser>::parse();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
         .block_on(async {
             telemetry::init_logging();
-            let app = build::<S>(config_from_env::<S>()?).await?;
-            app.run_until_stopped(shutdown::on_signal()).await
+            let config = config_from_env::<S>()?;
+            match cli.task {
+                None => {
+                    let app = build::<S>(config).await?;
+                    app.run_until_stopped(shutdown::on_signal()).await
+                }
+                Some(Task::Republish { from, to }) => {
+                    let uow = Runtime::database(&config.service, S::migrator()).await?;
+                    let rows = housekeeping::republish(&uow, from, to).await?;
+                    println!(
+                        "{rows} events of {} committed from {from} to {to} will be published again",
+                        S::NAME
+                    );
+                    Ok(())
+                }
+            }
         })
 }

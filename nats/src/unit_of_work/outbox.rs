@@ -31,6 +31,11 @@ pub fn ddl(backend: Backend) -> Vec<Cow<'static, str>> {
         Cow::Borrowed(
             "CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (seq) WHERE published_at IS NULL",
         ),
+        // Published rows are deleted once older than the retention window (see `sweep`).
+        Cow::Borrowed(
+            "CREATE INDEX IF NOT EXISTS outbox_published ON outbox (published_at)
+             WHERE published_at IS NOT NULL",
+        ),
         Cow::Borrowed(
             "CREATE TABLE IF NOT EXISTS outbox_lease (
                 name TEXT PRIMARY KEY,
@@ -127,6 +132,38 @@ pub async fn park(sql: &mut impl Sql, seq: i64, reason: &str, now_ms: i64) -> an
     .execute()
     .await?;
     Ok(())
+}
+
+/// Rows deleted per statement of a sweep: short transactions, so the units of work waiting for
+/// the writer are not held up.
+pub const SWEEP_ROWS: i64 = 5_000;
+
+/// Deletes up to [`SWEEP_ROWS`] rows published before `cutoff_ms`; returns how many. Rows never
+/// published (pending or set aside) stay whatever their age.
+pub async fn sweep(sql: &mut impl Sql, cutoff_ms: i64) -> anyhow::Result<u64> {
+    sql.sql(
+        "DELETE FROM outbox WHERE seq IN (
+             SELECT seq FROM outbox WHERE published_at < $1 LIMIT $2)",
+    )
+    .bind(cutoff_ms)
+    .bind(SWEEP_ROWS)
+    .execute()
+    .await
+}
+
+/// Marks the published rows committed in `[from_ms, to_ms)` as not published, so the relay
+/// publishes them again, in their order, with their ids (consumers recognise the ones they have
+/// handled); returns how many. For a broker that lost acknowledged events (a power cut with
+/// lazy fsync, a restored backup): the rows are there for as long as the retention window.
+pub async fn republish(sql: &mut impl Sql, from_ms: i64, to_ms: i64) -> anyhow::Result<u64> {
+    sql.sql(
+        "UPDATE outbox SET published_at = NULL
+         WHERE created_at >= $1 AND created_at < $2 AND published_at IS NOT NULL",
+    )
+    .bind(from_ms)
+    .bind(to_ms)
+    .execute()
+    .await
 }
 
 /// Rows marked per UPDATE.
