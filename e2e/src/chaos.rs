@@ -168,8 +168,9 @@ pub async fn lost_commands(sys: &System, accepted: &Accepted) -> anyhow::Result<
             ));
         }
     }
+    // Exactly: a charge retried after a lost answer must not charge twice.
     for (user, points) in &accepted.charged {
-        if charged.get(user).copied().unwrap_or(0) < *points {
+        if charged.get(user).copied().unwrap_or(0) != *points {
             lost.push(format!(
                 "{user} was charged {points} but the wallet shows {:?}",
                 charged.get(user)

@@ -47,6 +47,8 @@ pub struct Report {
     pub outcomes: BTreeMap<String, usize>,
     /// Sagas not yet in a terminal status.
     pub unfinished: usize,
+    /// Events committed and not yet published, over all services (0 once the outboxes drained).
+    pub unpublished: i64,
     pub violations: Vec<String>,
 }
 
@@ -56,7 +58,7 @@ impl Report {
     }
 
     pub fn is_clean(&self) -> bool {
-        self.unfinished == 0 && self.violations.is_empty()
+        self.unfinished == 0 && self.unpublished == 0 && self.violations.is_empty()
     }
 }
 
@@ -65,6 +67,9 @@ impl std::fmt::Display for Report {
         write!(f, "{} sagas {:?}", self.sagas(), self.outcomes)?;
         if self.unfinished > 0 {
             write!(f, ", {} unfinished", self.unfinished)?;
+        }
+        if self.unpublished > 0 {
+            write!(f, ", {} events not published yet", self.unpublished)?;
         }
         write!(f, ", {} violations", self.violations.len())?;
         for v in self.violations.iter().take(20) {
@@ -224,6 +229,21 @@ pub async fn check(audits: &Audits) -> anyhow::Result<Report> {
                 "view shows seat {} as {v:?}, seat-svc says {}",
                 s.id, s.status
             )),
+        }
+    }
+    // 6. Every outbox drained: nothing committed is still waiting for the broker, nothing set
+    // aside.
+    for (service, db) in [
+        ("concert-svc", &audits.concert),
+        ("seat-svc", &audits.seat),
+        ("reservation-svc", &audits.reservation),
+        ("payment-svc", &audits.payment),
+    ] {
+        let (pending, parked) =
+            nats::unit_of_work::outbox::backlog(&mut db.reader().await?).await?;
+        report.unpublished += pending;
+        if parked > 0 {
+            violations.push(format!("{service} set {parked} outbox rows aside"));
         }
     }
     report.violations = violations;

@@ -79,12 +79,14 @@ async fn user(
         15..=17 => Plan::LetExpire,
         _ => Plan::PayThenCancel,
     };
+    // Retried through kills: the key makes a charge whose answer was lost charge once.
+    let key = uuid::Uuid::new_v4().to_string();
     let charged = call(
         &c.payment,
         Method::POST,
         "/wallet/charge",
         &token,
-        &[],
+        &[("Idempotency-Key", key.as_str())],
         Some(&json!({"amount": points})),
         until,
     )

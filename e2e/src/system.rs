@@ -217,6 +217,12 @@ impl System {
         Ok(async_nats::jetstream::new(client))
     }
 
+    /// Entries in the DLQ now.
+    pub async fn dead_letters(&self) -> anyhow::Result<u64> {
+        // On an open bus the credentials are ignored.
+        harness::stream_messages(&self.bus_as("admin").await?, contracts::DLQ_STREAM).await
+    }
+
     /// A client of a secured bus as `user`, with replies on that user's own inbox prefix, that
     /// records what the server denies it.
     pub async fn watched_as(&self, user: &str) -> anyhow::Result<harness::Watched> {
@@ -309,7 +315,12 @@ impl System {
             "every saga to finish and the invariants to hold",
             within,
             async || {
-                let report = crate::invariants::check(&audits).await?;
+                let mut report = crate::invariants::check(&audits).await?;
+                // 7. Nothing dead-lettered: every event was handled by every consumer.
+                let dead = self.dead_letters().await?;
+                if dead > 0 {
+                    report.violations.push(format!("{dead} events in the DLQ"));
+                }
                 let done = report.is_clean();
                 last = Some(report);
                 Ok(done.then_some(()))

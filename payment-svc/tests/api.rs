@@ -41,6 +41,56 @@ async fn payment_event(env: &TestEnv, kind: &str, r: ReservationId) -> serde_jso
     serde_json::from_slice(&msg.payload).unwrap()
 }
 
+/// A charge sent again with the same Idempotency-Key (the client lost the answer) charges once
+/// and answers the same balance; the key with another amount is refused; keys are per user.
+/// (On main every retry charged again.)
+#[tokio::test]
+async fn a_charge_sent_again_with_its_idempotency_key_charges_once() {
+    let env = TestEnv::new().unwrap();
+    let api = start(&env).await;
+    let (ann, bob) = (env.user("ann"), env.user("bob"));
+    let charge = async |token: &str, key: &str, amount: i64| {
+        let body = json!({"amount": amount});
+        api.send(
+            Method::POST,
+            "/wallet/charge",
+            Some(token),
+            &[("Idempotency-Key", key)],
+            Some(RawBody::Json(&body)),
+        )
+        .await
+        .unwrap()
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            charge(&ann, "k-1", 500).await.expect(200).body["balance"],
+            500
+        );
+    }
+    let reused = charge(&ann, "k-1", 400).await.expect(422);
+    assert_eq!(reused.content_type, "application/problem+json");
+    assert!(
+        reused.str("detail").contains("Idempotency-Key"),
+        "{reused:?}"
+    );
+    assert_eq!(
+        charge(&ann, "k-2", 100).await.expect(200).body["balance"],
+        600
+    );
+    assert_eq!(
+        charge(&bob, "k-1", 500).await.expect(200).body["balance"],
+        500
+    );
+    let too_long = "k".repeat(256);
+    charge(&ann, &too_long, 100).await.expect(422);
+    let ledger = api
+        .get("/wallet/ledger", Some(&ann))
+        .await
+        .unwrap()
+        .expect(200);
+    assert_eq!(ledger.body.as_array().unwrap().len(), 2, "{}", ledger.body);
+}
+
 #[tokio::test]
 async fn charges_must_be_positive_and_show_in_the_ledger() {
     let env = TestEnv::new().unwrap();

@@ -120,6 +120,19 @@ pub async fn pending(sql: &mut impl Sql, limit: i64) -> anyhow::Result<Vec<Pendi
         .collect()
 }
 
+/// Rows not published yet, and of those the ones set aside: zero and zero once a service has
+/// handed everything it committed to the broker.
+pub async fn backlog(sql: &mut impl Sql) -> anyhow::Result<(i64, i64)> {
+    let row = sql
+        .sql(
+            "SELECT (SELECT COUNT(*) FROM outbox WHERE published_at IS NULL) AS pending,
+                    (SELECT COUNT(*) FROM outbox_parked) AS parked",
+        )
+        .fetch_one()
+        .await?;
+    Ok((row.get("pending")?, row.get("parked")?))
+}
+
 /// Sets row `seq` aside: the relay publishes the rows after it.
 pub async fn park(sql: &mut impl Sql, seq: i64, reason: &str, now_ms: i64) -> anyhow::Result<()> {
     sql.sql(

@@ -1,9 +1,10 @@
 //! http: the caller's wallet — `GET /wallet` (balance), `POST /wallet/charge` (add points) and
 //! `GET /wallet/ledger`.
 
-use super::domain::{ChargeInvalid, parse_charge};
+use super::domain::{ChargeInvalid, KeyReused, parse_charge, parse_idempotency_key};
 use super::{charge, store};
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -17,6 +18,12 @@ pub fn routes() -> Router<AppState<()>> {
         .route("/wallet", get(wallet))
         .route("/wallet/charge", post(charge_points))
         .route("/wallet/ledger", get(ledger))
+}
+
+impl From<KeyReused> for Problem {
+    fn from(e: KeyReused) -> Self {
+        Problem::unprocessable(e.to_string())
+    }
 }
 
 impl From<ChargeInvalid> for Problem {
@@ -38,14 +45,24 @@ struct Charge {
     amount: i64,
 }
 
+/// Adds points. A client that may send a charge again (it lost the answer) sends an
+/// `Idempotency-Key`: the same key charges once.
 async fn charge_points(
     State(s): State<AppState<()>>,
     User(user): User,
+    headers: HeaderMap,
     Body(body): Body<Charge>,
 ) -> Result<impl IntoResponse, Problem> {
     let amount = parse_charge(body.amount)?;
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => Some(parse_idempotency_key(v.to_str().unwrap_or_default())?),
+    };
     let who = user.clone();
-    let balance = s.uow.run(move |w| Box::pin(charge(w, who, amount))).await?;
+    let balance = s
+        .uow
+        .decide(move |w| Box::pin(charge(w, who, amount, key)))
+        .await?;
     Ok(Json(json!({"user_id": user, "balance": balance})))
 }
 

@@ -6,10 +6,34 @@ pub mod http;
 pub mod store;
 
 use contracts::{Points, UserId};
-use nats::unit_of_work::Work;
+use domain::KeyReused;
+use nats::unit_of_work::{Error, Work};
 
-/// Adds `amount` to the user's wallet; answers the new balance.
-pub async fn charge(w: &mut Work, user: UserId, amount: Points) -> anyhow::Result<Points> {
+/// Adds `amount` to the user's wallet; answers the new balance. With an idempotency `key` the
+/// user used before for the same amount, charges nothing and answers the balance it answered
+/// then; for another amount, refuses.
+pub async fn charge(
+    w: &mut Work,
+    user: UserId,
+    amount: Points,
+    key: Option<String>,
+) -> Result<Points, Error<KeyReused>> {
     let now = w.now_ms();
-    store::charge(w, &user, amount, now).await
+    if let Some(key) = &key
+        && let Some((first, balance)) = store::charge_request(w, &user, key).await?
+    {
+        if first != amount {
+            return Err(KeyReused {
+                first: first.value(),
+                again: amount.value(),
+            }
+            .into());
+        }
+        return Ok(balance);
+    }
+    let balance = store::charge(w, &user, amount, now).await?;
+    if let Some(key) = &key {
+        store::record_charge_request(w, &user, key, amount, balance, now).await?;
+    }
+    Ok(balance)
 }

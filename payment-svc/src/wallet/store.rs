@@ -44,6 +44,48 @@ pub async fn charge(
     Ok(balance)
 }
 
+/// The amount and answered balance of `user`'s earlier charge with idempotency `key`.
+pub async fn charge_request(
+    sql: &mut impl Sql,
+    user: &UserId,
+    key: &str,
+) -> anyhow::Result<Option<(Points, Points)>> {
+    let row = sql
+        .sql(
+            "SELECT amount, balance FROM charge_requests
+             WHERE user_id = $1 AND idempotency_key = $2",
+        )
+        .bind(user)
+        .bind(key)
+        .fetch_optional()
+        .await?;
+    row.map(|r| Ok((r.get("amount")?, r.get("balance")?)))
+        .transpose()
+}
+
+/// Keeps what the charge with idempotency `key` did, in its unit of work.
+pub async fn record_charge_request(
+    sql: &mut impl Sql,
+    user: &UserId,
+    key: &str,
+    amount: Points,
+    balance: Points,
+    now_ms: i64,
+) -> anyhow::Result<()> {
+    sql.sql(
+        "INSERT INTO charge_requests (user_id, idempotency_key, amount, balance, created_at)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(user)
+    .bind(key)
+    .bind(amount)
+    .bind(balance)
+    .bind(now_ms)
+    .execute()
+    .await?;
+    Ok(())
+}
+
 /// Moves `amount` of `user`'s points for `reservation`: a debit takes them if the balance
 /// covers it, a refund gives them back. Answers the new balance, or `None` when a debit is not
 /// covered (nothing changed). The ledger's unique index allows one of each per reservation.
