@@ -25,6 +25,13 @@ pub struct Config {
     pub kill_nats: bool,
     /// A three-node NATS cluster with R3 streams instead of one server.
     pub cluster: bool,
+    /// Whether a service's database is among the faults (cut for up to 3 s: SQLite's write lock
+    /// taken, or the PostgreSQL connection proxied and dropped).
+    pub db_outages: bool,
+    /// A secured bus (each service on its own NATS user), where one fault is a forged
+    /// `payment.completed` for a live reservation, published with seat-svc's credentials: the
+    /// server must deny it.
+    pub forge: bool,
     pub hold_ttl_secs: u64,
     /// How long the sagas may take to finish once the faults stop.
     pub converge_within: Duration,
@@ -33,6 +40,8 @@ pub struct Config {
 pub struct ChaosReport {
     pub invariants: Report,
     pub kills: Vec<String>,
+    /// Forged events the bus did not deny.
+    pub forgeries_accepted: Vec<String>,
     pub accepted: Accepted,
     /// Accepted commands whose effect is missing.
     pub lost: Vec<String>,
@@ -42,7 +51,10 @@ pub struct ChaosReport {
 
 impl ChaosReport {
     pub fn violations(&self) -> usize {
-        self.invariants.violations.len() + self.lost.len() + self.invariants.unfinished
+        self.invariants.violations.len()
+            + self.lost.len()
+            + self.invariants.unfinished
+            + self.forgeries_accepted.len()
     }
 }
 
@@ -53,6 +65,8 @@ pub async fn run(cfg: &Config, say: impl Fn(String)) -> anyhow::Result<ChaosRepo
         queue_active_limit: cfg.users as u64 + 1,
         replicas: cfg.replicas,
         cluster: cfg.cluster,
+        outages: cfg.db_outages,
+        secured: cfg.forge,
         ..Default::default()
     };
     let mut sys = System::start_with(opts).await?;
@@ -70,34 +84,52 @@ pub async fn run(cfg: &Config, say: impl Fn(String)) -> anyhow::Result<ChaosRepo
     // The faults, while the users are at it.
     let mut rng = SmallRng::seed_from_u64(cfg.seed);
     let mut kills = Vec::new();
-    for _ in 0..cfg.kills {
+    let mut forgeries_accepted = Vec::new();
+    let processes = 4 + sys.replicas.len();
+    let nats = usize::from(cfg.kill_nats);
+    let databases = if cfg.db_outages { 4 } else { 0 };
+    let forge_at = cfg.forge.then_some(cfg.kills / 2);
+    for n in 0..cfg.kills {
         tokio::time::sleep(Duration::from_millis(rng.random_range(100..800))).await;
-        let targets = 4 + sys.replicas.len() + usize::from(cfg.kill_nats);
-        let pick = rng.random_range(0..targets);
-        let down = Duration::from_millis(rng.random_range(50..600));
         let at = started.elapsed();
-        let name = if pick == 4 + sys.replicas.len() {
+        if forge_at == Some(n) {
+            let (fault, denied) = forge(&sys, &sale).await?;
+            say(format!("[{:>6.2}s] {fault}", at.as_secs_f64()));
+            if !denied {
+                forgeries_accepted.push(fault.clone());
+            }
+            kills.push(format!("{:.2}s {fault}", at.as_secs_f64()));
+            continue;
+        }
+        let pick = rng.random_range(0..processes + nats + databases);
+        let down = Duration::from_millis(rng.random_range(50..600));
+        let name = if pick >= processes + nats {
+            let service = crate::process::SERVICES[pick - processes - nats];
+            let down = Duration::from_millis(rng.random_range(500..3000));
+            let breaker = sys.breaker(service).expect("outages are on");
+            let cut = breaker.cut().await?;
+            tokio::time::sleep(down).await;
+            drop(cut);
+            format!("database of {service} cut for {} ms", down.as_millis())
+        } else if pick == processes {
             // On a cluster, one node of the three.
             let node = rng.random_range(0..=sys.peers.len());
             let server = sys.nats_node_mut(node);
             server.kill();
             tokio::time::sleep(down).await;
             server.restart()?;
-            server
+            let name = server
                 .name()
-                .map_or("nats-server".to_owned(), |n| format!("nats-server {n}"))
+                .map_or("nats-server".to_owned(), |n| format!("nats-server {n}"));
+            format!("SIGKILL {name}, down {} ms", down.as_millis())
         } else {
             let p = sys.service_mut(pick);
             p.kill();
             tokio::time::sleep(down).await;
             p.restart()?;
-            p.name.clone()
+            format!("SIGKILL {}, down {} ms", p.name, down.as_millis())
         };
-        say(format!(
-            "[{:>6.2}s] SIGKILL {name}, down {} ms",
-            at.as_secs_f64(),
-            down.as_millis()
-        ));
+        say(format!("[{:>6.2}s] {name}", at.as_secs_f64()));
         kills.push(format!("{:.2}s {name}", at.as_secs_f64()));
     }
     let accepted = sale.finish().await?;
@@ -120,10 +152,33 @@ pub async fn run(cfg: &Config, say: impl Fn(String)) -> anyhow::Result<ChaosRepo
     Ok(ChaosReport {
         invariants,
         kills,
+        forgeries_accepted,
         accepted,
         lost,
         load,
         converge,
+    })
+}
+
+/// Publishes a forged `payment.completed` for a reservation users are holding, with seat-svc's
+/// credentials (a compromised service), and says whether the bus denied it. Before any hold,
+/// for a reservation id nobody holds (the bus must deny it all the same).
+async fn forge(sys: &System, sale: &Sale) -> anyhow::Result<(String, bool)> {
+    let reservation = sale
+        .held()
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let subject = format!("payment.completed.{reservation}");
+    let seat = sys.watched_as("seat-svc").await?;
+    seat.client.publish(subject.clone(), "{}".into()).await?;
+    seat.client.flush().await?;
+    Ok(match seat.denied(&subject).await {
+        Ok(()) => (format!("forged {subject} as seat-svc: denied"), true),
+        Err(e) => (
+            format!("forged {subject} as seat-svc: NOT denied ({e:#})"),
+            false,
+        ),
     })
 }
 

@@ -235,6 +235,11 @@ impl Sale {
         self.accepted.lock().unwrap().holds.len()
     }
 
+    /// The reservations of the holds accepted so far.
+    pub fn held(&self) -> Vec<String> {
+        self.accepted.lock().unwrap().holds.clone()
+    }
+
     /// Waits for every user to be done; what the system accepted from them.
     pub async fn finish(self) -> anyhow::Result<Accepted> {
         for u in self.users {

@@ -26,6 +26,12 @@ struct Args {
     /// A three-node NATS cluster with R3 streams; a nats kill takes down one node.
     #[arg(long)]
     cluster: bool,
+    /// Also cut services' databases (up to 3 s each).
+    #[arg(long)]
+    db_outages: bool,
+    /// A secured bus, with one forged payment event that must be denied.
+    #[arg(long)]
+    forge: bool,
     #[arg(long, default_value_t = 5)]
     hold_ttl_secs: u64,
     /// How long the sagas may take to finish once the faults stop.
@@ -44,13 +50,15 @@ async fn main() -> anyhow::Result<()> {
         replicas: a.replicas,
         kill_nats: !a.spare_nats,
         cluster: a.cluster,
+        db_outages: a.db_outages,
+        forge: a.forge,
         hold_ttl_secs: a.hold_ttl_secs,
         converge_within: Duration::from_secs(a.converge_secs),
     };
     let report = chaos::run(&cfg, |line| println!("{line}")).await?;
     let acc = &report.accepted;
     println!("\n== chaos report (seed {}) ==", cfg.seed);
-    println!("kills              {}", report.kills.len());
+    println!("faults             {}", report.kills.len());
     println!(
         "sagas by outcome   {:?} ({} in all)",
         report.invariants.outcomes,
@@ -66,15 +74,13 @@ async fn main() -> anyhow::Result<()> {
     println!("load               {:.1} s", report.load.as_secs_f64());
     println!("time to converge   {:.1} s", report.converge.as_secs_f64());
     println!("unfinished sagas   {}", report.invariants.unfinished);
-    println!(
-        "violations         {}",
-        report.invariants.violations.len() + report.lost.len()
-    );
+    println!("violations         {}", report.violations());
     for v in report
         .invariants
         .violations
         .iter()
         .chain(&report.lost)
+        .chain(&report.forgeries_accepted)
         .take(30)
     {
         println!("  - {v}");
