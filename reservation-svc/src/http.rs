@@ -3,6 +3,7 @@
 
 use crate::commands::{self, Command};
 use crate::domain::Rejection;
+use crate::live::Watchers;
 use crate::store;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -14,7 +15,7 @@ use nats::runtime::AppState;
 use nats::web::{Id, Problem, User};
 use serde_json::json;
 
-pub fn routes() -> Router<AppState<()>> {
+pub fn routes() -> Router<AppState<Watchers>> {
     Router::new()
         .route("/reservations", get(list))
         .route("/reservations/{id}", get(get_one))
@@ -34,7 +35,7 @@ impl From<Rejection> for Problem {
 }
 
 async fn list(
-    State(s): State<AppState<()>>,
+    State(s): State<AppState<Watchers>>,
     User(user): User,
 ) -> Result<impl IntoResponse, Problem> {
     Ok(Json(
@@ -43,7 +44,7 @@ async fn list(
 }
 
 async fn get_one(
-    State(s): State<AppState<()>>,
+    State(s): State<AppState<Watchers>>,
     User(user): User,
     Id(id): Id<ReservationId>,
 ) -> Result<impl IntoResponse, Problem> {
@@ -54,12 +55,16 @@ async fn get_one(
 }
 
 /// Runs a command; 202 with the status it leaves the reservation in.
-async fn accept(s: &AppState<()>, command: Command) -> Result<impl IntoResponse + use<>, Problem> {
+async fn accept(
+    s: &AppState<Watchers>,
+    command: Command,
+) -> Result<impl IntoResponse + use<>, Problem> {
     let id = command.id;
     let status = s
         .uow
         .decide(move |w| Box::pin(commands::run(w, command)))
         .await?;
+    s.settings.changed(id);
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"id": id, "status": status})),
@@ -67,7 +72,7 @@ async fn accept(s: &AppState<()>, command: Command) -> Result<impl IntoResponse 
 }
 
 async fn pay(
-    State(s): State<AppState<()>>,
+    State(s): State<AppState<Watchers>>,
     User(user): User,
     Id(id): Id<ReservationId>,
 ) -> Result<impl IntoResponse, Problem> {
@@ -75,7 +80,7 @@ async fn pay(
 }
 
 async fn cancel(
-    State(s): State<AppState<()>>,
+    State(s): State<AppState<Watchers>>,
     User(user): User,
     Id(id): Id<ReservationId>,
 ) -> Result<impl IntoResponse, Problem> {

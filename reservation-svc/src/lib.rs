@@ -36,11 +36,16 @@ impl Service for ReservationSvc {
     }
 
     fn wire(rt: &mut Runtime, _: ()) -> Router {
-        rt.consume::<SeatEvent, _>(tracker::SEATS, tracker::SagaTracker);
-        rt.consume::<PaymentEvent, _>(tracker::PAYMENTS, tracker::SagaTracker);
+        // The status streams of this process, woken by the commits that change their reservation.
+        let watchers = live::Watchers::default();
+        let tracker = tracker::SagaTracker {
+            watchers: watchers.clone(),
+        };
+        rt.consume::<SeatEvent, _>(tracker::SEATS, tracker.clone());
+        rt.consume::<PaymentEvent, _>(tracker::PAYMENTS, tracker);
         Router::new()
             .merge(http::routes())
             .merge(live::routes())
-            .with_state(rt.state(()))
+            .with_state(rt.state(watchers))
     }
 }

@@ -3,6 +3,7 @@
 //! confirmed.
 
 use crate::domain::{Fact, Status};
+use crate::live::Watchers;
 use crate::store;
 use contracts::events::ReservationConfirmed;
 use contracts::{Event, PaymentEvent, PaymentKind, ReservationEvent, SeatEvent, SeatKind};
@@ -24,7 +25,11 @@ pub const PAYMENTS: Subscription<PaymentEvent> = Subscription::to(&[
     PaymentKind::Refunded,
 ]);
 
-pub struct SagaTracker;
+/// The consumer of a saga's events; it wakes the status streams of the reservations it changes.
+#[derive(Clone)]
+pub struct SagaTracker {
+    pub watchers: Watchers,
+}
 
 /// Adds `fact` to the reservation the event is about. An event that arrives before the
 /// reservation exists (before its `seat.held`, only possible on redelivery) is retried.
@@ -32,6 +37,7 @@ async fn learn<E: Event>(
     w: &mut Work,
     d: &Delivery<E>,
     fact: Fact,
+    watchers: &Watchers,
 ) -> Result<(), Error<NotHandled>> {
     let Some(id) = d.event.reservation_id() else {
         return Err(NotHandled::Never("event carries no reservation id".into()).into());
@@ -43,6 +49,8 @@ async fn learn<E: Event>(
     r.facts.learn(&fact);
     let now = w.now_ms();
     store::save_facts(w, id, &r.facts, now).await?;
+    let watchers = watchers.clone();
+    w.after_commit(move || watchers.changed(id));
     if before != Status::Confirmed && r.facts.status().0 == Status::Confirmed {
         w.emit(&ReservationEvent::Confirmed(ReservationConfirmed {
             reservation_id: id,
@@ -59,7 +67,7 @@ impl EventHandler<SeatEvent> for SagaTracker {
                 store::insert_from_hold(w, held, now).await?;
                 Ok(())
             }
-            (_, Some(fact)) => learn(w, d, fact).await,
+            (_, Some(fact)) => learn(w, d, fact, &self.watchers).await,
             (_, None) => Ok(()),
         }
     }
@@ -71,6 +79,6 @@ impl EventHandler<PaymentEvent> for SagaTracker {
         w: &mut Work,
         d: &Delivery<PaymentEvent>,
     ) -> Result<(), Error<NotHandled>> {
-        learn(w, d, Fact::from_payment(&d.event)).await
+        learn(w, d, Fact::from_payment(&d.event), &self.watchers).await
     }
 }

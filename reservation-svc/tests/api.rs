@@ -240,3 +240,69 @@ async fn a_confirmed_reservation_cannot_be_cancelled_once_its_show_has_started()
     );
     cancel(later).await.expect(202);
 }
+
+/// A user may keep `STREAMS_PER_USER` live status streams open; one more is answered 429 (a
+/// problem with Retry-After) until one closes. A stream ends when the token that opened it
+/// expires, whatever the reservation's status. A change this process commits reaches its stream
+/// at once. (On main a user could open streams without limit, each polling the database every
+/// 50 ms, and a stream outlived its token.)
+#[tokio::test]
+async fn live_streams_are_capped_per_user_and_end_with_their_token() {
+    use reservation_svc::live::STREAMS_PER_USER;
+    let env = TestEnv::new().unwrap();
+    let api = start(&env).await;
+    let r = held(&env, "ann").await;
+    status_of(&env, &api, "ann", r, "awaiting_payment").await;
+    let ann = env.user("ann");
+    let path = format!("/reservations/{r}/events");
+    let mut open = Vec::new();
+    for _ in 0..STREAMS_PER_USER {
+        let resp = api.get_streaming(&path, &ann).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        open.push(resp);
+    }
+    let refused = api.get(&path, Some(&ann)).await.unwrap();
+    assert!(refused.is(429), "{refused:?}");
+    assert_eq!(refused.content_type, "application/problem+json");
+    assert!(refused.str("detail").contains("live streams"), "{refused:?}");
+
+    // A stream open on a change: the pay command's status arrives without a poll's delay.
+    let mut watching = open.pop().unwrap();
+    let mut seen = String::new();
+    while !seen.contains("awaiting_payment") {
+        seen.push_str(&String::from_utf8_lossy(&watching.chunk().await.unwrap().unwrap()));
+    }
+    pay(&api, &ann, r).await.expect(202);
+    tokio::time::timeout(Duration::from_millis(900), async {
+        while !seen.contains("payment_pending") {
+            seen.push_str(&String::from_utf8_lossy(&watching.chunk().await.unwrap().unwrap()));
+        }
+    })
+    .await
+    .expect("the change pushed before the other-replica poll (1 s) could find it");
+    drop(watching);
+    // A stream closed: room for one more.
+    let reopened = eventually("a stream freed", WAIT, async || {
+        let resp = api.get_streaming(&path, &ann).await?;
+        Ok((resp.status() == 200).then_some(resp))
+    })
+    .await
+    .unwrap();
+    drop(reopened);
+    drop(open);
+
+    // A token good for 2 s: its stream ends by itself although the reservation is not done.
+    let short = env.auth.issue("ann", None, Duration::from_secs(2));
+    let mut resp = eventually("a stream with the short token", WAIT, async || {
+        let resp = api.get_streaming(&path, &short).await?;
+        Ok((resp.status() == 200).then_some(resp))
+    })
+    .await
+    .unwrap();
+    tokio::time::timeout(WAIT, async {
+        while resp.chunk().await.unwrap().is_some() {}
+    })
+    .await
+    .expect("the stream ended when its token expired");
+    status_of(&env, &api, "ann", r, "payment_pending").await;
+}

@@ -5,16 +5,24 @@ use crate::catalog::store as catalog;
 use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use contracts::ScheduleId;
 use nats::runtime::AppState;
 use nats::web::{Admin, Id, Problem, Query};
 use serde::Deserialize;
+use std::sync::Arc;
+
+/// Held while this process rebuilds the view: one rebuild at a time.
+#[derive(Clone, Default)]
+struct Rebuilding(Arc<tokio::sync::Mutex<()>>);
 
 pub fn routes() -> Router<AppState<()>> {
     Router::new()
         .route("/schedules/{id}/seats", get(schedule_seats))
-        .route("/admin/view/rebuild", post(rebuild_view))
+        .route(
+            "/admin/view/rebuild",
+            post(rebuild_view).layer(Extension(Rebuilding::default())),
+        )
 }
 
 async fn schedule_seats(
@@ -38,15 +46,15 @@ struct RebuildOptions {
 async fn rebuild_view(
     State(s): State<AppState<()>>,
     _admin: Admin,
+    Extension(rebuilding): Extension<Rebuilding>,
     Query(options): Query<RebuildOptions>,
 ) -> Result<impl IntoResponse, Problem> {
     // One rebuild at a time: its replay consumer has one name (the only one concert-svc may
     // create on SEAT), so a second one would share its messages. In this process a lock says so;
     // across replicas, the consumer existing does.
-    static RUNNING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let busy =
         || Problem::conflict("a rebuild of the view is running; try again when it has ended");
-    let Ok(_running) = RUNNING.try_lock() else {
+    let Ok(_running) = rebuilding.0.try_lock() else {
         return Err(busy());
     };
     if super::rebuild::running_elsewhere(&s.js, s.name).await? {

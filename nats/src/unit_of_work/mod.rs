@@ -104,7 +104,14 @@ pub struct Work {
     emitted: Vec<Message>,
     /// Events of the units that succeeded in this transaction, written at the commit.
     committing: Vec<Message>,
+    /// What the unit running now asked to run once its effects are durable.
+    hooks: Vec<Hook>,
+    /// Those of the units that succeeded in this transaction, run after the commit.
+    committed_hooks: Vec<Hook>,
 }
+
+/// Something to do once a unit's effects are committed (e.g. wake who watches them).
+type Hook = Box<dyn FnOnce() + Send>;
 
 impl Work {
     /// The time the unit runs at (the database's clock): every timestamp it writes.
@@ -122,6 +129,12 @@ impl Work {
     pub fn emit<E: Event>(&mut self, event: &E) {
         self.emitted
             .push(Message::new(self.service, event, self.cause, self.now));
+    }
+
+    /// Runs `hook` after the commit that makes this unit's effects durable; never if the unit
+    /// or its transaction does not succeed. For telling this process's watchers of a change.
+    pub fn after_commit(&mut self, hook: impl FnOnce() + Send + 'static) {
+        self.hooks.push(Box::new(hook));
     }
 
     /// Whether `event` is small enough to publish, as this unit would emit it.
@@ -149,9 +162,11 @@ impl Work {
         self.now = self.clock.now();
         self.cause = None;
         self.emitted.clear();
+        self.hooks.clear();
         let outcome = unit(self).await;
         if outcome.is_ok() {
             self.committing.append(&mut self.emitted);
+            self.committed_hooks.append(&mut self.hooks);
         }
         outcome
     }
@@ -292,6 +307,8 @@ impl UnitOfWork {
             cause: None,
             emitted: Vec::new(),
             committing: Vec::new(),
+            hooks: Vec::new(),
+            committed_hooks: Vec::new(),
         })
     }
 
@@ -299,6 +316,7 @@ impl UnitOfWork {
     /// has published since the last commit, commits, and tells the relay.
     async fn commit(&self, mut work: Work) -> anyhow::Result<()> {
         let events = std::mem::take(&mut work.committing);
+        let hooks = std::mem::take(&mut work.committed_hooks);
         // One oversized row would stall the relay: it is never written.
         if let Some(msg) = events.iter().find(|m| size_of(m) > MAX_EVENT_BYTES) {
             let (subject, bytes) = (msg.subject.clone(), size_of(msg));
@@ -320,6 +338,9 @@ impl UnitOfWork {
         }
         if !events.is_empty() {
             self.committed.tell();
+        }
+        for hook in hooks {
+            hook();
         }
         Ok(())
     }

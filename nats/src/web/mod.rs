@@ -7,6 +7,6 @@ pub mod problem;
 pub mod auth;
 pub mod extract;
 
-pub use auth::{Admin, Auth, User};
+pub use auth::{Admin, Auth, Session, User};
 pub use extract::{Body, Id, Query};
 pub use problem::Problem;

@@ -160,6 +160,30 @@ impl<S: Send + Sync> FromRequestParts<S> for User {
     }
 }
 
+/// The caller and until when their token is good: for responses that last (a live stream ends
+/// when the token that opened it expires).
+pub struct Session {
+    pub user: UserId,
+    pub expires_at: time::OffsetDateTime,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Session {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Problem> {
+        let auth = verifier(parts)?;
+        let c = claims(parts, &auth)?;
+        let expires_at = i64::try_from(c.exp)
+            .ok()
+            .and_then(|exp| time::OffsetDateTime::from_unix_timestamp(exp).ok())
+            .ok_or_else(|| unauthorized("the bearer token's exp is out of range"))?;
+        Ok(Session {
+            user: UserId(c.sub),
+            expires_at,
+        })
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Admin {
     type Rejection = Problem;
 
