@@ -24,6 +24,8 @@ pub struct TestEnv {
     /// The database each service was given, by name.
     urls: std::sync::Mutex<std::collections::HashMap<&'static str, String>>,
     pub dir: TempDir,
+    /// How long the services it starts give a request (30 s unless a test says otherwise).
+    pub request_timeout: Duration,
 }
 
 impl TestEnv {
@@ -37,6 +39,7 @@ impl TestEnv {
             databases: Databases::from_env(dir.path().to_path_buf()),
             urls: Default::default(),
             dir,
+            request_timeout: Duration::from_secs(30),
         })
     }
 
@@ -60,6 +63,7 @@ impl TestEnv {
             retention: Default::default(),
             housekeeping_every: std::time::Duration::from_secs(600),
             stream_limits: Default::default(),
+            request_timeout: self.request_timeout,
         })
     }
 

@@ -275,3 +275,86 @@ async fn a_request_beyond_the_balance_fails_and_takes_nothing() {
         150
     );
 }
+
+/// Lists answer pages: at most 100 items unless asked (`?limit=` 1 to 500), after `?offset=`;
+/// anything else is a 422 problem. (On main a list answered every row the user ever had.)
+#[tokio::test]
+async fn the_ledger_is_answered_a_page_at_a_time() {
+    let env = TestEnv::new().unwrap();
+    let api = start(&env).await;
+    let ann = env.user("ann");
+    for amount in 1..=105 {
+        api.post("/wallet/charge", Some(&ann), &json!({"amount": amount}))
+            .await
+            .unwrap()
+            .expect(200);
+    }
+    let len = |r: &harness::Reply| r.body.as_array().map(Vec::len).unwrap_or_default();
+    let first = api
+        .get("/wallet/ledger", Some(&ann))
+        .await
+        .unwrap()
+        .expect(200);
+    assert_eq!(len(&first), 100);
+    assert_eq!(first.body[0]["amount"], 1);
+    let page = api
+        .get("/wallet/ledger?limit=2&offset=103", Some(&ann))
+        .await
+        .unwrap()
+        .expect(200);
+    assert_eq!(len(&page), 2);
+    assert_eq!(
+        (
+            page.body[0]["amount"].clone(),
+            page.body[1]["amount"].clone()
+        ),
+        (json!(104), json!(105))
+    );
+    for bad in ["limit=0", "limit=501", "offset=-1"] {
+        let r = api
+            .get(&format!("/wallet/ledger?{bad}"), Some(&ann))
+            .await
+            .unwrap()
+            .expect(422);
+        assert_eq!(r.content_type, "application/problem+json", "{bad}");
+    }
+    api.get("/wallet/ledger?limit=ten", Some(&ann))
+        .await
+        .unwrap()
+        .expect(400);
+}
+
+/// A client that sends its body too slowly is answered 503 (a problem) once the request's time
+/// is up, and nothing of it takes effect. (On main a request had no deadline: a client could
+/// hold a connection and a task for as long as it liked.)
+#[tokio::test]
+async fn a_request_whose_body_never_arrives_is_answered_when_its_time_is_up() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut env = TestEnv::new().unwrap();
+    env.request_timeout = Duration::from_secs(1);
+    let api = start(&env).await;
+    let ann = env.user("ann");
+    let addr = api.base().trim_start_matches("http://").to_owned();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /wallet/charge HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ann}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"amount\":"
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&answer).contains("\"status\":503") {
+            let n = conn.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed without an answer");
+            answer.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(read.is_ok(), "no answer within 10 s: {text}");
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(text.contains("application/problem+json"), "{text}");
+    let wallet = api.get("/wallet", Some(&ann)).await.unwrap().expect(200);
+    assert_eq!(wallet.body["balance"], 0);
+}

@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use contracts::ReservationId;
 use nats::runtime::AppState;
-use nats::web::{Id, Problem, User};
+use nats::web::{Id, Page, Problem, User};
 use serde_json::json;
 
 pub fn routes() -> Router<AppState<Watchers>> {
@@ -37,9 +37,11 @@ impl From<Rejection> for Problem {
 async fn list(
     State(s): State<AppState<Watchers>>,
     User(user): User,
+    page: Page,
 ) -> Result<impl IntoResponse, Problem> {
+    let mut read = s.db.reader().await?;
     Ok(Json(
-        store::list_for_user(&mut s.db.reader().await?, &user).await?,
+        store::list_for_user(&mut read, &user, page.limit, page.offset).await?,
     ))
 }
 

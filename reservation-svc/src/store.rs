@@ -108,11 +108,19 @@ pub async fn get_for_user(
     .transpose()
 }
 
-pub async fn list_for_user(sql: &mut impl Sql, user: &UserId) -> anyhow::Result<Vec<Reservation>> {
+pub async fn list_for_user(
+    sql: &mut impl Sql,
+    user: &UserId,
+    limit: i64,
+    offset: i64,
+) -> anyhow::Result<Vec<Reservation>> {
     sql.sql_built(format!(
-        "SELECT {COLUMNS} FROM reservations WHERE user_id = $1 ORDER BY created_at DESC, id"
+        "SELECT {COLUMNS} FROM reservations WHERE user_id = $1
+         ORDER BY created_at DESC, id LIMIT $2 OFFSET $3"
     ))
     .bind(user)
+    .bind(limit)
+    .bind(offset)
     .fetch_all()
     .await?
     .iter()

@@ -264,18 +264,25 @@ async fn live_streams_are_capped_per_user_and_end_with_their_token() {
     let refused = api.get(&path, Some(&ann)).await.unwrap();
     assert!(refused.is(429), "{refused:?}");
     assert_eq!(refused.content_type, "application/problem+json");
-    assert!(refused.str("detail").contains("live streams"), "{refused:?}");
+    assert!(
+        refused.str("detail").contains("live streams"),
+        "{refused:?}"
+    );
 
     // A stream open on a change: the pay command's status arrives without a poll's delay.
     let mut watching = open.pop().unwrap();
     let mut seen = String::new();
     while !seen.contains("awaiting_payment") {
-        seen.push_str(&String::from_utf8_lossy(&watching.chunk().await.unwrap().unwrap()));
+        seen.push_str(&String::from_utf8_lossy(
+            &watching.chunk().await.unwrap().unwrap(),
+        ));
     }
     pay(&api, &ann, r).await.expect(202);
     tokio::time::timeout(Duration::from_millis(900), async {
         while !seen.contains("payment_pending") {
-            seen.push_str(&String::from_utf8_lossy(&watching.chunk().await.unwrap().unwrap()));
+            seen.push_str(&String::from_utf8_lossy(
+                &watching.chunk().await.unwrap().unwrap(),
+            ));
         }
     })
     .await

@@ -390,3 +390,47 @@ async fn an_event_seat_svc_cannot_read_goes_to_the_dlq_with_the_reason() {
     );
     assert_eq!(entry.payload.as_ref(), msg.payload.as_slice());
 }
+
+/// Polling a queue token reads; it writes only to keep an idle token alive (once a tenth of its
+/// time to live) or when a place may be free. With every write to the queue blocked, a user
+/// polling a fresh token, waiting or active, is still answered at once. (On main every poll
+/// was a write transaction: on SQLite a turn on the one writer that holds and payments wait
+/// for, so polling users slowed down buying users.)
+#[tokio::test]
+async fn polling_a_queue_token_does_not_take_the_writer() {
+    use sqlx::{Connection as _, Executor as _};
+    let env = TestEnv::new().unwrap();
+    let api = start(&env, 1).await;
+    let (schedule, _, event) = opened(2);
+    env.publish("concert-svc", &event).await.unwrap();
+    let active = token(&env, &api, "ann", schedule).await;
+    let waiting = token(&env, &api, "ben", schedule).await;
+    assert_eq!(
+        (active["status"].as_str(), waiting["status"].as_str()),
+        (Some("active"), Some("waiting"))
+    );
+
+    // Block every write to the queue: SQLite's write lock, or PostgreSQL's table lock that
+    // lets reads through.
+    sqlx::any::install_default_drivers();
+    let url = env.database_url(SeatSvc::NAME).unwrap();
+    let mut lock = sqlx::AnyConnection::connect(&url).await.unwrap();
+    if url.starts_with("sqlite:") {
+        lock.execute("BEGIN EXCLUSIVE").await.unwrap();
+    } else {
+        lock.execute("BEGIN").await.unwrap();
+        lock.execute("LOCK TABLE queue_tokens IN EXCLUSIVE MODE")
+            .await
+            .unwrap();
+    }
+    for (user, t, status) in [("ann", &active, "active"), ("ben", &waiting, "waiting")] {
+        let path = format!("/queue/{}", t["token"].as_str().unwrap());
+        let answer = tokio::time::timeout(WAIT / 3, api.get(&path, Some(&env.user(user))))
+            .await
+            .unwrap_or_else(|_| panic!("{user}'s poll waited for the writer"))
+            .unwrap()
+            .expect(200);
+        assert_eq!(answer.str("status"), status);
+    }
+    drop(lock);
+}

@@ -10,7 +10,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use contracts::ConcertId;
 use nats::runtime::AppState;
-use nats::web::{Admin, Body, Id, Problem, Query};
+use nats::web::{Admin, Body, Id, Page, Problem, Query};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -62,8 +62,14 @@ async fn create_concert(
     ))
 }
 
-async fn list_concerts(State(s): State<AppState<()>>) -> Result<impl IntoResponse, Problem> {
-    Ok(Json(store::list_concerts(&mut s.db.reader().await?).await?))
+async fn list_concerts(
+    State(s): State<AppState<()>>,
+    page: Page,
+) -> Result<impl IntoResponse, Problem> {
+    let mut read = s.db.reader().await?;
+    Ok(Json(
+        store::list_concerts(&mut read, page.limit, page.offset).await?,
+    ))
 }
 
 #[derive(Deserialize)]

@@ -39,9 +39,17 @@ pub struct ConcertRow {
     pub created_at: time::OffsetDateTime,
 }
 
-pub async fn list_concerts(sql: &mut impl Sql) -> anyhow::Result<Vec<ConcertRow>> {
+pub async fn list_concerts(
+    sql: &mut impl Sql,
+    limit: i64,
+    offset: i64,
+) -> anyhow::Result<Vec<ConcertRow>> {
     let rows = sql
-        .sql("SELECT id, title, created_at FROM concerts ORDER BY created_at, id")
+        .sql(
+            "SELECT id, title, created_at FROM concerts ORDER BY created_at, id LIMIT $1 OFFSET $2",
+        )
+        .bind(limit)
+        .bind(offset)
         .fetch_all()
         .await?;
     rows.iter()

@@ -53,6 +53,7 @@ pub struct Runtime {
     context: contracts::Context,
     replicas: usize,
     limits: StreamLimits,
+    request_timeout: Duration,
     retry: RetryPolicy,
     listener: TcpListener,
     consumers: Vec<ConsumerTask>,
@@ -113,6 +114,7 @@ impl Runtime {
                 .with_context(|| format!("{} is not the service of any context", config.name))?,
             replicas: config.nats_replicas,
             limits: config.stream_limits,
+            request_timeout: config.request_timeout,
             retry: RetryPolicy {
                 max_deliver: config.max_deliver.max(1),
             },
@@ -231,6 +233,10 @@ impl Runtime {
         let app = routes
             .merge(health::routes(readiness))
             .route_layer(middleware::from_fn(health::track_requests))
+            .layer(middleware::from_fn_with_state(
+                self.request_timeout,
+                crate::web::deadline::bounded,
+            ))
             .layer(Extension(self.auth.clone()))
             .fallback(not_found_fallback)
             .method_not_allowed_fallback(method_not_allowed_fallback);

@@ -68,6 +68,8 @@ pub struct ServiceConfig {
     /// The bound of the stream this service creates when it does not exist
     /// (`NATS_STREAM_MAX_BYTES`).
     pub stream_limits: StreamLimits,
+    /// How long a request may take to be answered, its body included (`REQUEST_TIMEOUT_SECS`).
+    pub request_timeout: Duration,
 }
 
 impl ServiceConfig {
@@ -94,6 +96,8 @@ impl ServiceConfig {
             }
             .checked()?,
             housekeeping_every: secs("HOUSEKEEPING_EVERY_SECS", Duration::from_secs(600))?
+                .max(Duration::from_secs(1)),
+            request_timeout: secs("REQUEST_TIMEOUT_SECS", Duration::from_secs(30))?
                 .max(Duration::from_secs(1)),
             stream_limits: StreamLimits {
                 max_bytes: env_parse("NATS_STREAM_MAX_BYTES", StreamLimits::default().max_bytes)?,

@@ -53,6 +53,50 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     }
 }
 
+/// Most items a list answers at once.
+pub const MAX_PAGE: i64 = 500;
+/// Items a list answers when not asked for a number.
+pub const DEFAULT_PAGE: i64 = 100;
+
+/// A page of a list: `?limit=` (1 to [`MAX_PAGE`], default [`DEFAULT_PAGE`]) items after
+/// skipping `?offset=` (default 0). A client reads pages until one comes back shorter than its
+/// limit. Out of range is a 422 problem.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Page {
+    pub limit: i64,
+    pub offset: i64,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Page {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        #[derive(serde::Deserialize)]
+        struct Asked {
+            limit: Option<i64>,
+            offset: Option<i64>,
+        }
+        let Query(asked) = Query::<Asked>::from_request_parts(parts, state).await?;
+        let page = Page {
+            limit: asked.limit.unwrap_or(DEFAULT_PAGE),
+            offset: asked.offset.unwrap_or(0),
+        };
+        if !(1..=MAX_PAGE).contains(&page.limit) {
+            return Err(Problem::unprocessable(format!(
+                "limit must be between 1 and {MAX_PAGE} (got {})",
+                page.limit
+            )));
+        }
+        if page.offset < 0 {
+            return Err(Problem::unprocessable(format!(
+                "offset must not be negative (got {})",
+                page.offset
+            )));
+        }
+        Ok(page)
+    }
+}
+
 /// The one id segment of a path, parsed; anything unparsable is simply an unknown id (404).
 pub struct Id<T>(pub T);
 

@@ -9,7 +9,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use nats::runtime::AppState;
-use nats::web::{Body, Problem, User};
+use nats::web::{Body, Page, Problem, User};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -69,6 +69,10 @@ async fn charge_points(
 async fn ledger(
     State(s): State<AppState<()>>,
     User(user): User,
+    page: Page,
 ) -> Result<impl IntoResponse, Problem> {
-    Ok(Json(store::ledger(&mut s.db.reader().await?, &user).await?))
+    let mut read = s.db.reader().await?;
+    Ok(Json(
+        store::ledger(&mut read, &user, page.limit, page.offset).await?,
+    ))
 }

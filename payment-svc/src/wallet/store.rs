@@ -180,12 +180,20 @@ fn entries(rows: Vec<nats::db::Row>) -> anyhow::Result<Vec<Entry>> {
 }
 
 /// The user's ledger, oldest first.
-pub async fn ledger(sql: &mut impl Sql, user: &UserId) -> anyhow::Result<Vec<Entry>> {
+pub async fn ledger(
+    sql: &mut impl Sql,
+    user: &UserId,
+    limit: i64,
+    offset: i64,
+) -> anyhow::Result<Vec<Entry>> {
     let rows = sql
         .sql_built(format!(
-            "SELECT {ENTRY_COLUMNS} FROM ledger WHERE user_id = $1 ORDER BY created_at, id"
+            "SELECT {ENTRY_COLUMNS} FROM ledger WHERE user_id = $1
+             ORDER BY created_at, id LIMIT $2 OFFSET $3"
         ))
         .bind(user)
+        .bind(limit)
+        .bind(offset)
         .fetch_all()
         .await?;
     entries(rows)

@@ -2,7 +2,7 @@
 //! `GET /queue/{token}` (where it stands).
 
 use super::domain::QueueToken;
-use super::{Place, QueueRefused, join, status};
+use super::{Place, QueueRefused, join, peek, status};
 use crate::config::AppState;
 use crate::inventory::unknown_schedule;
 use axum::extract::{Path, State};
@@ -64,6 +64,14 @@ async fn queue_status(
     Path(token): Path<QueueToken>,
 ) -> Result<impl IntoResponse, Problem> {
     let limit = s.settings.queue_active_limit;
+    // Asking keeps a token alive; a tenth of its time to live is soon enough to write that down.
+    let touch_every = (s.settings.queue_token_ttl / 10).as_millis() as i64;
+    let now = s.db.clock().now_ms();
+    let mut read = s.db.reader().await?;
+    if let Some(place) = peek(&mut read, &user, token.clone(), now, touch_every, limit).await? {
+        return Ok(answer(&place));
+    }
+    drop(read);
     let place = s
         .uow
         .decide(move |w| Box::pin(status(w, user, token, limit)))

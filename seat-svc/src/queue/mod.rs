@@ -8,7 +8,7 @@ pub mod store;
 
 use crate::inventory;
 use contracts::{ScheduleId, UserId};
-use domain::QueueToken;
+use domain::{QueueToken, TokenStatus};
 use nats::db::Sql;
 use nats::unit_of_work::{Error, Rejection, Work};
 use store::Token;
@@ -71,6 +71,32 @@ pub async fn join(
         .await?
         .ok_or_else(|| anyhow::anyhow!("a token vanished inside its own unit of work"))?;
     Ok(place(w, t, true).await?)
+}
+
+/// Where the user's token stands, from a read alone, when nothing needs writing: the token was
+/// kept alive less than `touch_every` ago and no place it could take is free. `None` when the
+/// unit of work of [`status`] has to run. Polling the line then costs reads, not turns on the
+/// database's one writer (SQLite) that holds and payments wait for.
+pub async fn peek(
+    read: &mut impl Sql,
+    user: &UserId,
+    token: QueueToken,
+    now_ms: i64,
+    touch_every_ms: i64,
+    active_limit: i64,
+) -> Result<Option<Place>, Error<QueueRefused>> {
+    let t = match store::read(read, &token).await? {
+        Some(t) if t.user == *user => t,
+        _ => return Err(QueueRefused::UnknownToken.into()),
+    };
+    let live = TokenStatus::LIVE.contains(&t.status);
+    if live && now_ms - t.last_seen_at >= touch_every_ms {
+        return Ok(None);
+    }
+    if t.status == TokenStatus::Waiting && store::active(read, t.schedule).await? < active_limit {
+        return Ok(None);
+    }
+    Ok(Some(place(read, t, false).await?))
 }
 
 /// Where the user's token stands. Asking keeps it alive, and room may have opened up since.

@@ -7,7 +7,7 @@ use contracts::{ReservationId, ScheduleId, UserId};
 use nats::db::{Row, Sql};
 
 /// The columns `token_from` reads.
-const TOKEN_COLUMNS: &str = "token, schedule_id, user_id, status, created_at";
+const TOKEN_COLUMNS: &str = "token, schedule_id, user_id, status, created_at, last_seen_at";
 
 #[derive(Debug, Clone)]
 pub struct Token {
@@ -16,6 +16,8 @@ pub struct Token {
     pub user: UserId,
     pub status: TokenStatus,
     pub created_at: i64,
+    /// When its user last asked for it (an idle token expires).
+    pub last_seen_at: i64,
 }
 
 fn token_from(r: &Row) -> anyhow::Result<Token> {
@@ -25,7 +27,31 @@ fn token_from(r: &Row) -> anyhow::Result<Token> {
         user: r.parse("user_id")?,
         status: r.parse("status")?,
         created_at: r.get("created_at")?,
+        last_seen_at: r.get("last_seen_at")?,
     })
+}
+
+/// The token as it is now, read without a lock (a status poll).
+pub async fn read(sql: &mut impl Sql, token: &QueueToken) -> anyhow::Result<Option<Token>> {
+    sql.sql_built(format!(
+        "SELECT {TOKEN_COLUMNS} FROM queue_tokens WHERE token = $1"
+    ))
+    .bind(token)
+    .fetch_optional()
+    .await?
+    .as_ref()
+    .map(token_from)
+    .transpose()
+}
+
+/// Active tokens of `schedule`.
+pub async fn active(sql: &mut impl Sql, schedule: ScheduleId) -> anyhow::Result<i64> {
+    sql.sql("SELECT COUNT(*) AS n FROM queue_tokens WHERE schedule_id = $1 AND status = $2")
+        .bind(schedule)
+        .bind(TokenStatus::Active.as_str())
+        .fetch_one()
+        .await?
+        .get("n")
 }
 
 /// The token, locked for the rest of the unit of work (it is checked, then used).
@@ -128,14 +154,7 @@ pub async fn admit(
 ) -> anyhow::Result<()> {
     // Admissions of one schedule take turns, so two replicas never both fill the last place.
     inventory::store::lock_schedule(sql, schedule).await?;
-    let active: i64 = sql
-        .sql("SELECT COUNT(*) AS n FROM queue_tokens WHERE schedule_id = $1 AND status = $2")
-        .bind(schedule)
-        .bind(TokenStatus::Active.as_str())
-        .fetch_one()
-        .await?
-        .get("n")?;
-    let n = admissions(active, active_limit);
+    let n = admissions(active(sql, schedule).await?, active_limit);
     if n == 0 {
         return Ok(());
     }
