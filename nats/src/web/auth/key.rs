@@ -29,6 +29,9 @@ pub enum Key {
     /// A public key in PEM (RSA, EC P-256 or Ed25519): it verifies only; tokens come from the
     /// identity provider that holds the private key.
     PublicPem(String),
+    /// The identity provider's published key set (a JWK Set, RFC 7517), for keys that rotate:
+    /// a token names its key by `kid`. Public keys only.
+    Jwks(String),
 }
 
 impl std::fmt::Debug for Key {
@@ -37,6 +40,7 @@ impl std::fmt::Debug for Key {
         match self {
             Key::Secret(_) => f.write_str("Secret(..)"),
             Key::PublicPem(_) => f.write_str("PublicPem(..)"),
+            Key::Jwks(_) => f.write_str("Jwks(..)"),
         }
     }
 }
@@ -59,11 +63,27 @@ impl AuthConfig {
         }
     }
 
-    /// From `JWT_SECRET` or `JWT_PUBLIC_KEY` (a PEM, or the path of a PEM file), `JWT_ISSUER` and
-    /// `JWT_AUDIENCE`. Outside `dev_mode` a missing key, a secret shorter than
+    /// From `JWT_SECRET`, `JWT_PUBLIC_KEY` (a PEM, or the path of a PEM file) or `JWT_JWKS` (a
+    /// JWK Set's JSON, or the path of its file), `JWT_ISSUER` and `JWT_AUDIENCE`. Outside `dev_mode` a missing key, a secret shorter than
     /// [`MIN_SECRET_BYTES`] or a known public one is refused: anyone could mint admin tokens.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>, dev_mode: bool) -> anyhow::Result<Self> {
         let nonempty = |k: &str| var(k).filter(|v| !v.trim().is_empty());
+        if let Some(jwks) = nonempty("JWT_JWKS") {
+            if nonempty("JWT_SECRET").is_some() || nonempty("JWT_PUBLIC_KEY").is_some() {
+                bail!("set one of JWT_SECRET, JWT_PUBLIC_KEY and JWT_JWKS");
+            }
+            let text = if jwks.trim_start().starts_with('{') {
+                jwks
+            } else {
+                std::fs::read_to_string(&jwks)
+                    .with_context(|| format!("read JWT_JWKS from the file {jwks:?}"))?
+            };
+            return Ok(AuthConfig {
+                key: Key::Jwks(text),
+                issuer: nonempty("JWT_ISSUER"),
+                audience: nonempty("JWT_AUDIENCE"),
+            });
+        }
         let key = match (nonempty("JWT_SECRET"), nonempty("JWT_PUBLIC_KEY")) {
             (Some(_), Some(_)) => bail!("set JWT_SECRET or JWT_PUBLIC_KEY, not both"),
             (None, Some(pem)) => Key::PublicPem(if pem.trim_start().starts_with("-----BEGIN") {
@@ -121,4 +141,43 @@ pub(super) fn public_key(pem: &str) -> anyhow::Result<(DecodingKey, Algorithm)> 
     DecodingKey::from_rsa_pem(pem)
         .map(|key| (key, Algorithm::RS256))
         .context("JWT_PUBLIC_KEY is not a PEM public key (RSA, EC P-256 or Ed25519)")
+}
+
+/// The keys of a JWK Set, each with its `kid` and the one algorithm it verifies: the set's
+/// `alg` when given, else the key type's (RSA → RS256, EC P-256 → ES256, Ed25519 → EdDSA). A
+/// shared secret (`kty: oct`) is refused: a service holding it could sign.
+pub(super) fn key_set(json: &str) -> anyhow::Result<Vec<(Option<String>, DecodingKey, Algorithm)>> {
+    use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
+    let set: JwkSet = serde_json::from_str(json).context("JWT_JWKS is not a JWK Set")?;
+    if set.keys.is_empty() {
+        bail!("JWT_JWKS holds no key");
+    }
+    set.keys
+        .iter()
+        .map(|jwk| {
+            let kid = jwk.common.key_id.clone();
+            let by_type = match &jwk.algorithm {
+                AlgorithmParameters::RSA(_) => Algorithm::RS256,
+                AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {
+                    Algorithm::ES256
+                }
+                AlgorithmParameters::OctetKeyPair(_) => Algorithm::EdDSA,
+                AlgorithmParameters::OctetKey(_) => bail!(
+                    "JWT_JWKS key {kid:?} is a shared secret: a service could sign with it;                      publish public keys only"
+                ),
+                _ => bail!("JWT_JWKS key {kid:?}: only RSA, EC P-256 and Ed25519 keys are taken"),
+            };
+            let algorithm = match jwk.common.key_algorithm {
+                Some(alg) => Algorithm::try_from(alg)
+                    .map_err(|e| anyhow::anyhow!("JWT_JWKS key {kid:?}: {e}"))?,
+                None => by_type,
+            };
+            if matches!(algorithm, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+                bail!("JWT_JWKS key {kid:?} names {algorithm:?}: public keys only");
+            }
+            let key = DecodingKey::from_jwk(jwk)
+                .with_context(|| format!("JWT_JWKS key {kid:?} is not usable"))?;
+            Ok((kid, key, algorithm))
+        })
+        .collect()
 }

@@ -1,6 +1,6 @@
 //! auth: identity from `Authorization: Bearer <JWT>` — the algorithm pinned by the key (HS256
-//! with a shared secret, or RS256 / ES256 / EdDSA with a public key that can verify but not
-//! sign), `exp` required and checked, `iss` and `aud` when configured, `sub` is the user id,
+//! with a shared secret, or RS256 / ES256 / EdDSA with a public key or a key set, which can
+//! verify but not sign), `exp` required and checked, `iss` and `aud` when configured, `sub` is the user id,
 //! `role: "admin"` opens admin routes. What a service accepts as a key is decided here too.
 
 mod key;
@@ -12,7 +12,7 @@ use axum::extract::FromRequestParts;
 use axum::http::{StatusCode, header, request::Parts};
 use contracts::UserId;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use key::public_key;
+use key::{key_set, public_key};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,9 +33,9 @@ pub struct Claims {
 
 /// Verifies tokens, and issues them where it holds a secret (tests, tools, the demo).
 pub struct Auth {
-    decoding: DecodingKey,
+    /// Each key with its `kid` (a key set's) and the validation that pins its algorithm.
+    keys: Vec<(Option<String>, DecodingKey, Validation)>,
     encoding: Option<(EncodingKey, Algorithm)>,
-    validation: Validation,
     issuer: Option<String>,
     audience: Option<String>,
 }
@@ -47,20 +47,38 @@ impl Auth {
     }
 
     pub fn from_config(config: &AuthConfig) -> anyhow::Result<Arc<Self>> {
-        let (decoding, encoding, algorithm) = match &config.key {
+        let (keys, encoding) = match &config.key {
             Key::Secret(secret) => (
-                DecodingKey::from_secret(secret.as_bytes()),
+                vec![(
+                    None,
+                    DecodingKey::from_secret(secret.as_bytes()),
+                    Algorithm::HS256,
+                )],
                 Some((
                     EncodingKey::from_secret(secret.as_bytes()),
                     Algorithm::HS256,
                 )),
-                Algorithm::HS256,
             ),
             Key::PublicPem(pem) => {
                 let (key, algorithm) = public_key(pem)?;
-                (key, None, algorithm)
+                (vec![(None, key, algorithm)], None)
             }
+            Key::Jwks(json) => (key_set(json)?, None),
         };
+        let keys = keys
+            .into_iter()
+            .map(|(kid, key, algorithm)| (kid, key, Self::validation(config, algorithm)))
+            .collect();
+        Ok(Arc::new(Auth {
+            keys,
+            encoding,
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+        }))
+    }
+
+    /// `exp` and `sub` always required, `iss` and `aud` when configured, `algorithm` only.
+    fn validation(config: &AuthConfig, algorithm: Algorithm) -> Validation {
         let mut validation = Validation::new(algorithm);
         let mut required = vec!["exp", "sub"];
         if let Some(iss) = &config.issuer {
@@ -76,17 +94,27 @@ impl Auth {
         }
         validation.set_required_spec_claims(&required);
         validation.leeway = 5;
-        Ok(Arc::new(Auth {
-            decoding,
-            encoding,
-            validation,
-            issuer: config.issuer.clone(),
-            audience: config.audience.clone(),
-        }))
+        validation
     }
 
+    /// The token's claims if one of the keys verifies it: the one its `kid` names in a key set,
+    /// else the only key.
     pub fn verify(&self, token: &str) -> Result<Claims, jsonwebtoken::errors::Error> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map(|d| d.claims)
+        let key = match self.keys.as_slice() {
+            [(None, key, validation)] => Some((key, validation)),
+            keys => {
+                let kid = jsonwebtoken::decode_header(token)?.kid;
+                keys.iter()
+                    .find(|(k, _, _)| k.is_some() && *k == kid)
+                    .or(match keys {
+                        [only] if kid.is_none() => Some(only),
+                        _ => None,
+                    })
+                    .map(|(_, key, validation)| (key, validation))
+            }
+        };
+        let (key, validation) = key.ok_or(jsonwebtoken::errors::ErrorKind::InvalidToken)?;
+        jsonwebtoken::decode::<Claims>(token, key, validation).map(|d| d.claims)
     }
 
     /// A token for `sub`, valid for `ttl`, naming the configured issuer and audience; `None`
@@ -201,174 +229,4 @@ impl<S: Send + Sync> FromRequestParts<S> for Admin {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::key::KNOWN_SECRETS;
-    use super::*;
-
-    #[test]
-    fn tokens_verify_only_with_their_secret_and_algorithm() {
-        let auth = Auth::new("s3cret");
-        let token = auth.issue("alice", Some(ADMIN_ROLE), Duration::from_secs(60));
-        let claims = auth.verify(&token).unwrap();
-        assert_eq!(claims.sub, "alice");
-        assert_eq!(claims.role.as_deref(), Some(ADMIN_ROLE));
-        assert!(Auth::new("other").verify(&token).is_err());
-
-        // An HS384 token with the right secret is still refused: the algorithm is pinned.
-        let hs384 = jsonwebtoken::encode(
-            &Header::new(Algorithm::HS384),
-            &claims,
-            &EncodingKey::from_secret(b"s3cret"),
-        )
-        .unwrap();
-        assert!(auth.verify(&hs384).is_err());
-    }
-
-    #[test]
-    fn expired_tokens_are_refused() {
-        let auth = Auth::new("s3cret");
-        let claims = Claims {
-            sub: "bob".into(),
-            exp: 1_000,
-            role: None,
-            iss: None,
-            aud: None,
-        };
-        let token = jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &EncodingKey::from_secret(b"s3cret"),
-        )
-        .unwrap();
-        assert!(auth.verify(&token).is_err());
-    }
-
-    fn from(vars: &[(&str, &str)], dev_mode: bool) -> anyhow::Result<AuthConfig> {
-        let vars: std::collections::HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        AuthConfig::from_vars(|k| vars.get(k).cloned(), dev_mode)
-    }
-
-    fn refusal(vars: &[(&str, &str)]) -> String {
-        format!("{:#}", from(vars, false).expect_err("refused"))
-    }
-
-    #[test]
-    fn a_missing_short_or_known_secret_is_refused_outside_development() {
-        assert!(refusal(&[]).contains("JWT_SECRET or JWT_PUBLIC_KEY is required"));
-        assert!(refusal(&[("JWT_SECRET", "")]).contains("is required"));
-        assert!(refusal(&[("JWT_SECRET", "short")]).contains("shorter than 32 bytes"));
-        for known in KNOWN_SECRETS {
-            assert!(refusal(&[("JWT_SECRET", known)]).contains("publicly known"));
-        }
-        let strong = "0123456789abcdef0123456789abcdef";
-        assert!(refusal(&[("JWT_SECRET", strong), ("JWT_PUBLIC_KEY", "x")]).contains("not both"));
-        assert!(
-            matches!(from(&[("JWT_SECRET", strong)], false).unwrap().key, Key::Secret(s) if s == strong)
-        );
-        // Development may use the defaults.
-        assert!(matches!(from(&[], true).unwrap().key, Key::Secret(s) if s == DEV_JWT_SECRET));
-        assert!(from(&[("JWT_SECRET", "short")], true).is_ok());
-    }
-
-    /// An identity provider's key pair; the services get the public half only.
-    fn provider_token(private_pem: &str, algorithm: Algorithm, claims: &Claims) -> String {
-        let key = match algorithm {
-            Algorithm::EdDSA => EncodingKey::from_ed_pem(private_pem.as_bytes()),
-            _ => EncodingKey::from_rsa_pem(private_pem.as_bytes()),
-        }
-        .unwrap();
-        jsonwebtoken::encode(&Header::new(algorithm), claims, &key).unwrap()
-    }
-
-    fn claims(iss: Option<&str>, aud: Option<&str>) -> Claims {
-        Claims {
-            sub: "ann".into(),
-            exp: time::OffsetDateTime::now_utc().unix_timestamp() as u64 + 60,
-            role: None,
-            iss: iss.map(str::to_owned),
-            aud: aud.map(str::to_owned),
-        }
-    }
-
-    #[test]
-    fn a_public_key_verifies_its_providers_tokens_and_cannot_sign() {
-        let keys = [
-            (
-                include_str!("test_keys/ed25519.pem"),
-                include_str!("test_keys/ed25519.pub.pem"),
-                Algorithm::EdDSA,
-            ),
-            (
-                include_str!("test_keys/rsa.pem"),
-                include_str!("test_keys/rsa.pub.pem"),
-                Algorithm::RS256,
-            ),
-        ];
-        for (private, public, algorithm) in keys {
-            let config = from(&[("JWT_PUBLIC_KEY", public)], false).unwrap();
-            let auth = Auth::from_config(&config).unwrap();
-            let token = provider_token(private, algorithm, &claims(None, None));
-            assert_eq!(auth.verify(&token).unwrap().sub, "ann");
-            assert_eq!(
-                auth.try_issue("mallory", Some(ADMIN_ROLE), Duration::from_secs(60)),
-                None
-            );
-            // A token signed with a secret is refused: the algorithm is the key's.
-            let hs = Auth::new(public).issue("mallory", Some(ADMIN_ROLE), Duration::from_secs(60));
-            assert!(auth.verify(&hs).is_err(), "{algorithm:?}");
-        }
-        assert!(refusal(&[("JWT_PUBLIC_KEY", "/nonexistent.pem")]).contains("read JWT_PUBLIC_KEY"));
-        let garbage = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n";
-        let config = from(&[("JWT_PUBLIC_KEY", garbage)], false).unwrap();
-        assert!(Auth::from_config(&config).is_err());
-    }
-
-    #[test]
-    fn issuer_and_audience_when_configured_must_match() {
-        let strong = "0123456789abcdef0123456789abcdef";
-        let config = from(
-            &[
-                ("JWT_SECRET", strong),
-                ("JWT_ISSUER", "https://id.example"),
-                ("JWT_AUDIENCE", "tickets"),
-            ],
-            false,
-        )
-        .unwrap();
-        let auth = Auth::from_config(&config).unwrap();
-        let sign = |c: &Claims| {
-            jsonwebtoken::encode(
-                &Header::new(Algorithm::HS256),
-                c,
-                &EncodingKey::from_secret(strong.as_bytes()),
-            )
-            .unwrap()
-        };
-        assert!(
-            auth.verify(&sign(&claims(Some("https://id.example"), Some("tickets"))))
-                .is_ok()
-        );
-        assert!(
-            auth.verify(&sign(&claims(
-                Some("https://evil.example"),
-                Some("tickets")
-            )))
-            .is_err()
-        );
-        assert!(
-            auth.verify(&sign(&claims(Some("https://id.example"), Some("other"))))
-                .is_err()
-        );
-        assert!(auth.verify(&sign(&claims(None, Some("tickets")))).is_err());
-        assert!(
-            auth.verify(&sign(&claims(Some("https://id.example"), None)))
-                .is_err()
-        );
-        // What this verifier issues names both.
-        let own = auth.issue("ann", None, Duration::from_secs(60));
-        assert!(auth.verify(&own).is_ok());
-    }
-}
+mod tests;
