@@ -98,6 +98,27 @@ impl ServiceProcess {
         Ok(p)
     }
 
+    /// Runs an operator task of this service's binary (e.g. `republish`) with the service's own
+    /// environment; answers what it printed, or an error with its log if it failed.
+    pub async fn task(&self, args: &[&str]) -> anyhow::Result<String> {
+        let out = tokio::process::Command::new(&self.bin)
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .with_context(|| format!("run {} {args:?}", self.bin.display()))?;
+        if !out.status.success() {
+            anyhow::bail!(
+                "{} {args:?} failed ({}): {}",
+                self.name,
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     fn start(&mut self) -> anyhow::Result<()> {
         let log = std::fs::OpenOptions::new()
             .create(true)

@@ -16,5 +16,6 @@ mod outages;
 mod queue;
 mod rebuild;
 mod replicas;
+mod republish;
 mod secured;
 mod shutdown;
