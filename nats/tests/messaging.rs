@@ -61,6 +61,31 @@ fn sold() -> SeatEvent {
     })
 }
 
+/// Commits a unit that emits one `seat.sold`.
+async fn emit_sold(uow: &UnitOfWork) {
+    uow.run(|w| {
+        Box::pin(async move {
+            w.emit(&sold());
+            Ok(())
+        })
+    })
+    .await
+    .unwrap();
+}
+
+/// Writes `rows` to the outbox as they are, past the unit of work's size check (as a unit
+/// would have before events were size-checked).
+async fn write_outbox(uow: &UnitOfWork, rows: Vec<Message>) {
+    uow.run(move |w| {
+        Box::pin(async move {
+            let now = w.now_ms();
+            outbox::insert(w, &rows, now).await
+        })
+    })
+    .await
+    .unwrap();
+}
+
 async fn stream_len(js: &jetstream::Context, stream: &str) -> u64 {
     stream_messages(js, stream).await.unwrap()
 }
@@ -268,14 +293,7 @@ async fn a_row_the_broker_keeps_refusing_is_set_aside_and_the_rest_go_on() {
     let after = Message::new("test", &sold(), None, time::OffsetDateTime::now_utc());
     // Written as a unit would have before events were size-checked.
     let rows = vec![oversized, after.clone()];
-    uow.run(move |w| {
-        Box::pin(async move {
-            let now = w.now_ms();
-            outbox::insert(w, &rows, now).await
-        })
-    })
-    .await
-    .unwrap();
+    write_outbox(&uow, rows).await;
 
     let stop = CancellationToken::new();
     let task = tokio::spawn(Relay::new(uow.clone()).run(s.js.clone(), stop.clone()));
@@ -323,14 +341,7 @@ async fn a_row_waits_out_a_missing_stream_and_only_its_own_fault_sets_it_aside()
     large.payload = format!("\"{}\"", "x".repeat(4096)).into_bytes();
     let last = Message::new("test", &sold(), None, time::OffsetDateTime::now_utc());
     let rows = vec![first.clone(), large, last.clone()];
-    uow.run(move |w| {
-        Box::pin(async move {
-            let now = w.now_ms();
-            outbox::insert(w, &rows, now).await
-        })
-    })
-    .await
-    .unwrap();
+    write_outbox(&uow, rows).await;
 
     let relay = Relay::new(uow.clone());
     for pass in 0..10 {
@@ -381,14 +392,7 @@ async fn the_relay_publishes_a_committed_event_when_woken() {
     let stop = CancellationToken::new();
     let task = tokio::spawn(Relay::new(uow.clone()).run(s.js.clone(), stop.clone()));
 
-    uow.run(|w| {
-        Box::pin(async move {
-            w.emit(&sold());
-            Ok(())
-        })
-    })
-    .await
-    .unwrap();
+    emit_sold(&uow).await;
     eventually("the event in the stream", async || {
         stream_len(&s.js, "SEAT").await == 1
     })
@@ -800,14 +804,7 @@ async fn old_outbox_rows_and_inbox_ids_are_swept_and_a_range_can_be_published_ag
 
     // One more row, not published yet; then every window is zero: the published rows and the
     // ids go, the pending row stays.
-    uow.run(|w| {
-        Box::pin(async move {
-            w.emit(&sold());
-            Ok(())
-        })
-    })
-    .await
-    .unwrap();
+    emit_sold(&uow).await;
     let none = Retention {
         outbox: Duration::ZERO,
         inbox: Duration::ZERO,
@@ -864,14 +861,7 @@ async fn a_full_stream_holds_events_back_in_the_outbox_until_it_has_room() {
     config.max_bytes = 2048;
     s.js.update_stream(config.clone()).await.unwrap();
     for _ in 0..20 {
-        uow.run(|w| {
-            Box::pin(async move {
-                w.emit(&sold());
-                Ok(())
-            })
-        })
-        .await
-        .unwrap();
+        emit_sold(&uow).await;
     }
     let relay = Relay::new(uow.clone());
     for _ in 0..10 {

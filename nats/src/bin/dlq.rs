@@ -6,13 +6,8 @@ use nats::messaging::{dlq, users};
 #[derive(Parser)]
 #[command(about = "Inspect and work off the dead-letter queue of the ticketing system")]
 struct Args {
-    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
-    nats_url: String,
-    /// The operator's user on a secured bus (`admin`), with `NATS_PASSWORD`.
-    #[arg(long, env = "NATS_USER")]
-    user: Option<String>,
-    #[arg(long, env = "NATS_PASSWORD", hide_env_values = true)]
-    password: Option<String>,
+    #[command(flatten)]
+    bus: users::OperatorArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -45,11 +40,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let credentials = args.user.clone().zip(args.password.clone());
-    let client = users::connect_options("dlq-tool", credentials.as_ref())
-        .connect(users::nodes(&args.nats_url))
-        .await?;
-    let js = async_nats::jetstream::new(client);
+    let js = args.bus.connect("dlq-tool").await?;
     match args.command {
         Command::List { limit } => {
             let entries = dlq::list(&js, limit).await?;

@@ -8,13 +8,8 @@ use nats::messaging::users;
 #[derive(Parser)]
 #[command(about = "Create or update the JetStream streams of the ticketing system")]
 struct Args {
-    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
-    nats_url: String,
-    /// The operator's user on a secured bus (`admin`), with `NATS_PASSWORD`.
-    #[arg(long, env = "NATS_USER")]
-    user: Option<String>,
-    #[arg(long, env = "NATS_PASSWORD", hide_env_values = true)]
-    password: Option<String>,
+    #[command(flatten)]
+    bus: users::OperatorArgs,
     /// Replicas of every stream (3 on a three-node cluster).
     #[arg(long, env = "NATS_REPLICAS", default_value_t = 1)]
     replicas: usize,
@@ -26,11 +21,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let credentials = args.user.clone().zip(args.password.clone());
-    let client = users::connect_options("topology-tool", credentials.as_ref())
-        .connect(users::nodes(&args.nats_url))
-        .await?;
-    let js = async_nats::jetstream::new(client);
+    let js = args.bus.connect("topology-tool").await?;
     let limits = StreamLimits {
         max_bytes: args.max_bytes,
     };

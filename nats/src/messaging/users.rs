@@ -41,6 +41,29 @@ pub fn connect_options(
     options
 }
 
+/// How an operator's tool reaches the bus: `--nats-url` (`NATS_URL`), and on a secured bus
+/// `--user` / `--password` (`NATS_USER`, `NATS_PASSWORD`; `admin`).
+#[derive(clap::Args, Debug)]
+pub struct OperatorArgs {
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    #[arg(long, env = "NATS_USER")]
+    pub user: Option<String>,
+    #[arg(long, env = "NATS_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+}
+
+impl OperatorArgs {
+    /// JetStream for the tool `name`.
+    pub async fn connect(&self, name: &str) -> anyhow::Result<async_nats::jetstream::Context> {
+        let credentials = self.user.clone().zip(self.password.clone());
+        let client = connect_options(name, credentials.as_ref())
+            .connect(nodes(&self.nats_url))
+            .await?;
+        Ok(async_nats::jetstream::new(client))
+    }
+}
+
 /// The nodes of a comma-separated `NATS_URL`.
 pub fn nodes(nats_url: &str) -> Vec<String> {
     nats_url.split(',').map(|u| u.trim().to_owned()).collect()
