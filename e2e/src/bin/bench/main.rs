@@ -13,7 +13,7 @@ use args::{Args, Backend};
 use clap::Parser;
 use e2e::System;
 use e2e::system::Options;
-use measure::{Percentiles, ready_after_restart, rebuild, rss_of};
+use measure::{Cpu, Percentiles, ready_after_restart, rebuild, rss_of};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -39,7 +39,9 @@ async fn main() -> anyhow::Result<()> {
     };
     let mut sys = System::start_with(opts).await?;
     let idle_rss = rss_of(&sys, "VmRSS");
+    let cpu_before = Cpu::now(&sys);
     let sale = sale::run(&sys, &args).await?;
+    let (cpu_used, cpu_system, cpu_generator) = Cpu::now(&sys).since(&cpu_before);
     let peak_rss = rss_of(&sys, "VmHWM");
     let rebuild = if args.rebuild {
         Some(rebuild(&sys).await?)
@@ -55,6 +57,7 @@ async fn main() -> anyhow::Result<()> {
     let hold = Percentiles::of(sale.hold_ms.clone());
     let confirm = Percentiles::of(sale.pay_to_confirm_ms.clone());
     let violations = sale.report.violations.len() + sale.report.unfinished;
+    let per_saga = |d: std::time::Duration| d.as_secs_f64() * 1e6 / args.sagas as f64;
 
     println!();
     println!("== flash sale ==");
@@ -93,6 +96,24 @@ async fn main() -> anyhow::Result<()> {
     row("hold latency p99", hold.p99, "ms");
     row("pay to confirmed p50", confirm.p50, "ms");
     row("pay to confirmed p99", confirm.p99, "ms");
+    for (name, used) in &cpu_used {
+        println!(
+            "{:<34} {:>12.1} s, {:.0} µs per saga",
+            format!("CPU {name}"),
+            used.as_secs_f64(),
+            per_saga(*used)
+        );
+    }
+    row(
+        "CPU per saga, services + nats-server",
+        per_saga(cpu_system),
+        "µs",
+    );
+    row(
+        "CPU per saga, load generator",
+        per_saga(cpu_generator),
+        "µs",
+    );
     for ((name, idle), (_, peak)) in idle_rss.iter().zip(&peak_rss) {
         println!(
             "{:<34} {:>9.1} MB idle, {:.1} MB peak",
@@ -116,11 +137,14 @@ async fn main() -> anyhow::Result<()> {
         "RESULT sagas_per_sec={sagas_rate:.0} events_per_sec={events_rate:.0} \
          broker_pub_per_sec={pub_rate:.0} broker_consume_per_sec={consume_rate:.0} \
          ratio={:.3} hold_p50_ms={:.1} hold_p99_ms={:.1} pay_to_confirm_p99_ms={:.1} \
-         max_rss_mb={max_rss:.1} violations={violations}",
+         max_rss_mb={max_rss:.1} cpu_us_per_saga={:.0} generator_cpu_us_per_saga={:.0} \
+         violations={violations}",
         events_rate / pub_rate,
         hold.p50,
         hold.p99,
-        confirm.p99
+        confirm.p99,
+        per_saga(cpu_system),
+        per_saga(cpu_generator)
     );
     if violations > 0 {
         std::process::exit(1);

@@ -1,10 +1,10 @@
-//! measure: what the bench reads besides the sale — memory of each service process, the view
+//! measure: what the bench reads besides the sale — CPU and memory of each process, the view
 //! rebuild's speed as concert-svc reports it, readiness after a restart — and percentiles.
 
 use anyhow::{Context as _, bail};
 use e2e::{Frontend, System};
 use serde_json::json;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// `(service, kB)` of a /proc/<pid>/status field of each main service process.
 pub fn rss_of(sys: &System, field: &str) -> Vec<(String, u64)> {
@@ -24,6 +24,79 @@ pub fn rss_of(sys: &System, field: &str) -> Vec<(String, u64)> {
             (p.name.clone(), kb)
         })
         .collect()
+}
+
+/// CPU time (user + system) each process has used so far, read from `/proc/<pid>/stat`.
+#[derive(Clone, Debug, Default)]
+pub struct Cpu {
+    /// The services' processes (replicas included) and nats-server, by name.
+    pub system: Vec<(String, Duration)>,
+    /// This process: the load generator.
+    pub generator: Duration,
+}
+
+impl Cpu {
+    pub fn now(sys: &System) -> Cpu {
+        let mut system: Vec<(String, Duration)> = sys
+            .services()
+            .into_iter()
+            .chain(&sys.replicas)
+            .map(|p| (p.name.clone(), p.pid().map(cpu_of).unwrap_or_default()))
+            .collect();
+        system.push((
+            "nats-server".into(),
+            sys.nats.pid().map(cpu_of).unwrap_or_default(),
+        ));
+        Cpu {
+            system,
+            generator: cpu_of(std::process::id()),
+        }
+    }
+
+    /// What was used between `before` and `self`: per process, and the system's total.
+    pub fn since(&self, before: &Cpu) -> (Vec<(String, Duration)>, Duration, Duration) {
+        let used: Vec<(String, Duration)> = self
+            .system
+            .iter()
+            .zip(&before.system)
+            .map(|((name, now), (_, then))| (name.clone(), now.saturating_sub(*then)))
+            .collect();
+        let total = used.iter().map(|(_, d)| *d).sum();
+        (used, total, self.generator.saturating_sub(before.generator))
+    }
+}
+
+/// utime + stime of process `pid` (fields 14 and 15 of its stat line, in clock ticks).
+fn cpu_of(pid: u32) -> Duration {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return Duration::ZERO;
+    };
+    // The command name, in parentheses, may hold spaces: count fields after it (state is 3rd).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Duration::from_secs_f64((ticks(11) + ticks(12)) as f64 / clock_ticks_per_sec())
+}
+
+/// `getconf CLK_TCK` (100 on Linux nearly everywhere).
+fn clock_ticks_per_sec() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
 
 /// The view rebuild as concert-svc reports it: events, then events/s for the whole rebuild and
