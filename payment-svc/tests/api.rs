@@ -81,6 +81,12 @@ async fn a_charge_sent_again_with_its_idempotency_key_charges_once() {
         charge(&bob, "k-1", 500).await.expect(200).body["balance"],
         500
     );
+    // Sent again while the first is still being handled: still one charge, the same answer.
+    let cat = env.user("cat");
+    let answers = futures::future::join_all((0..20).map(|_| charge(&cat, "k-par", 50))).await;
+    for a in answers {
+        assert_eq!(a.expect(200).body["balance"], 50);
+    }
     let too_long = "k".repeat(256);
     charge(&ann, &too_long, 100).await.expect(422);
     let ledger = api

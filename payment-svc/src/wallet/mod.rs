@@ -19,9 +19,14 @@ pub async fn charge(
     key: Option<String>,
 ) -> Result<Points, Error<KeyReused>> {
     let now = w.now_ms();
+    // The key is claimed before the charge: a request sent again while the first is still in
+    // flight waits for that one's commit (PostgreSQL) and then finds its answer.
     if let Some(key) = &key
-        && let Some((first, balance)) = store::charge_request(w, &user, key).await?
+        && !store::claim_charge_request(w, &user, key, amount, now).await?
     {
+        let (first, balance) = store::charge_request(w, &user, key)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("a claimed Idempotency-Key vanished"))?;
         if first != amount {
             return Err(KeyReused {
                 first: first.value(),
@@ -33,7 +38,7 @@ pub async fn charge(
     }
     let balance = store::charge(w, &user, amount, now).await?;
     if let Some(key) = &key {
-        store::record_charge_request(w, &user, key, amount, balance, now).await?;
+        store::answer_charge_request(w, &user, key, balance).await?;
     }
     Ok(balance)
 }

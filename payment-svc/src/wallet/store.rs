@@ -63,26 +63,42 @@ pub async fn charge_request(
         .transpose()
 }
 
-/// Keeps what the charge with idempotency `key` did, in its unit of work.
-pub async fn record_charge_request(
+/// Claims idempotency `key` for a charge of `amount`; `false` if the user used it before (or
+/// another request of theirs holds it: this waits for that one's transaction).
+pub async fn claim_charge_request(
     sql: &mut impl Sql,
     user: &UserId,
     key: &str,
     amount: Points,
-    balance: Points,
     now_ms: i64,
+) -> anyhow::Result<bool> {
+    let claimed = sql
+        .sql(
+            "INSERT INTO charge_requests (user_id, idempotency_key, amount, balance, created_at)
+             VALUES ($1, $2, $3, 0, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(user)
+        .bind(key)
+        .bind(amount)
+        .bind(now_ms)
+        .execute()
+        .await?;
+    Ok(claimed == 1)
+}
+
+/// Keeps the balance the charge with idempotency `key` answered, for a request sent again.
+pub async fn answer_charge_request(
+    sql: &mut impl Sql,
+    user: &UserId,
+    key: &str,
+    balance: Points,
 ) -> anyhow::Result<()> {
-    sql.sql(
-        "INSERT INTO charge_requests (user_id, idempotency_key, amount, balance, created_at)
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(user)
-    .bind(key)
-    .bind(amount)
-    .bind(balance)
-    .bind(now_ms)
-    .execute()
-    .await?;
+    sql.sql("UPDATE charge_requests SET balance = $1 WHERE user_id = $2 AND idempotency_key = $3")
+        .bind(balance)
+        .bind(user)
+        .bind(key)
+        .execute()
+        .await?;
     Ok(())
 }
 
