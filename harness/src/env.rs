@@ -39,7 +39,7 @@ impl TestEnv {
             databases: Databases::from_env(dir.path().to_path_buf()),
             urls: Default::default(),
             dir,
-            request_timeout: Duration::from_secs(30),
+            request_timeout: nats::web::deadline::DEFAULT,
         })
     }
 
@@ -61,7 +61,7 @@ impl TestEnv {
             durability: Default::default(),
             nats_credentials: None,
             retention: Default::default(),
-            housekeeping_every: std::time::Duration::from_secs(600),
+            housekeeping_every: nats::runtime::housekeeping::EVERY,
             stream_limits: Default::default(),
             request_timeout: self.request_timeout,
         })

@@ -46,6 +46,11 @@ fn stream_config(
     }
 }
 
+/// The stream of context `c`: every event of that context.
+fn context_config(c: Context, replicas: usize, limits: StreamLimits) -> stream::Config {
+    stream_config(c.stream(), vec![c.wildcard()], replicas, limits)
+}
+
 fn dlq_config(replicas: usize, limits: StreamLimits) -> stream::Config {
     stream_config(
         DLQ_STREAM,
@@ -59,7 +64,7 @@ fn dlq_config(replicas: usize, limits: StreamLimits) -> stream::Config {
 pub fn streams(replicas: usize, limits: StreamLimits) -> Vec<stream::Config> {
     Context::ALL
         .iter()
-        .map(|c| stream_config(c.stream(), vec![c.wildcard()], replicas, limits))
+        .map(|c| context_config(*c, replicas, limits))
         .chain([dlq_config(replicas, limits)])
         .collect()
 }
@@ -101,8 +106,10 @@ pub async fn ensure_own_streams(
     limits: StreamLimits,
 ) -> Result<(), TopologyError> {
     let js = short_timeout(js);
-    let own_stream = stream_config(own.stream(), vec![own.wildcard()], replicas, limits);
-    for wanted in [own_stream, dlq_config(replicas, limits)] {
+    for wanted in [
+        context_config(own, replicas, limits),
+        dlq_config(replicas, limits),
+    ] {
         let name = wanted.name.clone();
         retried(&name, || async {
             match js.get_stream(&name).await {

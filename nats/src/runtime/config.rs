@@ -95,9 +95,9 @@ impl ServiceConfig {
                 inbox: secs("INBOX_RETENTION_SECS", Retention::default().inbox)?,
             }
             .checked()?,
-            housekeeping_every: secs("HOUSEKEEPING_EVERY_SECS", Duration::from_secs(600))?
+            housekeeping_every: secs("HOUSEKEEPING_EVERY_SECS", super::housekeeping::EVERY)?
                 .max(Duration::from_secs(1)),
-            request_timeout: secs("REQUEST_TIMEOUT_SECS", Duration::from_secs(30))?
+            request_timeout: secs("REQUEST_TIMEOUT_SECS", crate::web::deadline::DEFAULT)?
                 .max(Duration::from_secs(1)),
             stream_limits: StreamLimits {
                 max_bytes: env_parse("NATS_STREAM_MAX_BYTES", StreamLimits::default().max_bytes)?,

@@ -6,6 +6,9 @@ use crate::messaging::inbox;
 use crate::unit_of_work::{UnitOfWork, outbox};
 use std::time::Duration;
 
+/// How often what is past its retention is deleted, unless `HOUSEKEEPING_EVERY_SECS` says.
+pub const EVERY: Duration = Duration::from_secs(600);
+
 /// How long published events and handled event ids are kept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Retention {

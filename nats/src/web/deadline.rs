@@ -9,6 +9,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::time::Duration;
 
+/// How long a request may take, unless `REQUEST_TIMEOUT_SECS` says.
+pub const DEFAULT: Duration = Duration::from_secs(30);
+
 /// The middleware: `axum::middleware::from_fn_with_state(limit, deadline::bounded)`.
 pub async fn bounded(State(limit): State<Duration>, request: Request, next: Next) -> Response {
     match tokio::time::timeout(limit, next.run(request)).await {
