@@ -75,6 +75,26 @@ async fn opened(env: &TestEnv, api: &Api, id: &str, seats: serde_json::Value) ->
     .expect(201)
 }
 
+/// The seat map of `schedule` with live statuses.
+async fn seat_map(api: &Api, schedule: impl std::fmt::Display) -> harness::Reply {
+    api.get(&format!("/schedules/{schedule}/seats"), None)
+        .await
+        .unwrap()
+        .expect(200)
+}
+
+/// The admin's view rebuild; `apply` merges it into the live view.
+async fn rebuild(api: &Api, admin: &str, apply: bool) -> harness::Reply {
+    let path = match apply {
+        true => "/admin/view/rebuild?apply=true",
+        false => "/admin/view/rebuild",
+    };
+    api.post(path, Some(admin), &json!({}))
+        .await
+        .unwrap()
+        .expect(200)
+}
+
 #[tokio::test]
 async fn opening_a_schedule_publishes_its_seat_map_and_shows_it_available() {
     let (env, api) = start().await;
@@ -88,11 +108,7 @@ async fn opening_a_schedule_publishes_its_seat_map_and_shows_it_available() {
     .await;
     let schedule_id = opened.str("id");
 
-    let seats = api
-        .get(&format!("/schedules/{schedule_id}/seats"), None)
-        .await
-        .unwrap()
-        .expect(200);
+    let seats = seat_map(&api, &schedule_id).await;
     let seats = seats.body.as_array().unwrap();
     assert_eq!(seats.len(), 2);
     assert_eq!(seats[0]["label"], "A1");
@@ -327,11 +343,7 @@ async fn a_view_row_gone_wrong_is_found_and_repaired_by_the_rebuild() {
     .unwrap();
 
     let admin = env.admin();
-    let found = api
-        .post("/admin/view/rebuild", Some(&admin), &json!({}))
-        .await
-        .unwrap()
-        .expect(200);
+    let found = rebuild(&api, &admin, false).await;
     assert_eq!(
         found.body["differences"],
         json!([{"seat_id": seat(1), "live": "sold", "rebuilt": "available"}]),
@@ -339,23 +351,11 @@ async fn a_view_row_gone_wrong_is_found_and_repaired_by_the_rebuild() {
         found.body
     );
     assert_eq!(found.body["applied"], false);
-    let merged = api
-        .post("/admin/view/rebuild?apply=true", Some(&admin), &json!({}))
-        .await
-        .unwrap()
-        .expect(200);
+    let merged = rebuild(&api, &admin, true).await;
     assert_eq!(merged.body["applied"], true);
-    let again = api
-        .post("/admin/view/rebuild", Some(&admin), &json!({}))
-        .await
-        .unwrap()
-        .expect(200);
+    let again = rebuild(&api, &admin, false).await;
     assert_eq!(again.body["differences"], json!([]), "{}", again.body);
-    let seats = api
-        .get(&format!("/schedules/{schedule_id}/seats"), None)
-        .await
-        .unwrap()
-        .expect(200);
+    let seats = seat_map(&api, schedule_id).await;
     let statuses: Vec<&str> = seats
         .body
         .as_array()
@@ -383,17 +383,9 @@ async fn a_late_copy_of_an_older_seat_event_does_not_undo_a_newer_one() {
         .await
         .unwrap();
     env.handled_all("SEAT", ConcertSvc::NAME).await.unwrap();
-    let shown = api
-        .get(&format!("/schedules/{schedule_id}/seats"), None)
-        .await
-        .unwrap()
-        .expect(200);
+    let shown = seat_map(&api, schedule_id).await;
     assert_eq!(shown.body[0]["status"], "sold", "{}", shown.body);
-    let rebuilt = api
-        .post("/admin/view/rebuild", Some(&env.admin()), &json!({}))
-        .await
-        .unwrap()
-        .expect(200);
+    let rebuilt = rebuild(&api, &env.admin(), false).await;
     assert_eq!(rebuilt.body["events"], 3, "{}", rebuilt.body);
     assert_eq!(rebuilt.body["differences"], json!([]), "{}", rebuilt.body);
 }
@@ -431,17 +423,9 @@ async fn a_rebuild_skips_a_second_copy_of_an_event() {
     harness::publish_message(&js, &copy).await.unwrap();
     env.handled_all("SEAT", ConcertSvc::NAME).await.unwrap();
 
-    let shown = api
-        .get(&format!("/schedules/{schedule_id}/seats"), None)
-        .await
-        .unwrap()
-        .expect(200);
+    let shown = seat_map(&api, schedule_id).await;
     assert_eq!(shown.body[0]["status"], "available", "{}", shown.body);
-    let rebuilt = api
-        .post("/admin/view/rebuild", Some(&env.admin()), &json!({}))
-        .await
-        .unwrap()
-        .expect(200);
+    let rebuilt = rebuild(&api, &env.admin(), false).await;
     assert_eq!(
         (&rebuilt.body["events"], &rebuilt.body["duplicates"]),
         (&json!(3), &json!(1)),
