@@ -3,9 +3,11 @@
 //! go through the unit of work ([`crate::unit_of_work`]); reads take a [`Read`] from here.
 
 pub mod clock;
+mod lite;
 pub mod sql;
 
 pub use clock::{Clock, from_millis, to_millis};
+use sql::Conn;
 pub use sql::{Backend, Decode, Row, Sql, Statement, ToArg, placeholders};
 
 use anyhow::Context as _;
@@ -17,8 +19,9 @@ use std::borrow::Cow;
 use std::sync::Once;
 use std::time::Duration;
 
-/// A write transaction: begun and committed by the unit of work alone.
-pub(crate) type Tx = sqlx::Transaction<'static, Any>;
+pub(crate) use tx::Tx;
+pub use tx::Unavailable;
+mod tx;
 
 /// Whether `e` says the database is unavailable rather than that something is wrong with what
 /// was asked of it: the connection is gone or refused, the pool timed out, the server is shutting
@@ -26,8 +29,14 @@ pub(crate) type Tx = sqlx::Transaction<'static, Any>;
 /// or the transaction lost a deadlock or a serialization race. Such a failure passes by itself:
 /// consumers wait for the database instead of giving up on their messages, and HTTP answers 503.
 pub fn unavailable(e: &anyhow::Error) -> bool {
-    e.chain()
-        .any(|cause| match cause.downcast_ref::<sqlx::Error>() {
+    e.chain().any(|cause| {
+        if let Some(rusqlite::Error::SqliteFailure(failure, _)) = cause.downcast_ref() {
+            return transient_code(&failure.extended_code.to_string());
+        }
+        if let Some(tx::Unavailable(_)) = cause.downcast_ref() {
+            return true;
+        }
+        match cause.downcast_ref::<sqlx::Error>() {
             Some(
                 sqlx::Error::Io(_)
                 | sqlx::Error::Tls(_)
@@ -38,7 +47,8 @@ pub fn unavailable(e: &anyhow::Error) -> bool {
             ) => true,
             Some(sqlx::Error::Database(db)) => db.code().is_some_and(|code| transient_code(&code)),
             _ => false,
-        })
+        }
+    })
 }
 
 /// PostgreSQL SQLSTATEs and SQLite result codes that mean "not now" rather than "never".
@@ -111,11 +121,17 @@ impl std::str::FromStr for Durability {
 
 #[derive(Clone, Debug)]
 pub struct Db {
+    /// PostgreSQL's connections, for reads and writes.
     pool: AnyPool,
-    /// Where write transactions run. On SQLite one connection: SQLite admits one writer at a
-    /// time anyway, and waiting writers queue here (woken in order) instead of in SQLite's
-    /// busy handler, which sleeps up to 100 ms between tries. On PostgreSQL the same pool.
+    /// Where migrations and the runtime's DDL run (on PostgreSQL the same pool). On SQLite
+    /// nothing else uses sqlx: reads and the unit of work's transactions go through [`lite`].
     writer: AnyPool,
+    /// SQLite's file and read connections; `None` on PostgreSQL.
+    lite: Option<lite::Lite>,
+    /// SQLite's one write connection, for the unit of work's database thread: SQLite admits
+    /// one writer at a time anyway, and a second writer of this process would only wait in
+    /// SQLite's busy handler (which sleeps up to 100 ms between tries).
+    lite_writer: Option<std::sync::Arc<tokio::sync::Mutex<rusqlite::Connection>>>,
     backend: Backend,
     clock: Clock,
 }
@@ -156,18 +172,25 @@ impl Db {
                 .await
                 .with_context(|| format!("connect to database {}", redacted(&url)))
         };
-        let (pool, writer) = match backend {
-            // Readers are query-only: on SQLite every write has to come through the unit of
-            // work's writer connection.
-            Backend::Sqlite => (connect(8, true).await?, connect(1, false).await?),
+        let (pool, writer, lite, lite_writer) = match backend {
+            // sqlx keeps one connection for migrations; the rest is rusqlite's.
+            Backend::Sqlite => {
+                let writer = connect(1, false).await?;
+                let lite = lite::Lite::new(&url, durability)?;
+                let conn = lite.open(false)?;
+                let lite_writer = std::sync::Arc::new(tokio::sync::Mutex::new(conn));
+                (writer.clone(), writer, Some(lite), Some(lite_writer))
+            }
             Backend::Postgres => {
                 let pool = connect(16, false).await?;
-                (pool.clone(), pool)
+                (pool.clone(), pool, None, None)
             }
         };
         let db = Db {
             pool,
             writer,
+            lite,
+            lite_writer,
             backend,
             clock: Clock::default(),
         };
@@ -233,23 +256,24 @@ impl Db {
     /// A connection for reads; it never takes the write lock, so it does not wait for writers
     /// (on SQLite it cannot write at all: writes go through the unit of work).
     pub async fn reader(&self) -> anyhow::Result<Read> {
-        let conn = self.pool.acquire().await.context("a read connection")?;
-        Ok(Read {
-            conn,
-            backend: self.backend,
-        })
+        match &self.lite {
+            Some(lite) => Ok(Read(ReadOf::Lite(lite.reader()?))),
+            None => Ok(Read(ReadOf::Sqlx(
+                self.pool.acquire().await.context("a read connection")?,
+            ))),
+        }
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
     }
 
-    /// Starts a write transaction on the writer pool. On SQLite it takes the write lock up front
-    /// (`BEGIN IMMEDIATE`) so a read inside it never has to upgrade (and fail) later.
-    pub(crate) async fn begin(&self) -> sqlx::Result<Tx> {
-        match self.backend {
-            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.writer.begin().await,
+    /// Starts a write transaction. On SQLite it takes the write lock up front (`BEGIN
+    /// IMMEDIATE`) so a read inside it never has to upgrade (and fail) later.
+    pub(crate) async fn begin(&self) -> anyhow::Result<Tx> {
+        match &self.lite_writer {
+            Some(conn) => Tx::lite(conn.clone().lock_owned().await),
+            None => Tx::sqlx(self.writer.begin().await?),
         }
     }
 
@@ -274,19 +298,28 @@ impl Db {
     }
 
     pub async fn ping(&self) -> bool {
-        self.pool.execute("SELECT 1").await.is_ok()
+        match self.reader().await {
+            Ok(mut read) => read.sql("SELECT 1 AS one").fetch_one().await.is_ok(),
+            Err(_) => false,
+        }
     }
 }
 
 /// A read connection from the pool.
-pub struct Read {
-    conn: PoolConnection<Any>,
-    backend: Backend,
+pub struct Read(ReadOf);
+
+/// A read connection of each driver.
+enum ReadOf {
+    Lite(lite::Reader),
+    Sqlx(PoolConnection<Any>),
 }
 
 impl Sql for Read {
     fn statement(&mut self, text: Cow<'static, str>) -> Statement<'_> {
-        Statement::new(&mut self.conn, self.backend, text)
+        match &mut self.0 {
+            ReadOf::Lite(reader) => Statement::new(Conn::Lite(reader.conn()), text),
+            ReadOf::Sqlx(conn) => Statement::new(Conn::Sqlx(conn), text),
+        }
     }
 }
 

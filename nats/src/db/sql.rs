@@ -1,11 +1,12 @@
 //! sql: the small SQL API every store is written in — a statement with bound arguments, run on
 //! a unit of work or a read connection, and rows read by column name. It hides the driver, so
-//! how statements reach the database (today sqlx's `Any` driver for SQLite and PostgreSQL) can
-//! change here without touching any store.
+//! stores are written once: SQLite runs through rusqlite in the calling thread ([`super::lite`]),
+//! PostgreSQL through sqlx's natively async driver.
 
+use super::lite::{self, LiteRow};
 use anyhow::Context as _;
 use contracts::{ConcertId, Points, ReservationId, ScheduleId, SeatId, UserId};
-use futures::TryStreamExt as _;
+use futures::{StreamExt as _, TryStreamExt as _};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row as _};
 use std::borrow::Cow;
@@ -146,25 +147,32 @@ impl<T: ToArg + ?Sized> ToArg for &T {
     }
 }
 
+/// The connection a statement runs on.
+pub(crate) enum Conn<'c> {
+    Lite(&'c mut rusqlite::Connection),
+    Sqlx(&'c mut AnyConnection),
+}
+
 /// A statement and its arguments, ready to run.
 pub struct Statement<'c> {
-    conn: &'c mut AnyConnection,
-    backend: Backend,
+    conn: Conn<'c>,
     text: Cow<'static, str>,
     args: Vec<Arg>,
 }
 
 impl<'c> Statement<'c> {
-    pub(crate) fn new(
-        conn: &'c mut AnyConnection,
-        backend: Backend,
-        text: Cow<'static, str>,
-    ) -> Self {
+    pub(crate) fn new(conn: Conn<'c>, text: Cow<'static, str>) -> Self {
         Statement {
             conn,
-            backend,
             text,
             args: Vec::new(),
+        }
+    }
+
+    fn backend(&self) -> Backend {
+        match self.conn {
+            Conn::Lite(_) => Backend::Sqlite,
+            Conn::Sqlx(_) => Backend::Postgres,
         }
     }
 
@@ -182,7 +190,7 @@ impl<'c> Statement<'c> {
     /// on PostgreSQL (`FOR UPDATE`) replicas' transactions wait for each other instead of both
     /// acting on the same state; SQLite's write transactions are serial already.
     pub fn for_update(mut self) -> Self {
-        if self.backend == Backend::Postgres {
+        if self.backend() == Backend::Postgres {
             self.text = Cow::Owned(format!("{} FOR UPDATE", self.text));
         }
         self
@@ -192,7 +200,7 @@ impl<'c> Statement<'c> {
     /// on PostgreSQL (`FOR UPDATE`) replicas take turns on those rows; on SQLite, whose write
     /// transactions are serial already, it does not even run.
     pub async fn lock(self) -> anyhow::Result<()> {
-        if self.backend == Backend::Postgres {
+        if self.backend() == Backend::Postgres {
             self.for_update().fetch_all().await?;
         }
         Ok(())
@@ -200,37 +208,24 @@ impl<'c> Statement<'c> {
 
     /// Runs it; the number of rows changed.
     pub async fn execute(self) -> anyhow::Result<u64> {
-        let Statement {
-            conn, text, args, ..
-        } = self;
-        let done = query(&text, args)
-            .execute(conn)
-            .await
-            .with_context(|| failed(&text))?;
-        Ok(done.rows_affected())
+        let Statement { conn, text, args } = self;
+        match conn {
+            Conn::Lite(conn) => lite::execute(conn, &text, &args).map_err(anyhow::Error::from),
+            Conn::Sqlx(conn) => query(&text, args)
+                .execute(conn)
+                .await
+                .map(|done| done.rows_affected())
+                .map_err(anyhow::Error::from),
+        }
+        .with_context(|| failed(&text))
     }
 
     pub async fn fetch_all(self) -> anyhow::Result<Vec<Row>> {
-        let Statement {
-            conn, text, args, ..
-        } = self;
-        let rows: Vec<AnyRow> = query(&text, args)
-            .fetch(conn)
-            .try_collect()
-            .await
-            .with_context(|| failed(&text))?;
-        Ok(rows.into_iter().map(Row).collect())
+        self.fetch(usize::MAX).await
     }
 
     pub async fn fetch_optional(self) -> anyhow::Result<Option<Row>> {
-        let Statement {
-            conn, text, args, ..
-        } = self;
-        let row = query(&text, args)
-            .fetch_optional(conn)
-            .await
-            .with_context(|| failed(&text))?;
-        Ok(row.map(Row))
+        Ok(self.fetch(1).await?.pop())
     }
 
     pub async fn fetch_one(self) -> anyhow::Result<Row> {
@@ -238,6 +233,23 @@ impl<'c> Statement<'c> {
         self.fetch_optional()
             .await?
             .with_context(|| format!("{} returned no row", failed(&text)))
+    }
+
+    async fn fetch(self, limit: usize) -> anyhow::Result<Vec<Row>> {
+        let Statement { conn, text, args } = self;
+        match conn {
+            Conn::Lite(conn) => lite::fetch(conn, &text, &args, limit)
+                .map(|rows| rows.into_iter().map(|row| Row(RowOf::Lite(row))).collect())
+                .map_err(anyhow::Error::from),
+            Conn::Sqlx(conn) => query(&text, args)
+                .fetch(conn)
+                .take(limit)
+                .map_ok(|row| Row(RowOf::Sqlx(row)))
+                .try_collect()
+                .await
+                .map_err(anyhow::Error::from),
+        }
+        .with_context(|| failed(&text))
     }
 }
 
@@ -263,7 +275,13 @@ fn query(text: &str, args: Vec<Arg>) -> sqlx::query::Query<'_, sqlx::Any, sqlx::
 }
 
 /// One row of a result, read by column name.
-pub struct Row(AnyRow);
+pub struct Row(RowOf);
+
+/// A row as each driver gives it.
+enum RowOf {
+    Lite(LiteRow),
+    Sqlx(AnyRow),
+}
 
 impl Row {
     pub fn get<T: Decode>(&self, column: &str) -> anyhow::Result<T> {
@@ -300,16 +318,22 @@ pub trait Decode: Sized {
     fn decode(row: &Row, column: &str) -> anyhow::Result<Self>;
 }
 
-macro_rules! decode_via_sqlx {
+/// Decodes through each driver's own conversion.
+macro_rules! decode_via_drivers {
     ($($t:ty),*) => {$(
         impl Decode for $t {
             fn decode(row: &Row, column: &str) -> anyhow::Result<Self> {
-                Ok(row.0.try_get::<$t, _>(column)?)
+                Ok(match &row.0 {
+                    RowOf::Lite(row) => rusqlite::types::FromSql::column_result(
+                        rusqlite::types::ValueRef::from(row.value(column)?),
+                    )?,
+                    RowOf::Sqlx(row) => row.try_get::<$t, _>(column)?,
+                })
             }
         }
     )*};
 }
-decode_via_sqlx!(i64, String, Option<i64>, Option<String>);
+decode_via_drivers!(i64, String, Option<i64>, Option<String>);
 
 impl Decode for bool {
     fn decode(row: &Row, column: &str) -> anyhow::Result<Self> {

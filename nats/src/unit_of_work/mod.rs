@@ -6,27 +6,28 @@
 //! [`outbox`] is the table the events are written to, for the relay to publish; every commit
 //! also marks the rows the relay has published since the last one.
 //!
-//! *How* units run is this module's business alone: today each call is one transaction, and
-//! the units of one [`UnitOfWork::run_all`] (a consumer's batch) share one transaction and one
-//! commit; if one of them does not succeed, the transaction is dropped and each runs again alone,
-//! so one that fails keeps nothing while the others go on. Units are `'static` closures that
-//! only touch [`Work`], so they can later be grouped across callers or run on a database thread
-//! without changing a store.
+//! *How* units run is this module's business alone ([`group`]): every unit goes to one
+//! committer per service (on SQLite a database thread that owns the write connection, so a
+//! unit's statements run where the connection lives, with no hand-off per statement). Units
+//! that arrive while a group commits run together in the next transaction, each in a savepoint
+//! of its own, so one that does not succeed keeps nothing while the others go on, and one
+//! commit (one WAL write, one fsync on PostgreSQL) serves them all. Each caller hears back only
+//! after the commit that made its effect durable.
 //!
 //! A unit ends in one of three ways, kept apart all the way to the boundary that maps them
 //! (HTTP: 2xx / 4xx / 5xx; consumers: ack / reject / retry): success, a business rejection
 //! (`Error::Rejected`, nothing it did is kept), or a technical failure (`Error::Failed`).
 
+mod group;
 pub mod outbox;
 
-use crate::db::{Backend, Clock, Db, Sql, Statement, Tx, to_millis};
-use anyhow::Context as _;
+use crate::db::{Clock, Db, Sql, Statement, Tx, to_millis};
 use contracts::{Event, Message};
 use futures::future::BoxFuture;
 use std::borrow::Cow;
 use std::sync::Arc;
 use time::OffsetDateTime;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use uuid::Uuid;
 
 /// The largest event (payload and headers) a unit of work may emit: nats-server's default
@@ -94,7 +95,6 @@ impl From<Error<Never>> for anyhow::Error {
 /// What a unit of work sees: the transaction, the time it runs at, and the events it emits.
 pub struct Work {
     tx: Tx,
-    backend: Backend,
     service: &'static str,
     now: OffsetDateTime,
     /// Where `now` comes from: the database's time, so every replica agrees on deadlines.
@@ -114,6 +114,20 @@ pub struct Work {
 type Hook = Box<dyn FnOnce() + Send>;
 
 impl Work {
+    fn new(tx: Tx, service: &'static str, clock: Clock) -> Work {
+        Work {
+            tx,
+            service,
+            now: clock.now(),
+            clock,
+            cause: None,
+            emitted: Vec::new(),
+            committing: Vec::new(),
+            hooks: Vec::new(),
+            committed_hooks: Vec::new(),
+        }
+    }
+
     /// The time the unit runs at (the database's clock): every timestamp it writes.
     pub fn now(&self) -> OffsetDateTime {
         self.now
@@ -163,7 +177,14 @@ impl Work {
         self.cause = None;
         self.emitted.clear();
         self.hooks.clear();
-        let outcome = unit(self).await;
+        let mut outcome = unit(self).await;
+        // One oversized event would stall the relay: a unit emitting one keeps nothing.
+        if outcome.is_ok()
+            && let Some(msg) = self.emitted.iter().find(|m| size_of(m) > MAX_EVENT_BYTES)
+        {
+            let (subject, bytes) = (msg.subject.clone(), size_of(msg));
+            outcome = Err(Error::Failed(EventTooLarge { subject, bytes }.into()));
+        }
         if outcome.is_ok() {
             self.committing.append(&mut self.emitted);
             self.committed_hooks.append(&mut self.hooks);
@@ -174,7 +195,7 @@ impl Work {
 
 impl Sql for Work {
     fn statement(&mut self, text: Cow<'static, str>) -> Statement<'_> {
-        Statement::new(&mut self.tx, self.backend, text)
+        self.tx.statement(text)
     }
 }
 
@@ -203,19 +224,31 @@ impl Committed {
 #[derive(Clone)]
 pub struct UnitOfWork {
     db: Db,
-    service: &'static str,
+    /// Where units go to run: the group committer ([`group`]).
+    jobs: mpsc::Sender<Box<dyn group::Job>>,
     committed: Committed,
     published: outbox::Published,
 }
 
 impl UnitOfWork {
+    /// Starts the service's group committer: on SQLite a database thread of its own, which owns
+    /// the write connection; on PostgreSQL a task.
     pub fn new(db: Db, service: &'static str) -> Self {
-        UnitOfWork {
-            db,
+        let (jobs, queue) = mpsc::channel(group::QUEUE);
+        let committer = group::Committer {
+            db: db.clone(),
             service,
             committed: Committed::default(),
             published: outbox::Published::default(),
-        }
+        };
+        let uow = UnitOfWork {
+            db,
+            jobs,
+            committed: committer.committed.clone(),
+            published: committer.published.clone(),
+        };
+        committer.start(queue);
+        uow
     }
 
     pub fn db(&self) -> &Db {
@@ -233,18 +266,17 @@ impl UnitOfWork {
     }
 
     /// Runs one unit of work that a business rule may reject: it commits with its events, or
-    /// keeps nothing.
+    /// keeps nothing. Units arriving while another group commits run together in the next
+    /// transaction, each in a savepoint of its own; the answer comes after the commit.
     pub async fn decide<T, R, F>(&self, unit: F) -> Result<T, Error<R>>
     where
         F: for<'w> FnOnce(&'w mut Work) -> BoxFuture<'w, Result<T, Error<R>>> + Send + 'static,
         T: Send + 'static,
         R: Send + 'static,
     {
-        let mut work = self.begin().await?;
-        // If it does not succeed, dropping the transaction rolls it back.
-        let value = work.unit(unit).await?;
-        self.commit(work).await?;
-        Ok(value)
+        let (job, answer) = group::Decision::new(unit);
+        self.submit(vec![job]).await?;
+        group::answered(answer).await
     }
 
     /// Runs one unit of work that can only succeed or fail.
@@ -256,91 +288,37 @@ impl UnitOfWork {
         Ok(self.decide(never_rejected(unit)).await?)
     }
 
-    /// Runs units together, in order, in one transaction and one commit (a consumer's batch).
-    /// If one of them is rejected or fails, or the commit fails, that transaction keeps nothing
-    /// and each unit runs again in one of its own, so one that does not succeed never holds the
-    /// others back. Answers one outcome per unit, each only after the commit that made it
-    /// durable.
+    /// Runs units in order (a consumer's batch), each in a savepoint of its own, usually in one
+    /// transaction and one commit: one that is rejected or fails keeps nothing while the others
+    /// go on. Answers one outcome per unit, each only after the commit that made it durable.
     pub async fn run_all<T, R>(&self, units: Vec<Unit<T, R>>) -> Vec<Result<T, Error<R>>>
     where
         T: Send + 'static,
         R: Send + 'static,
     {
-        if units.len() > 1 {
-            match self.together(&units).await {
-                Ok(values) => return values.into_iter().map(Ok).collect(),
-                Err(e) => {
-                    tracing::debug!(error = %format!("{e:#}"), size = units.len(), "a batch did not commit whole; one unit at a time")
-                }
-            }
+        let (jobs, answers): (Vec<_>, Vec<_>) = units
+            .into_iter()
+            .map(|unit| group::Decision::new(move |w: &mut Work| unit(w)))
+            .unzip();
+        if let Err(e) = self.submit(jobs).await {
+            return answers
+                .iter()
+                .map(|_| Err(Error::Failed(group::copy(&e))))
+                .collect();
         }
-        let mut outcomes = Vec::with_capacity(units.len());
-        for unit in units {
-            outcomes.push(self.decide(move |w| unit(w)).await);
+        let mut outcomes = Vec::with_capacity(answers.len());
+        for answer in answers {
+            outcomes.push(group::answered(answer).await);
         }
         outcomes
     }
 
-    /// All `units` in one transaction, or an error if any of them did not succeed.
-    async fn together<T, R>(&self, units: &[Unit<T, R>]) -> anyhow::Result<Vec<T>> {
-        let mut work = self.begin().await?;
-        let mut values = Vec::with_capacity(units.len());
-        for unit in units {
-            match work.unit(|w| unit(w)).await {
-                Ok(value) => values.push(value),
-                Err(Error::Rejected(_)) => anyhow::bail!("a unit was rejected"),
-                Err(Error::Failed(e)) => return Err(e),
-            }
-        }
-        self.commit(work).await?;
-        Ok(values)
-    }
-
-    async fn begin(&self) -> anyhow::Result<Work> {
-        let tx = self.db.begin().await.context("begin a transaction")?;
-        Ok(Work {
-            tx,
-            backend: self.db.backend(),
-            service: self.service,
-            now: self.db.clock().now(),
-            clock: self.db.clock().clone(),
-            cause: None,
-            emitted: Vec::new(),
-            committing: Vec::new(),
-            hooks: Vec::new(),
-            committed_hooks: Vec::new(),
-        })
-    }
-
-    /// Writes the events of the units that succeeded to the outbox, marks the rows the relay
-    /// has published since the last commit, commits, and tells the relay.
-    async fn commit(&self, mut work: Work) -> anyhow::Result<()> {
-        let events = std::mem::take(&mut work.committing);
-        let hooks = std::mem::take(&mut work.committed_hooks);
-        // One oversized row would stall the relay: it is never written.
-        if let Some(msg) = events.iter().find(|m| size_of(m) > MAX_EVENT_BYTES) {
-            let (subject, bytes) = (msg.subject.clone(), size_of(msg));
-            return Err(EventTooLarge { subject, bytes }.into());
-        }
-        let now = work.now_ms();
-        outbox::insert(&mut work, &events, now).await?;
-        let marks = self.published.take();
-        let mut committed = outbox::mark_published(&mut work, &marks, now).await;
-        if committed.is_ok() {
-            committed = work.tx.commit().await.context("commit");
-        }
-        match committed {
-            Ok(()) => self.published.marked(&marks),
-            Err(e) => {
-                self.published.put_back(&marks);
-                return Err(e);
-            }
-        }
-        if !events.is_empty() {
-            self.committed.tell();
-        }
-        for hook in hooks {
-            hook();
+    async fn submit(&self, jobs: Vec<Box<dyn group::Job>>) -> anyhow::Result<()> {
+        for job in jobs {
+            self.jobs
+                .send(job)
+                .await
+                .map_err(|_| anyhow::anyhow!("the unit of work's committer has stopped"))?;
         }
         Ok(())
     }

@@ -1,0 +1,95 @@
+//! tx: a write transaction on either backend, begun and committed by the unit of work alone,
+//! with the savepoints that let one unit of a group roll back without the others.
+
+use super::Conn;
+use super::sql::Statement;
+use anyhow::Context as _;
+use std::borrow::Cow;
+use tokio::sync::OwnedMutexGuard;
+
+/// A failure that says the database was unavailable, as told to each unit of a group whose
+/// commit failed (one error, many callers): [`super::unavailable`] recognises it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unavailable(pub String);
+
+/// A write transaction.
+pub enum Tx {
+    /// SQLite's write connection, inside `BEGIN IMMEDIATE`; rolled back if dropped.
+    Lite(LiteTx),
+    Sqlx(sqlx::Transaction<'static, sqlx::Any>),
+}
+
+/// SQLite's write connection in a transaction.
+pub struct LiteTx {
+    conn: OwnedMutexGuard<rusqlite::Connection>,
+    open: bool,
+}
+
+impl Drop for LiteTx {
+    fn drop(&mut self) {
+        // A transaction that did not commit keeps nothing, and the connection is ready for the
+        // next one.
+        if self.open && !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+impl Tx {
+    pub(crate) fn lite(conn: OwnedMutexGuard<rusqlite::Connection>) -> anyhow::Result<Tx> {
+        let mut tx = LiteTx { conn, open: false };
+        if !tx.conn.is_autocommit() {
+            // Left open by a unit that panicked: nothing of it is kept.
+            tx.conn.execute_batch("ROLLBACK").context("roll back")?;
+        }
+        tx.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .context("begin a transaction")?;
+        tx.open = true;
+        Ok(Tx::Lite(tx))
+    }
+
+    pub(crate) fn sqlx(tx: sqlx::Transaction<'static, sqlx::Any>) -> anyhow::Result<Tx> {
+        Ok(Tx::Sqlx(tx))
+    }
+
+    pub(crate) fn statement(&mut self, text: Cow<'static, str>) -> Statement<'_> {
+        match self {
+            Tx::Lite(tx) => Statement::new(Conn::Lite(&mut tx.conn), text),
+            Tx::Sqlx(tx) => Statement::new(Conn::Sqlx(tx), text),
+        }
+    }
+
+    /// Marks where the next unit of a group starts.
+    pub(crate) async fn savepoint(&mut self) -> anyhow::Result<()> {
+        self.statement(Cow::Borrowed("SAVEPOINT unit"))
+            .execute()
+            .await
+            .map(drop)
+    }
+
+    /// Keeps what the unit since the savepoint did (`keep`) or undoes it, and drops the mark.
+    pub(crate) async fn end_savepoint(&mut self, keep: bool) -> anyhow::Result<()> {
+        if !keep {
+            self.statement(Cow::Borrowed("ROLLBACK TO SAVEPOINT unit"))
+                .execute()
+                .await?;
+        }
+        self.statement(Cow::Borrowed("RELEASE SAVEPOINT unit"))
+            .execute()
+            .await
+            .map(drop)
+    }
+
+    pub(crate) async fn commit(self) -> anyhow::Result<()> {
+        match self {
+            Tx::Lite(mut tx) => {
+                tx.conn.execute_batch("COMMIT").context("commit")?;
+                tx.open = false;
+                Ok(())
+            }
+            Tx::Sqlx(tx) => tx.commit().await.context("commit"),
+        }
+    }
+}
