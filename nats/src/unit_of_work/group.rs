@@ -175,7 +175,12 @@ impl Committer {
             Some(e) => Err(e),
         };
         match &outcome {
-            Ok(()) => replies.into_iter().for_each(|reply| reply(None)),
+            Ok(()) => {
+                // Units per commit: how well commits are grouped.
+                metrics::counter!("unit_of_work_commits_total").increment(1);
+                metrics::counter!("unit_of_work_units_total").increment(replies.len() as u64);
+                replies.into_iter().for_each(|reply| reply(None))
+            }
             Err(e) => {
                 replies.into_iter().for_each(|reply| reply(Some(e)));
                 jobs.for_each(|job| job.fail(e));
