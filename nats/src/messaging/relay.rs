@@ -1,6 +1,8 @@
-//! relay: publishes the outbox. Woken after every commit that wrote events (and polling as a
-//! fallback, for rows committed by another process), it publishes pending rows pipelined with
-//! `Nats-Msg-Id` = event id; the next commit marks them published (or the relay itself, when no
+//! relay: publishes the outbox. Woken after every commit that wrote events, it publishes the
+//! rows that commit handed over in memory when they follow the last row it published with
+//! nothing between; otherwise (at start, after a failure, on a gap, and polling as a fallback for
+//! rows committed by another process) it reads the pending rows back from the table. Rows go
+//! out pipelined with `Nats-Msg-Id` = event id; the next commit marks them published (or the relay itself, when no
 //! commit comes soon). A crash between commit and publish loses nothing; one between publish and
 //! mark re-publishes, which the broker drops inside its duplicate window and consumers' inboxes
 //! drop after it. Replicas of a service share one database and one outbox: a lease in the
@@ -70,6 +72,9 @@ pub struct Relay {
     published: Published,
     /// The row that failed last and how many times in a row.
     failing: Arc<Mutex<Option<(i64, u32)>>>,
+    /// The order (`seq`) the next committed row must have to be published from memory: every
+    /// row before it is published. `None` until a read of the table says so.
+    next: Arc<Mutex<Option<i64>>>,
     /// This process's name in the lease.
     holder: String,
 }
@@ -80,6 +85,7 @@ impl Relay {
             committed: uow.committed(),
             published: uow.published(),
             failing: Arc::default(),
+            next: Arc::default(),
             uow,
             holder: uuid::Uuid::new_v4().to_string(),
         }
@@ -208,30 +214,63 @@ impl Relay {
         Ok(())
     }
 
-    /// One relay pass: publish up to a batch of pending rows; returns how many were published.
+    /// One relay pass over the table: publish up to a batch of pending rows; returns how many
+    /// were published.
     pub async fn relay_once(&self, js: &jetstream::Context) -> anyhow::Result<usize> {
         // Rows published but not marked yet are still pending in the table: skip them.
         let limit = RELAY_BATCH + self.published.unmarked() as i64;
         let pending = outbox::pending(&mut self.uow.db().reader().await?, limit).await?;
         let mut rows = self.published.unpublished(pending);
         rows.truncate(RELAY_BATCH as usize);
-        if rows.is_empty() {
-            return Ok(0);
+        self.send(js, rows).await
+    }
+
+    /// One relay pass over what this process committed since the last: the rows handed over
+    /// in memory, if they follow the last row published with nothing between (no row of
+    /// another process, none dropped); otherwise a pass over the table.
+    async fn relay_committed(&self, js: &jetstream::Context) -> anyhow::Result<usize> {
+        let committed = self.committed.take();
+        let Some(next) = *self.next() else {
+            return self.relay_once(js).await;
+        };
+        let rows: Vec<Pending> = committed.into_iter().filter(|r| r.seq >= next).collect();
+        let follows = rows.iter().zip(next..).all(|(row, seq)| row.seq == seq);
+        if !follows {
+            return self.relay_once(js).await;
         }
+        self.send(js, rows).await
+    }
+
+    fn next(&self) -> std::sync::MutexGuard<'_, Option<i64>> {
+        self.next
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Publishes `rows` (in order) and notes them for marking; returns how many were published.
+    async fn send(&self, js: &jetstream::Context, rows: Vec<Pending>) -> anyhow::Result<usize> {
+        let Some(last) = rows.last().map(|r| r.seq) else {
+            return Ok(0);
+        };
         let sent = Self::publish(js, &rows).await;
         let published = sent.published.len();
         self.published.add(&sent.published);
         metrics::counter!("outbox_published_total").increment(published as u64);
         if let Some((seq, error, row_fault)) = &sent.failed {
+            // Back to reading the table, which knows which rows are still pending.
+            *self.next() = None;
             self.failed(*seq, error, *row_fault).await?;
         }
         if published < rows.len() {
+            *self.next() = None;
             anyhow::bail!(
                 "{} of {} outbox rows not published yet",
                 rows.len() - published,
                 rows.len()
             );
         }
+        let mut next = self.next();
+        *next = Some(next.map_or(last + 1, |n| n.max(last + 1)));
         Ok(published)
     }
 
@@ -240,6 +279,10 @@ impl Relay {
         let mut failures = 0u32;
         // Until when this relay holds the lease, as far as it knows; renewed at half-time.
         let mut leading_until = 0i64;
+        // Whether the next pass reads the table rather than what this process committed, and
+        // when it last did: at least every POLL, busy or not, for rows of other processes.
+        let mut scan = true;
+        let mut scanned = tokio::time::Instant::now();
         loop {
             let now = self.uow.db().clock().now_ms();
             if now > leading_until - LEASE_MS / 2 {
@@ -252,8 +295,20 @@ impl Relay {
                     }
                 };
             }
-            if leading_until > 0 {
-                match self.relay_once(&js).await {
+            if leading_until == 0 {
+                // Another process publishes: what this one commits is read from the table if
+                // it leads again.
+                self.committed.take();
+                *self.next() = None;
+            } else {
+                let pass = match scan || scanned.elapsed() >= POLL {
+                    true => {
+                        scanned = tokio::time::Instant::now();
+                        self.relay_once(&js).await
+                    }
+                    false => self.relay_committed(&js).await,
+                };
+                match pass {
                     Ok(n) if n > 0 => {
                         failures = 0;
                         continue;
@@ -280,6 +335,7 @@ impl Relay {
                 _ = self.committed.wait(), if failures == 0 && leading_until > 0 => false,
                 _ = tokio::time::sleep(wait) => true,
             };
+            scan = timed_out || failures > 0;
             if timed_out
                 && self.published.waiting()
                 && let Err(e) = self.mark().await

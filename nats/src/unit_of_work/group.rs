@@ -224,7 +224,7 @@ impl Committer {
         let events = std::mem::take(&mut work.committing);
         let hooks = std::mem::take(&mut work.committed_hooks);
         let now = work.now_ms();
-        outbox::insert(&mut work, &events, now).await?;
+        let written = outbox::insert(&mut work, &events, now).await?;
         let marks = self.published.take();
         let mut committed = outbox::mark_published(&mut work, &marks, now).await;
         if committed.is_ok() {
@@ -237,8 +237,8 @@ impl Committer {
                 return Err(e);
             }
         }
-        if !events.is_empty() {
-            self.committed.tell();
+        if !written.is_empty() {
+            self.committed.tell(written);
         }
         for hook in hooks {
             hook();

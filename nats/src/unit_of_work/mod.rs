@@ -199,24 +199,53 @@ impl Sql for Work {
     }
 }
 
-/// A unit of work of a batch: code over [`Work`] with an outcome. It may run twice (see
-/// [`UnitOfWork::run_all`]), so it is `Fn`.
+/// A unit of work of a batch: code over [`Work`] with an outcome.
 pub type Unit<T, R> =
     Arc<dyn for<'w> Fn(&'w mut Work) -> BoxFuture<'w, Result<T, Error<R>>> + Send + Sync>;
 
-/// Said after a commit that wrote events: the relay waits on it.
+/// Said after a commit that wrote events, with the rows it wrote: the relay waits on it and
+/// publishes them from memory instead of reading them back.
 #[derive(Clone, Default)]
-pub struct Committed(Arc<Notify>);
+pub struct Committed(Arc<CommittedRows>);
+
+#[derive(Default)]
+struct CommittedRows {
+    told: Notify,
+    rows: std::sync::Mutex<std::collections::VecDeque<outbox::Pending>>,
+}
+
+/// Committed rows the relay has not taken at most; beyond it they are dropped, and the relay
+/// reads them from the table instead (a relay that does not lead takes none).
+const COMMITTED_ROWS: usize = 50_000;
 
 impl Committed {
     /// Resolves after the next commit that wrote events (or at once if one came since the last
     /// wait).
     pub async fn wait(&self) {
-        self.0.notified().await
+        self.0.told.notified().await
     }
 
-    fn tell(&self) {
-        self.0.notify_one();
+    /// The rows committed since the last call, in commit order (with a gap in their order
+    /// where rows were dropped).
+    pub fn take(&self) -> Vec<outbox::Pending> {
+        self.rows().drain(..).collect()
+    }
+
+    fn rows(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<outbox::Pending>> {
+        self.0
+            .rows
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn tell(&self, written: Vec<outbox::Pending>) {
+        {
+            let mut rows = self.rows();
+            if rows.len() + written.len() <= COMMITTED_ROWS {
+                rows.extend(written);
+            }
+        }
+        self.0.told.notify_one();
     }
 }
 

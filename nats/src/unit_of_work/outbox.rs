@@ -61,20 +61,30 @@ pub fn ddl(backend: Backend) -> Vec<Cow<'static, str>> {
 /// Rows per INSERT: 5 parameters a row, well under every backend's limit.
 const INSERT_ROWS: usize = 200;
 
-/// Writes `messages` to the outbox, in order, inside the caller's transaction.
-pub async fn insert(sql: &mut impl Sql, messages: &[Message], now: i64) -> anyhow::Result<()> {
+/// Writes `messages` to the outbox, in order, inside the caller's transaction; answers them as
+/// rows, with the order each was given (for the relay to publish once they are committed).
+pub async fn insert(
+    sql: &mut impl Sql,
+    messages: &[Message],
+    now: i64,
+) -> anyhow::Result<Vec<Pending>> {
+    let mut written = Vec::with_capacity(messages.len());
     for chunk in messages.chunks(INSERT_ROWS) {
         let rows = (0..chunk.len())
             .map(|i| format!("({})", placeholders(i * 5 + 1, 5)))
             .collect::<Vec<_>>()
             .join(", ");
         let mut insert = sql.sql_built(format!(
-            "INSERT INTO outbox (id, subject, headers, payload, created_at) VALUES {rows}"
+            "INSERT INTO outbox (id, subject, headers, payload, created_at) VALUES {rows}
+             RETURNING seq, id"
         ));
-        for msg in chunk {
+        // Payloads are JSON written by contracts, hence valid UTF-8.
+        let payloads: Vec<String> = chunk
+            .iter()
+            .map(|msg| String::from_utf8_lossy(&msg.payload).into_owned())
+            .collect();
+        for (msg, payload) in chunk.iter().zip(&payloads) {
             let headers = serde_json::to_string(&msg.headers)?;
-            // Payloads are JSON written by contracts, hence valid UTF-8.
-            let payload = String::from_utf8_lossy(&msg.payload).into_owned();
             insert = insert
                 .bind(msg.id)
                 .bind(&msg.subject)
@@ -82,9 +92,24 @@ pub async fn insert(sql: &mut impl Sql, messages: &[Message], now: i64) -> anyho
                 .bind(payload)
                 .bind(now);
         }
-        insert.execute().await?;
+        // RETURNING gives no order: each row is matched to its message by id.
+        let mut seqs = std::collections::HashMap::with_capacity(chunk.len());
+        for row in insert.fetch_all().await? {
+            seqs.insert(row.parse::<uuid::Uuid>("id")?, row.get::<i64>("seq")?);
+        }
+        for (msg, payload) in chunk.iter().zip(payloads) {
+            let seq = *seqs
+                .get(&msg.id)
+                .ok_or_else(|| anyhow::anyhow!("the outbox did not return event {}", msg.id))?;
+            written.push(Pending {
+                seq,
+                subject: msg.subject.clone(),
+                headers: msg.headers.clone(),
+                payload,
+            });
+        }
     }
-    Ok(())
+    Ok(written)
 }
 
 /// A row waiting to be published, as read back by the relay.
