@@ -4,13 +4,32 @@
 //! The write connection lives on the unit of work's database thread; reads take a connection
 //! from a small pool and never wait for the writer (WAL).
 
-use super::Durability;
-use super::sql::Arg;
 use anyhow::Context as _;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+
+/// How much a committed SQLite transaction survives. In WAL mode, `Normal` survives a process
+/// crash (kill -9) but may lose the last transactions on power loss; `Full` syncs every commit
+/// and survives power loss, at about 60 % of the write rate (docs/operations.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Durability {
+    #[default]
+    Normal,
+    Full,
+}
+
+impl std::str::FromStr for Durability {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_uppercase().as_str() {
+            "NORMAL" => Ok(Durability::Normal),
+            "FULL" => Ok(Durability::Full),
+            _ => Err(format!("expected NORMAL or FULL, got {s:?}")),
+        }
+    }
+}
 
 /// Idle read connections kept for the next reader.
 const IDLE_READERS: usize = 8;
@@ -126,6 +145,10 @@ pub(crate) struct LiteRow {
 }
 
 impl LiteRow {
+    pub(crate) fn new(columns: Arc<[String]>, values: Vec<Value>) -> LiteRow {
+        LiteRow { columns, values }
+    }
+
     pub(crate) fn value(&self, column: &str) -> anyhow::Result<&Value> {
         self.columns
             .iter()
@@ -149,54 +172,6 @@ pub(crate) fn numbered(text: &str) -> String {
         }
     }
     out
-}
-
-fn bind(stmt: &mut rusqlite::CachedStatement<'_>, args: &[Arg]) -> rusqlite::Result<()> {
-    for (i, arg) in args.iter().enumerate() {
-        let index = i + 1;
-        match arg {
-            Arg::Int(v) => stmt.raw_bind_parameter(index, v)?,
-            Arg::Text(v) => stmt.raw_bind_parameter(index, v)?,
-            Arg::NullInt | Arg::NullText => {
-                stmt.raw_bind_parameter(index, rusqlite::types::Null)?
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Runs a statement; the number of rows it changed.
-pub(crate) fn execute(conn: &Connection, text: &str, args: &[Arg]) -> rusqlite::Result<u64> {
-    let mut stmt = conn.prepare_cached(&numbered(text))?;
-    bind(&mut stmt, args)?;
-    Ok(stmt.raw_execute()? as u64)
-}
-
-/// Runs a statement and reads up to `limit` rows of its result.
-pub(crate) fn fetch(
-    conn: &Connection,
-    text: &str,
-    args: &[Arg],
-    limit: usize,
-) -> rusqlite::Result<Vec<LiteRow>> {
-    let mut stmt = conn.prepare_cached(&numbered(text))?;
-    bind(&mut stmt, args)?;
-    let columns: Arc<[String]> = stmt.column_names().into_iter().map(str::to_owned).collect();
-    let width = columns.len();
-    let mut rows = stmt.raw_query();
-    let mut out = Vec::new();
-    while out.len() < limit
-        && let Some(row) = rows.next()?
-    {
-        let values = (0..width)
-            .map(|i| row.get::<_, Value>(i))
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        out.push(LiteRow {
-            columns: columns.clone(),
-            values,
-        });
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

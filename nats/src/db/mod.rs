@@ -19,6 +19,7 @@ use std::borrow::Cow;
 use std::sync::Once;
 use std::time::Duration;
 
+pub use lite::Durability;
 pub(crate) use tx::Tx;
 pub use tx::Unavailable;
 mod tx;
@@ -96,27 +97,6 @@ pub fn redacted(url: &str) -> String {
         out = format!("{out}?{}", pairs.join("&"));
     }
     out
-}
-
-/// How much a committed SQLite transaction survives. In WAL mode, `Normal` survives a process
-/// crash (kill -9) but may lose the last transactions on power loss; `Full` syncs every commit
-/// and survives power loss, at about 60 % of the write rate (docs/operations.md).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Durability {
-    #[default]
-    Normal,
-    Full,
-}
-
-impl std::str::FromStr for Durability {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_uppercase().as_str() {
-            "NORMAL" => Ok(Durability::Normal),
-            "FULL" => Ok(Durability::Full),
-            _ => Err(format!("expected NORMAL or FULL, got {s:?}")),
-        }
-    }
 }
 
 #[derive(Clone, Debug)]

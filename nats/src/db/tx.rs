@@ -1,8 +1,7 @@
 //! tx: a write transaction on either backend, begun and committed by the unit of work alone,
 //! with the savepoints that let one unit of a group roll back without the others.
 
-use super::Conn;
-use super::sql::Statement;
+use super::sql::{Conn, Statement};
 use anyhow::Context as _;
 use std::borrow::Cow;
 use tokio::sync::OwnedMutexGuard;

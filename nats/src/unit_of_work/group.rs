@@ -3,17 +3,33 @@
 //! writes their events to the outbox, marks what the relay has published, commits once, and
 //! only then answers each caller, tells the relay and runs the units' after-commit hooks.
 
-use super::{Committed, Error, Work, outbox};
+use super::outbox::{self, Committed};
+use super::work::{Error, Work};
 use crate::db::{self, Backend, Db};
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
 use std::panic::AssertUnwindSafe;
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+use tokio::sync::{Mutex, mpsc, oneshot};
 
-/// Units waiting for the committer at most; callers wait beyond it (backpressure).
+/// Submissions waiting for the committer at most; callers wait beyond it (backpressure).
 pub(super) const QUEUE: usize = 4096;
-/// Units per transaction at most: a group's commit is not held back by an endless queue.
-const GROUP: usize = 256;
+/// Submissions (a unit, or a consumer's batch) per transaction at most: a group's commit is
+/// not held back by an endless queue.
+const GROUP: usize = 128;
+/// Committers on PostgreSQL, each with a connection: every statement there is a round trip,
+/// so transactions run side by side while others wait on the network or a flush. (SQLite has
+/// one writer anyway: one committer.)
+const PG_COMMITTERS: usize = 16;
+/// Submissions per transaction on PostgreSQL: one. Several committers grouping callers'
+/// units deadlock there: a group holds the row locks of its first units while a later one
+/// waits for a row another group holds, and that group waits for this one (seen at once in the
+/// flash sale: the queue's schedule lock against token rows). Each command keeps its own
+/// transaction, and a consumer's batch one of its own.
+const PG_GROUP: usize = 1;
+
+/// Units handed over together: they run in order in one group.
+type Submission = Vec<Box<dyn Job>>;
 
 /// What the committer does after a unit ran: answer its caller, once the group's commit is
 /// known (`None`: committed).
@@ -41,7 +57,7 @@ where
     T: Send + 'static,
     R: Send + 'static,
 {
-    pub(super) fn new(unit: F) -> (Box<dyn Job>, Answer<T, R>) {
+    pub(super) fn job(unit: F) -> (Box<dyn Job>, Answer<T, R>) {
         let (answer, waiting) = oneshot::channel();
         (Box::new(Decision { unit, answer }), waiting)
     }
@@ -116,7 +132,8 @@ pub(super) struct Committer {
 impl Committer {
     /// SQLite: a thread of its own, where every statement of a unit runs synchronously on the
     /// write connection; PostgreSQL's driver is async: a task.
-    pub(super) fn start(self, queue: mpsc::Receiver<Box<dyn Job>>) {
+    pub(super) fn start(self, queue: mpsc::Receiver<Submission>) {
+        let queue = Arc::new(Mutex::new(queue));
         match self.db.backend() {
             Backend::Sqlite => {
                 let name = format!("{}-db", self.service);
@@ -129,16 +146,28 @@ impl Committer {
                 }
             }
             Backend::Postgres => {
-                tokio::spawn(self.serve(queue));
+                let committer = Arc::new(self);
+                for _ in 0..PG_COMMITTERS {
+                    let (committer, queue) = (committer.clone(), queue.clone());
+                    tokio::spawn(async move { committer.serve(queue).await });
+                }
             }
         }
     }
 
     /// Until every [`super::UnitOfWork`] of the service is gone.
-    async fn serve(self, mut queue: mpsc::Receiver<Box<dyn Job>>) {
-        let mut group = Vec::with_capacity(GROUP);
-        while queue.recv_many(&mut group, GROUP).await > 0 {
-            self.run(std::mem::take(&mut group)).await;
+    async fn serve(&self, queue: Arc<Mutex<mpsc::Receiver<Submission>>>) {
+        let group = match self.db.backend() {
+            Backend::Sqlite => GROUP,
+            Backend::Postgres => PG_GROUP,
+        };
+        let mut submissions = Vec::with_capacity(group);
+        loop {
+            // One committer takes what waits; the others wait their turn to take.
+            if queue.lock().await.recv_many(&mut submissions, group).await == 0 {
+                return;
+            }
+            self.run(submissions.drain(..).flatten().collect()).await;
         }
     }
 

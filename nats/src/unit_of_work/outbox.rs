@@ -8,6 +8,7 @@ use contracts::Message;
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
 
 /// The outbox and the relay's lease, created if missing.
 pub fn ddl(backend: Backend) -> Vec<Cow<'static, str>> {
@@ -295,5 +296,51 @@ impl Published {
             rows.marking.remove(seq);
         }
         rows.waiting.extend(seqs);
+    }
+}
+
+/// Said after a commit that wrote events, with the rows it wrote: the relay waits on it and
+/// publishes them from memory instead of reading them back.
+#[derive(Clone, Default)]
+pub struct Committed(Arc<CommittedRows>);
+
+#[derive(Default)]
+struct CommittedRows {
+    told: Notify,
+    rows: std::sync::Mutex<std::collections::VecDeque<Pending>>,
+}
+
+/// Committed rows the relay has not taken at most; beyond it they are dropped, and the relay
+/// reads them from the table instead (a relay that does not lead takes none).
+const COMMITTED_ROWS: usize = 50_000;
+
+impl Committed {
+    /// Resolves after the next commit that wrote events (or at once if one came since the last
+    /// wait).
+    pub async fn wait(&self) {
+        self.0.told.notified().await
+    }
+
+    /// The rows committed since the last call, in commit order (with a gap in their order
+    /// where rows were dropped).
+    pub fn take(&self) -> Vec<Pending> {
+        self.rows().drain(..).collect()
+    }
+
+    fn rows(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<Pending>> {
+        self.0
+            .rows
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(super) fn tell(&self, written: Vec<Pending>) {
+        {
+            let mut rows = self.rows();
+            if rows.len() + written.len() <= COMMITTED_ROWS {
+                rows.extend(written);
+            }
+        }
+        self.0.told.notify_one();
     }
 }
