@@ -114,6 +114,7 @@ enum End {
     Done,
     Refuse,
     Fail,
+    Panic,
 }
 
 /// A unit that counts once and emits an event, then ends as `end` says.
@@ -128,6 +129,7 @@ fn counting(end: End) -> Unit<(), Refused> {
                 End::Done => Ok(()),
                 End::Refuse => Err(Refused.into()),
                 End::Fail => Err(anyhow::anyhow!("broken").into()),
+                End::Panic => panic!("a unit of work panics"),
             }
         })
     })
@@ -154,6 +156,7 @@ async fn a_unit_that_is_rejected_or_fails_keeps_nothing_and_the_others_in_its_ba
             counting(End::Done),
             counting(End::Refuse),
             counting(End::Fail),
+            counting(End::Panic),
             counting(End::Done),
         ])
         .await;
@@ -165,7 +168,7 @@ async fn a_unit_that_is_rejected_or_fails_keeps_nothing_and_the_others_in_its_ba
             Err(Error::Failed(_)) => "failed",
         })
         .collect();
-    assert_eq!(shapes, ["ok", "rejected", "failed", "ok"]);
+    assert_eq!(shapes, ["ok", "rejected", "failed", "failed", "ok"]);
     assert_eq!(counted(&db).await, 2);
     let pending = outbox::pending(&mut db.reader().await.unwrap(), 10)
         .await
@@ -176,6 +179,23 @@ async fn a_unit_that_is_rejected_or_fails_keeps_nothing_and_the_others_in_its_ba
     let outcomes = uow.run_all(vec![counting(End::Done); 3]).await;
     assert!(outcomes.iter().all(Result::is_ok));
     assert_eq!(counted(&db).await, 5);
+
+    // Many callers at once: their units share commits, and each is answered only once its
+    // effect is committed (a read right after the answer sees it).
+    let callers = (0..200).map(|_| {
+        let (uow, db) = (uow.clone(), db.clone());
+        tokio::spawn(async move {
+            uow.decide(|w| counting(End::Done)(w)).await.unwrap();
+            counted(&db).await
+        })
+    });
+    for seen in futures::future::join_all(callers).await {
+        assert!(
+            seen.unwrap() >= 6,
+            "a caller's own row is committed when it is answered"
+        );
+    }
+    assert_eq!(counted(&db).await, 205);
 }
 
 /// A unit that emits an event too large to publish fails, and keeps nothing: the row would
