@@ -4,6 +4,7 @@
 //! The write connection lives on the unit of work's database thread; reads take a connection
 //! from a small pool and never wait for the writer (WAL).
 
+use super::arg::Arg;
 use anyhow::Context as _;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags};
@@ -145,10 +146,6 @@ pub(crate) struct LiteRow {
 }
 
 impl LiteRow {
-    pub(crate) fn new(columns: Arc<[String]>, values: Vec<Value>) -> LiteRow {
-        LiteRow { columns, values }
-    }
-
     pub(crate) fn value(&self, column: &str) -> anyhow::Result<&Value> {
         self.columns
             .iter()
@@ -158,32 +155,104 @@ impl LiteRow {
     }
 }
 
-/// `$1, $2, …` as SQLite's numbered `?1, ?2, …`: SQLite reads `$1` as a parameter *named*
-/// "$1" and numbers named parameters by first appearance, so `$2 … $1` would bind the wrong
-/// values. The stores' text holds `$` only in placeholders.
-pub(crate) fn numbered(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
-            out.push('?');
-        } else {
-            out.push(c);
+/// The number of a placeholder as SQLite names it (`$3` → 3). SQLite reads `$3` as a
+/// parameter *named* "$3" and numbers named parameters by first appearance, so a statement's
+/// `$2 … $1` is bound by these numbers, not by position.
+fn placeholder_number(name: &str) -> Option<usize> {
+    name.strip_prefix('$')?.parse().ok().filter(|n| *n > 0)
+}
+
+/// Binds `args` by the number in each placeholder's name (`$n` takes `args[n - 1]`): a
+/// placeholder without its argument, or arguments beyond the highest placeholder, are an error.
+fn bind(stmt: &mut rusqlite::CachedStatement<'_>, args: &[Arg]) -> rusqlite::Result<()> {
+    let mut highest = 0;
+    for index in 1..=stmt.parameter_count() {
+        let name = stmt.parameter_name(index).unwrap_or("?");
+        let n = placeholder_number(name)
+            .ok_or_else(|| rusqlite::Error::InvalidParameterName(name.to_owned()))?;
+        let arg = args
+            .get(n - 1)
+            .ok_or(rusqlite::Error::InvalidParameterCount(n, args.len()))?;
+        highest = highest.max(n);
+        match arg {
+            Arg::Int(v) => stmt.raw_bind_parameter(index, v)?,
+            Arg::Text(v) => stmt.raw_bind_parameter(index, v)?,
+            Arg::NullInt | Arg::NullText => {
+                stmt.raw_bind_parameter(index, rusqlite::types::Null)?
+            }
         }
     }
-    out
+    if highest != args.len() {
+        return Err(rusqlite::Error::InvalidParameterCount(args.len(), highest));
+    }
+    Ok(())
+}
+
+/// Runs a statement; the number of rows it changed.
+pub(crate) fn execute(conn: &Connection, text: &str, args: &[Arg]) -> rusqlite::Result<u64> {
+    let mut stmt = conn.prepare_cached(text)?;
+    bind(&mut stmt, args)?;
+    Ok(stmt.raw_execute()? as u64)
+}
+
+/// Runs a statement and reads up to `limit` rows of its result.
+pub(crate) fn fetch(
+    conn: &Connection,
+    text: &str,
+    args: &[Arg],
+    limit: usize,
+) -> rusqlite::Result<Vec<LiteRow>> {
+    let mut stmt = conn.prepare_cached(text)?;
+    bind(&mut stmt, args)?;
+    let columns: Arc<[String]> = stmt.column_names().into_iter().map(str::to_owned).collect();
+    let width = columns.len();
+    let mut rows = stmt.raw_query();
+    let mut out = Vec::new();
+    while out.len() < limit
+        && let Some(row) = rows.next()?
+    {
+        let values = (0..width)
+            .map(|i| row.get::<_, Value>(i))
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        out.push(LiteRow {
+            columns: columns.clone(),
+            values,
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::numbered;
+    use super::{Arg, Value, fetch, placeholder_number};
 
     #[test]
-    fn placeholders_become_numbered_parameters() {
-        assert_eq!(
-            numbered("UPDATE t SET a = $2 WHERE b = $1 AND c = $10"),
-            "UPDATE t SET a = ?2 WHERE b = ?1 AND c = ?10"
-        );
-        assert_eq!(numbered("SELECT '$' || x"), "SELECT '$' || x");
+    fn placeholders_are_read_by_their_number() {
+        assert_eq!(placeholder_number("$2"), Some(2));
+        assert_eq!(placeholder_number("$10"), Some(10));
+        for name in ["$0", "$x", "?1", ":a", "$"] {
+            assert_eq!(placeholder_number(name), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn arguments_bind_by_their_placeholders_number_not_position() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let args = [Arg::Int(1), Arg::Text("two".into())];
+        let rows = fetch(&conn, "SELECT $2 AS a, $1 AS b, $1 AS c", &args, 10).unwrap();
+        assert_eq!(rows[0].value("a").unwrap(), &Value::Text("two".into()));
+        assert_eq!(rows[0].value("b").unwrap(), &Value::Integer(1));
+        assert_eq!(rows[0].value("c").unwrap(), &Value::Integer(1));
+        // An argument without its placeholder, or a placeholder without its argument: refused.
+        for (text, args) in [("SELECT $1", &args[..]), ("SELECT $1, $2", &args[..1])] {
+            assert!(
+                matches!(
+                    fetch(&conn, text, args, 10),
+                    Err(rusqlite::Error::InvalidParameterCount(..))
+                ),
+                "{text} with {} arguments",
+                args.len()
+            );
+        }
     }
 }

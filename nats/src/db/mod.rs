@@ -2,6 +2,7 @@
 //! migrations, and the SQL API stores are written in ([`sql`]), once for both backends. Writes
 //! go through the unit of work ([`crate::unit_of_work`]); reads take a [`Read`] from here.
 
+mod arg;
 pub mod clock;
 mod lite;
 pub mod sql;
@@ -101,11 +102,10 @@ pub fn redacted(url: &str) -> String {
 
 #[derive(Clone, Debug)]
 pub struct Db {
-    /// PostgreSQL's connections, for reads and writes.
+    /// sqlx's connections: where migrations and the runtime's DDL run, and on PostgreSQL
+    /// every read and write. On SQLite one connection, for migrations and DDL only: reads and
+    /// the unit of work's transactions go through [`lite`].
     pool: AnyPool,
-    /// Where migrations and the runtime's DDL run (on PostgreSQL the same pool). On SQLite
-    /// nothing else uses sqlx: reads and the unit of work's transactions go through [`lite`].
-    writer: AnyPool,
     /// SQLite's file and read connections; `None` on PostgreSQL.
     lite: Option<lite::Lite>,
     /// SQLite's one write connection, for the unit of work's database thread: SQLite admits
@@ -152,23 +152,19 @@ impl Db {
                 .await
                 .with_context(|| format!("connect to database {}", redacted(&url)))
         };
-        let (pool, writer, lite, lite_writer) = match backend {
+        let (pool, lite, lite_writer) = match backend {
             // sqlx keeps one connection for migrations; the rest is rusqlite's.
             Backend::Sqlite => {
-                let writer = connect(1, false).await?;
+                let pool = connect(1, false).await?;
                 let lite = lite::Lite::new(&url, durability)?;
                 let conn = lite.open(false)?;
                 let lite_writer = std::sync::Arc::new(tokio::sync::Mutex::new(conn));
-                (writer.clone(), writer, Some(lite), Some(lite_writer))
+                (pool, Some(lite), Some(lite_writer))
             }
-            Backend::Postgres => {
-                let pool = connect(16, false).await?;
-                (pool.clone(), pool, None, None)
-            }
+            Backend::Postgres => (connect(16, false).await?, None, None),
         };
         let db = Db {
             pool,
-            writer,
             lite,
             lite_writer,
             backend,
@@ -253,14 +249,14 @@ impl Db {
     pub(crate) async fn begin(&self) -> anyhow::Result<Tx> {
         match &self.lite_writer {
             Some(conn) => Tx::lite(conn.clone().lock_owned().await),
-            None => Tx::sqlx(self.writer.begin().await?),
+            None => Ok(Tx::Sqlx(self.pool.begin().await?)),
         }
     }
 
     /// Runs the service's migrations.
     pub async fn migrate(&self, migrator: &Migrator) -> anyhow::Result<()> {
         migrator
-            .run(&self.writer)
+            .run(&self.pool)
             .await
             .context("run the service's migrations")
     }
@@ -269,7 +265,7 @@ impl Db {
     pub async fn ensure(&self, ddl: &[Cow<'static, str>]) -> anyhow::Result<()> {
         for statement in ddl {
             // Fixed text of our own; nothing from outside goes into it.
-            self.writer
+            self.pool
                 .execute(sqlx::AssertSqlSafe(statement.as_ref()))
                 .await
                 .with_context(|| format!("create a table: {statement}"))?;

@@ -3,6 +3,7 @@
 //! stores are written once: SQLite runs through rusqlite in the calling thread ([`super::lite`]),
 //! PostgreSQL through sqlx's natively async driver.
 
+pub use super::arg::Arg;
 use super::lite::{self, LiteRow};
 use anyhow::Context as _;
 use contracts::{ConcertId, Points, ReservationId, ScheduleId, SeatId, UserId};
@@ -43,15 +44,6 @@ pub fn placeholders(first: usize, n: usize) -> String {
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// One value bound to a placeholder.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Arg {
-    Int(i64),
-    Text(String),
-    NullInt,
-    NullText,
 }
 
 /// A Rust value that can be bound to a placeholder.
@@ -210,7 +202,7 @@ impl<'c> Statement<'c> {
     pub async fn execute(self) -> anyhow::Result<u64> {
         let Statement { conn, text, args } = self;
         match conn {
-            Conn::Lite(conn) => lite_execute(conn, &text, &args).map_err(anyhow::Error::from),
+            Conn::Lite(conn) => lite::execute(conn, &text, &args).map_err(anyhow::Error::from),
             Conn::Sqlx(conn) => query(&text, args)
                 .execute(conn)
                 .await
@@ -238,7 +230,7 @@ impl<'c> Statement<'c> {
     async fn fetch(self, limit: usize) -> anyhow::Result<Vec<Row>> {
         let Statement { conn, text, args } = self;
         match conn {
-            Conn::Lite(conn) => lite_fetch(conn, &text, &args, limit)
+            Conn::Lite(conn) => lite::fetch(conn, &text, &args, limit)
                 .map(|rows| rows.into_iter().map(|row| Row(RowOf::Lite(row))).collect())
                 .map_err(anyhow::Error::from),
             Conn::Sqlx(conn) => query(&text, args)
@@ -251,52 +243,6 @@ impl<'c> Statement<'c> {
         }
         .with_context(|| failed(&text))
     }
-}
-
-fn bind(stmt: &mut rusqlite::CachedStatement<'_>, args: &[Arg]) -> rusqlite::Result<()> {
-    for (i, arg) in args.iter().enumerate() {
-        let index = i + 1;
-        match arg {
-            Arg::Int(v) => stmt.raw_bind_parameter(index, v)?,
-            Arg::Text(v) => stmt.raw_bind_parameter(index, v)?,
-            Arg::NullInt | Arg::NullText => {
-                stmt.raw_bind_parameter(index, rusqlite::types::Null)?
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Runs a statement; the number of rows it changed.
-fn lite_execute(conn: &rusqlite::Connection, text: &str, args: &[Arg]) -> rusqlite::Result<u64> {
-    let mut stmt = conn.prepare_cached(&lite::numbered(text))?;
-    bind(&mut stmt, args)?;
-    Ok(stmt.raw_execute()? as u64)
-}
-
-/// Runs a statement and reads up to `limit` rows of its result.
-fn lite_fetch(
-    conn: &rusqlite::Connection,
-    text: &str,
-    args: &[Arg],
-    limit: usize,
-) -> rusqlite::Result<Vec<LiteRow>> {
-    let mut stmt = conn.prepare_cached(&lite::numbered(text))?;
-    bind(&mut stmt, args)?;
-    let columns: std::sync::Arc<[String]> =
-        stmt.column_names().into_iter().map(str::to_owned).collect();
-    let width = columns.len();
-    let mut rows = stmt.raw_query();
-    let mut out = Vec::new();
-    while out.len() < limit
-        && let Some(row) = rows.next()?
-    {
-        let values = (0..width)
-            .map(|i| row.get::<_, rusqlite::types::Value>(i))
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        out.push(LiteRow::new(columns.clone(), values));
-    }
-    Ok(out)
 }
 
 fn failed(text: &str) -> String {

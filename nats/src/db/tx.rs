@@ -22,14 +22,13 @@ pub enum Tx {
 /// SQLite's write connection in a transaction.
 pub struct LiteTx {
     conn: OwnedMutexGuard<rusqlite::Connection>,
-    open: bool,
 }
 
 impl Drop for LiteTx {
     fn drop(&mut self) {
         // A transaction that did not commit keeps nothing, and the connection is ready for the
         // next one.
-        if self.open && !self.conn.is_autocommit() {
+        if !self.conn.is_autocommit() {
             let _ = self.conn.execute_batch("ROLLBACK");
         }
     }
@@ -37,20 +36,13 @@ impl Drop for LiteTx {
 
 impl Tx {
     pub(crate) fn lite(conn: OwnedMutexGuard<rusqlite::Connection>) -> anyhow::Result<Tx> {
-        let mut tx = LiteTx { conn, open: false };
-        if !tx.conn.is_autocommit() {
-            // Left open by a unit that panicked: nothing of it is kept.
-            tx.conn.execute_batch("ROLLBACK").context("roll back")?;
+        if !conn.is_autocommit() {
+            // Left open by a rollback that failed: nothing of it is kept.
+            conn.execute_batch("ROLLBACK").context("roll back")?;
         }
-        tx.conn
-            .execute_batch("BEGIN IMMEDIATE")
+        conn.execute_batch("BEGIN IMMEDIATE")
             .context("begin a transaction")?;
-        tx.open = true;
-        Ok(Tx::Lite(tx))
-    }
-
-    pub(crate) fn sqlx(tx: sqlx::Transaction<'static, sqlx::Any>) -> anyhow::Result<Tx> {
-        Ok(Tx::Sqlx(tx))
+        Ok(Tx::Lite(LiteTx { conn }))
     }
 
     pub(crate) fn statement(&mut self, text: Cow<'static, str>) -> Statement<'_> {
@@ -83,11 +75,8 @@ impl Tx {
 
     pub(crate) async fn commit(self) -> anyhow::Result<()> {
         match self {
-            Tx::Lite(mut tx) => {
-                tx.conn.execute_batch("COMMIT").context("commit")?;
-                tx.open = false;
-                Ok(())
-            }
+            // If the commit fails, dropping the transaction rolls it back.
+            Tx::Lite(tx) => tx.conn.execute_batch("COMMIT").context("commit"),
             Tx::Sqlx(tx) => tx.commit().await.context("commit"),
         }
     }
