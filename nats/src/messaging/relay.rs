@@ -2,12 +2,12 @@
 //! rows that commit handed over in memory when they follow the last row it published with
 //! nothing between; otherwise (at start, after a failure, on a gap, and polling as a fallback for
 //! rows committed by another process) it reads the pending rows back from the table. Rows go
-//! out pipelined with `Nats-Msg-Id` = event id; the next commit marks them published (or the relay itself, when no
-//! commit comes soon). A crash between commit and publish loses nothing; one between publish and
-//! mark re-publishes, which the broker drops inside its duplicate window and consumers' inboxes
-//! drop after it. Replicas of a service share one database and one outbox: a lease in the
-//! database lets one relay at a time publish, so events reach the stream in commit order and
-//! once.
+//! out pipelined with `Nats-Msg-Id` = event id; the next commit marks them published (or the
+//! relay itself, when no commit comes soon). A crash between commit and publish loses nothing;
+//! one between publish and mark re-publishes, which the broker drops inside its duplicate window
+//! and consumers' inboxes drop after it. Replicas of a service share one database and one
+//! outbox: a lease in the database lets one relay at a time publish, so events reach the stream
+//! in commit order and once.
 
 use crate::db::Sql;
 use crate::unit_of_work::outbox::{self, Pending, Published};
@@ -256,13 +256,12 @@ impl Relay {
         let published = sent.published.len();
         self.published.add(&sent.published);
         metrics::counter!("outbox_published_total").increment(published as u64);
-        if let Some((seq, error, row_fault)) = &sent.failed {
+        if published < rows.len() {
             // Back to reading the table, which knows which rows are still pending.
             *self.next() = None;
-            self.failed(*seq, error, *row_fault).await?;
-        }
-        if published < rows.len() {
-            *self.next() = None;
+            if let Some((seq, error, row_fault)) = &sent.failed {
+                self.failed(*seq, error, *row_fault).await?;
+            }
             anyhow::bail!(
                 "{} of {} outbox rows not published yet",
                 rows.len() - published,
