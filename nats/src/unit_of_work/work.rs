@@ -119,7 +119,7 @@ impl Work {
 
     /// Emits `event`, caused by what the unit handles (see [`Work::caused_by`]): it is written
     /// to the outbox with the unit's effects and published after the commit. An event too large
-    /// to publish fails the commit (see [`Work::fits`] to refuse it first).
+    /// to publish fails the unit (see [`Work::fits`] to refuse it first).
     pub fn emit<E: Event>(&mut self, event: &E) {
         self.emitted
             .push(Message::new(self.service, event, self.cause, self.now));
