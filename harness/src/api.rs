@@ -9,6 +9,8 @@ pub struct Reply {
     pub status: StatusCode,
     pub content_type: String,
     pub body: Value,
+    /// When to try again, where the answer says (`Retry-After` in seconds).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl Reply {
@@ -86,6 +88,11 @@ impl Api {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .map(std::time::Duration::from_secs);
         let bytes = resp.bytes().await?;
         let body = if bytes.is_empty() {
             Value::Null
@@ -97,6 +104,7 @@ impl Api {
             status,
             content_type,
             body,
+            retry_after,
         })
     }
 

@@ -11,6 +11,7 @@ use nats::unit_of_work::{Error, Work};
 
 /// A command on a reservation: who asks, which one, and what it decides from the reservation
 /// and the time.
+#[derive(Clone)]
 pub struct Command {
     pub user: UserId,
     pub id: ReservationId,

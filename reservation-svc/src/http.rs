@@ -1,10 +1,11 @@
 //! http: the caller's reservations (`GET /reservations`, `GET /reservations/{id}`) and the
 //! pay and cancel commands (202: accepted, carried out by the saga).
 
+use crate::arrival;
 use crate::commands::{self, Command};
 use crate::domain::Rejection;
-use crate::live::Watchers;
 use crate::store;
+use crate::watchers::Watchers;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -12,6 +13,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use contracts::ReservationId;
 use nats::runtime::AppState;
+use nats::unit_of_work::Error;
 use nats::web::{Id, Page, Problem, User};
 use serde_json::json;
 
@@ -26,7 +28,7 @@ pub fn routes() -> Router<AppState<Watchers>> {
 impl From<Rejection> for Problem {
     fn from(r: Rejection) -> Self {
         match r {
-            Rejection::Unknown(_) => Problem::not_found(r.to_string()),
+            Rejection::Unknown(id) => arrival::unknown(id),
             Rejection::NotAwaitingPayment(_)
             | Rejection::NotCancellable(_)
             | Rejection::ShowStarted => Problem::conflict(r.to_string()),
@@ -50,10 +52,11 @@ async fn get_one(
     User(user): User,
     Id(id): Id<ReservationId>,
 ) -> Result<impl IntoResponse, Problem> {
-    store::get_for_user(&mut s.db.reader().await?, id, &user)
-        .await?
-        .map(Json)
-        .ok_or_else(|| Rejection::Unknown(id).into())
+    let found = arrival::read_your_writes(&s, id, || async {
+        Ok(store::get_for_user(&mut s.db.reader().await?, id, &user).await?)
+    })
+    .await?;
+    Ok(Json(found))
 }
 
 /// Runs a command; 202 with the status it leaves the reservation in.
@@ -62,10 +65,21 @@ async fn accept(
     command: Command,
 ) -> Result<impl IntoResponse + use<>, Problem> {
     let id = command.id;
-    let status = s
-        .uow
-        .decide(move |w| Box::pin(commands::run(w, command)))
-        .await?;
+    // A command on a reservation that has not arrived yet waits for it, as a read does.
+    let status = arrival::read_your_writes(s, id, || {
+        let command = command.clone();
+        async move {
+            match s
+                .uow
+                .decide(move |w| Box::pin(commands::run(w, command)))
+                .await
+            {
+                Err(Error::Rejected(Rejection::Unknown(_))) => Ok(None),
+                status => Ok(Some(status?)),
+            }
+        }
+    })
+    .await?;
     s.settings.changed(id);
     Ok((
         StatusCode::ACCEPTED,

@@ -7,9 +7,12 @@
 //! - [`store`]: reservations in SQL.
 //! - [`tracker`]: the consumer of seat and payment events.
 //! - [`commands`]: pay and cancel, each one unit of work.
-//! - [`http`] and [`live`]: the routes, and the server-sent status stream.
+//! - [`http`] and [`live`]: the routes, and the server-sent status stream; [`arrival`]: a
+//!   reservation just handed out by seat-svc is waited for briefly, never answered 404;
+//!   [`watchers`]: who in this process waits on which reservation.
 //! - [`audit`]: every reservation's status, for the whole-system checks.
 
+pub mod arrival;
 pub mod audit;
 pub mod commands;
 pub mod domain;
@@ -17,6 +20,7 @@ pub mod http;
 pub mod live;
 pub mod store;
 pub mod tracker;
+pub mod watchers;
 
 use axum::Router;
 use contracts::{PaymentEvent, SeatEvent};
@@ -37,7 +41,7 @@ impl Service for ReservationSvc {
 
     fn wire(rt: &mut Runtime, _: ()) -> Router {
         // The status streams of this process, woken by the commits that change their reservation.
-        let watchers = live::Watchers::default();
+        let watchers = watchers::Watchers::default();
         let tracker = tracker::SagaTracker {
             watchers: watchers.clone(),
         };

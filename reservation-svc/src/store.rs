@@ -91,6 +91,16 @@ pub async fn get(sql: &mut impl Sql, id: ReservationId) -> anyhow::Result<Option
         .transpose()
 }
 
+/// Whether reservation `id` is here (anyone's).
+pub async fn exists(sql: &mut impl Sql, id: ReservationId) -> anyhow::Result<bool> {
+    Ok(sql
+        .sql("SELECT 1 AS found FROM reservations WHERE id = $1")
+        .bind(id)
+        .fetch_optional()
+        .await?
+        .is_some())
+}
+
 pub async fn get_for_user(
     sql: &mut impl Sql,
     id: ReservationId,

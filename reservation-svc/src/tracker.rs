@@ -3,8 +3,8 @@
 //! confirmed.
 
 use crate::domain::{Fact, Status};
-use crate::live::Watchers;
 use crate::store;
+use crate::watchers::Watchers;
 use contracts::events::ReservationConfirmed;
 use contracts::{Event, PaymentEvent, PaymentKind, ReservationEvent, SeatEvent, SeatKind};
 use nats::messaging::consumer::{Delivery, EventHandler, NotHandled};
@@ -65,6 +65,9 @@ impl EventHandler<SeatEvent> for SagaTracker {
             (SeatEvent::Held(held), _) => {
                 let now = w.now_ms();
                 store::insert_from_hold(w, held, now).await?;
+                // Requests waiting for it to arrive ([`crate::arrival`]) go on at once.
+                let (watchers, id) = (self.watchers.clone(), held.reservation_id);
+                w.after_commit(move || watchers.changed(id));
                 Ok(())
             }
             (_, Some(fact)) => learn(w, d, fact, &self.watchers).await,

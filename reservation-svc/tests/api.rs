@@ -30,7 +30,21 @@ async fn held_for_show(
     starts_at: Option<time::OffsetDateTime>,
 ) -> ReservationId {
     let r = ReservationId::new();
-    let event = SeatEvent::Held(SeatHeld {
+    let event = hold_event_at(r, user, starts_at);
+    env.publish("seat-svc", &event).await.unwrap();
+    r
+}
+
+fn hold_event(r: ReservationId, user: &str) -> SeatEvent {
+    hold_event_at(r, user, None)
+}
+
+fn hold_event_at(
+    r: ReservationId,
+    user: &str,
+    starts_at: Option<time::OffsetDateTime>,
+) -> SeatEvent {
+    SeatEvent::Held(SeatHeld {
         reservation_id: r,
         user_id: UserId(user.into()),
         schedule_id: ScheduleId::new(),
@@ -39,9 +53,7 @@ async fn held_for_show(
         expires_at: time::OffsetDateTime::now_utc() + time::Duration::minutes(5),
         starts_at,
         versions: Default::default(),
-    });
-    env.publish("seat-svc", &event).await.unwrap();
-    r
+    })
 }
 
 /// The pay command on `r` with `token`.
@@ -76,9 +88,8 @@ async fn a_held_reservation_is_paid_once_and_confirmed_when_sold() {
     let env = TestEnv::new().unwrap();
     let api = start(&env).await;
     let ann = env.user("ann");
-    // Before its first event arrives, a reservation is unknown.
-    let r = ReservationId::new();
-    api.get(&format!("/reservations/{r}"), Some(&ann))
+    // An id no hold ever made is unknown.
+    api.get(&format!("/reservations/{}", long_ago()), Some(&ann))
         .await
         .unwrap()
         .expect(404);
@@ -193,13 +204,85 @@ async fn reservation_ids_that_do_not_parse_are_unknown_and_tokens_are_required()
         .expect(404);
     api.get("/reservations", None).await.unwrap().expect(401);
     api.post(
-        &format!("/reservations/{}/payment", ReservationId::new()),
+        &format!("/reservations/{}/payment", long_ago()),
         Some(&env.user("ann")),
         &json!({}),
     )
     .await
     .unwrap()
     .expect(404);
+}
+
+/// A reservation id made ten minutes ago (ids are UUIDv7): no longer on its way here.
+fn long_ago() -> ReservationId {
+    let then = time::OffsetDateTime::now_utc() - time::Duration::minutes(10);
+    let ts = uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        then.unix_timestamp() as u64,
+        then.nanosecond(),
+    );
+    ReservationId(uuid::Uuid::new_v7(ts))
+}
+
+/// Read-your-writes: seat-svc hands out a reservation's id before this service has consumed
+/// the hold that creates it. A read, a payment or a status stream about it then waits for it
+/// rather than answering 404; one that never arrives is 503 with `Retry-After`, not 404.
+#[tokio::test]
+async fn a_reservation_just_handed_out_is_waited_for_never_unknown() {
+    let env = TestEnv::new().unwrap();
+    let api = start(&env).await;
+    let ann = env.user("ann");
+
+    // Asked for before its hold is announced: each request is answered once it arrives.
+    let r = ReservationId::new();
+    let path = format!("/reservations/{r}");
+    let (get, paid, published) = tokio::join!(
+        api.get(&path, Some(&ann)),
+        async {
+            // The payment after the read has started waiting (its first look found nothing).
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            pay(&api, &ann, r).await
+        },
+        async {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            env.publish("seat-svc", &hold_event(r, "ann")).await
+        }
+    );
+    published.unwrap();
+    let get = get.unwrap().expect(200);
+    assert_eq!(get.body["user_id"], "ann");
+    assert_eq!(paid.expect(202).body["status"], "payment_pending");
+
+    // Someone else's, once here: 404 at once, as before.
+    let other = api
+        .get(&format!("/reservations/{r}"), Some(&env.user("eve")))
+        .await
+        .unwrap();
+    assert!(other.is(404), "{other:?}");
+
+    // One that never arrives: 503 with Retry-After after a brief wait, for a read, a command
+    // and a status stream alike.
+    let never = ReservationId::new();
+    let started = std::time::Instant::now();
+    let read = api
+        .get(&format!("/reservations/{never}"), Some(&ann))
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(1), "it waited");
+    for reply in [
+        read,
+        pay(&api, &ann, never).await,
+        api.get(&format!("/reservations/{never}/events"), Some(&ann))
+            .await
+            .unwrap(),
+    ] {
+        assert!(
+            reply.is(503) && reply.retry_after.is_some(),
+            "expected 503 with Retry-After: {reply:?}"
+        );
+        assert_eq!(reply.content_type, "application/problem+json");
+        assert!(reply.str("detail").contains("being set up"), "{reply:?}");
+    }
 }
 
 /// Once its show has started, a confirmed reservation cannot be cancelled (409): the seat would be
@@ -248,7 +331,7 @@ async fn a_confirmed_reservation_cannot_be_cancelled_once_its_show_has_started()
 /// 50 ms, and a stream outlived its token.)
 #[tokio::test]
 async fn live_streams_are_capped_per_user_and_end_with_their_token() {
-    use reservation_svc::live::STREAMS_PER_USER;
+    use reservation_svc::watchers::STREAMS_PER_USER;
     let env = TestEnv::new().unwrap();
     let api = start(&env).await;
     let r = held(&env, "ann").await;

@@ -3,6 +3,7 @@
 //! writes their events to the outbox, marks what the relay has published, commits once, and
 //! only then answers each caller, tells the relay and runs the units' after-commit hooks.
 
+use super::load::Load;
 use super::outbox::{self, Committed};
 use super::work::{Error, Work};
 use crate::db::{self, Backend, Db};
@@ -10,6 +11,7 @@ use futures::FutureExt as _;
 use futures::future::BoxFuture;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 /// Submissions waiting for the committer at most; callers wait beyond it (backpressure).
@@ -29,7 +31,11 @@ const PG_COMMITTERS: usize = 16;
 const PG_GROUP: usize = 1;
 
 /// Units handed over together: they run in order in one group.
-type Submission = Vec<Box<dyn Job>>;
+pub(super) struct Submission {
+    pub(super) jobs: Vec<Box<dyn Job>>,
+    /// When it was handed over: how long it waited tells the [`Load`].
+    pub(super) at: Instant,
+}
 
 /// What the committer does after a unit ran: answer its caller, once the group's commit is
 /// known (`None`: committed).
@@ -127,6 +133,7 @@ pub(super) struct Committer {
     pub(super) service: &'static str,
     pub(super) committed: Committed,
     pub(super) published: outbox::Published,
+    pub(super) load: Load,
 }
 
 impl Committer {
@@ -167,7 +174,11 @@ impl Committer {
             if queue.lock().await.recv_many(&mut submissions, group).await == 0 {
                 return;
             }
-            self.run(submissions.drain(..).flatten().collect()).await;
+            // The first waited longest: its wait and its group's run until the commit.
+            let oldest = submissions[0].at;
+            self.run(submissions.drain(..).flat_map(|s| s.jobs).collect())
+                .await;
+            self.load.waited(oldest.elapsed());
         }
     }
 

@@ -19,9 +19,11 @@
 //! (`Error::Rejected`, nothing it did is kept), or a technical failure (`Error::Failed`).
 
 mod group;
+mod load;
 pub mod outbox;
 mod work;
 
+pub use load::Load;
 pub use outbox::Committed;
 pub use work::{Error, EventTooLarge, MAX_EVENT_BYTES, Never, Rejection, Unit, Work};
 
@@ -34,9 +36,10 @@ use tokio::sync::mpsc;
 pub struct UnitOfWork {
     db: Db,
     /// Where units go to run: the group committer ([`group`]).
-    jobs: mpsc::Sender<Vec<Box<dyn group::Job>>>,
+    jobs: mpsc::Sender<group::Submission>,
     committed: Committed,
     published: outbox::Published,
+    load: Load,
 }
 
 impl UnitOfWork {
@@ -49,12 +52,14 @@ impl UnitOfWork {
             service,
             committed: Committed::default(),
             published: outbox::Published::default(),
+            load: Load::default(),
         };
         let uow = UnitOfWork {
             db,
             jobs,
             committed: committer.committed.clone(),
             published: committer.published.clone(),
+            load: committer.load.clone(),
         };
         committer.start(queue);
         uow
@@ -67,6 +72,12 @@ impl UnitOfWork {
     /// The signal the relay waits on.
     pub fn committed(&self) -> Committed {
         self.committed.clone()
+    }
+
+    /// Whether the committer has had more work than it does lately: the signal to refuse new
+    /// arrivals ([`crate::web::shed`]).
+    pub fn load(&self) -> &Load {
+        &self.load
     }
 
     /// The rows the relay has published, for the next commit to mark.
@@ -124,8 +135,9 @@ impl UnitOfWork {
 
     /// Hands `jobs` to the committer as one submission: they run in order in one group.
     async fn submit(&self, jobs: Vec<Box<dyn group::Job>>) -> anyhow::Result<()> {
+        let at = std::time::Instant::now();
         self.jobs
-            .send(jobs)
+            .send(group::Submission { jobs, at })
             .await
             .map_err(|_| anyhow::anyhow!("the unit of work's committer has stopped"))
     }

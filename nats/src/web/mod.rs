@@ -1,12 +1,14 @@
 //! web: the HTTP conventions every service shares — problem+json errors ([`problem`]), request
 //! extractors that answer with problems ([`extract`]), identity from a bearer JWT ([`auth`]),
-//! and how long a request may take ([`deadline`]).
+//! how long a request may take ([`deadline`]), and new arrivals refused early under overload
+//! ([`shed`]).
 
 pub mod problem;
 
 pub mod auth;
 pub mod deadline;
 pub mod extract;
+pub mod shed;
 
 pub use auth::{Admin, Auth, Session, User};
 pub use extract::{Body, Id, Page, Query};

@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use contracts::ScheduleId;
 use nats::unit_of_work::Error;
-use nats::web::{Id, Problem, User};
+use nats::web::{Id, Problem, User, shed};
 use serde_json::json;
 
 pub fn routes() -> Router<AppState> {
@@ -39,6 +39,9 @@ async fn join_queue(
     User(user): User,
     Id(schedule): Id<ScheduleId>,
 ) -> Result<impl IntoResponse, Problem> {
+    // Joining is where a user arrives: refused while seat-svc is overloaded, so the users
+    // already in keep their pace.
+    shed::admit(s.uow.load())?;
     let limit = s.settings.queue_active_limit;
     let place = match s
         .uow

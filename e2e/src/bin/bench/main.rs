@@ -31,7 +31,7 @@ async fn main() -> anyhow::Result<()> {
 
     let opts = Options {
         hold_ttl_secs: 600,
-        queue_active_limit: args.sagas as u64 + 10,
+        queue_active_limit: args.active_per_schedule.unwrap_or(args.sagas as u64 + 10),
         replicas: args.replicas,
         postgres: args.db == Backend::Postgres,
         sync_always: args.sync_always,
@@ -92,8 +92,9 @@ async fn main() -> anyhow::Result<()> {
         "events / broker publish",
         events_rate / pub_rate
     );
-    row("hold latency p50", hold.p50, "ms");
-    row("hold latency p99", hold.p99, "ms");
+    row("told to come back later (503/429)", sale.shed as f64, "");
+    row("admitted hold latency p50", hold.p50, "ms");
+    row("admitted hold latency p99", hold.p99, "ms");
     row("pay to confirmed p50", confirm.p50, "ms");
     row("pay to confirmed p99", confirm.p99, "ms");
     for (name, used) in &cpu_used {
@@ -138,13 +139,14 @@ async fn main() -> anyhow::Result<()> {
          broker_pub_per_sec={pub_rate:.0} broker_consume_per_sec={consume_rate:.0} \
          ratio={:.3} hold_p50_ms={:.1} hold_p99_ms={:.1} pay_to_confirm_p99_ms={:.1} \
          max_rss_mb={max_rss:.1} cpu_us_per_saga={:.0} generator_cpu_us_per_saga={:.0} \
-         violations={violations}",
+         shed={} violations={violations}",
         events_rate / pub_rate,
         hold.p50,
         hold.p99,
         confirm.p99,
         per_saga(cpu_system),
-        per_saga(cpu_generator)
+        per_saga(cpu_generator),
+        sale.shed
     );
     if violations > 0 {
         std::process::exit(1);

@@ -1,6 +1,6 @@
 //! sale: the flash sale itself — schedules with a seat per user and charged wallets (set-up,
-//! not timed), then each user takes a queue token, holds a seat (timed), waits until
-//! reservation-svc knows the reservation, and pays (10 % with too few points) or cancels (10 %).
+//! not timed), then each user takes a queue token, holds a seat (timed), and at once pays (10 %
+//! with too few points) or cancels (10 %). Users told to come back later do so.
 //! The sale ends when every saga is terminal; then the invariant checker runs.
 
 use super::args::Args;
@@ -14,6 +14,7 @@ use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use reservation_svc::domain::Status;
 use serde_json::json;
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 /// What a user means to do once they hold their seat.
@@ -34,67 +35,102 @@ pub struct Sale {
     pub events: u64,
     /// From the first hold to the last saga's terminal status.
     pub elapsed: Duration,
+    /// Latency of each admitted hold.
     pub hold_ms: Vec<f64>,
     pub pay_to_confirm_ms: Vec<f64>,
+    /// Answers that told a user to come back later (the system shedding load).
+    pub shed: u64,
     pub report: e2e::invariants::Report,
 }
 
-/// One user's part: queue token, hold (timed), wait until reservation-svc knows the
-/// reservation, then pay or cancel. Returns the hold latency and, for a payment, the
-/// reservation and the wall-clock millisecond it was accepted.
-async fn user(
-    c: Client,
-    name: String,
-    schedule: String,
-    seat: String,
-    plan: Plan,
-) -> anyhow::Result<(f64, Option<(String, i64)>)> {
+/// One user's part: queue token, hold (timed), then pay or cancel at once (reservation-svc
+/// waits for a reservation it has not consumed yet). A user told to come back later (503 or
+/// 429 with `Retry-After`: the system shedding load) does so, as a browser would. Returns the
+/// latency of the hold that was admitted, how often the user was told to come back, and, for
+/// a payment, the reservation and the wall-clock millisecond it was accepted.
+async fn user(c: Client, name: String, schedule: String, seat: String, plan: Plan) -> UserRun {
     let token = c.user_token(&name);
-    // Not flows::join_queue: its async closure makes this future not `Send` (a compiler
-    // limitation), and user tasks are spawned onto every core.
-    let queue = c
-        .seat
-        .post(
-            &format!("/schedules/{schedule}/queue"),
-            Some(&token),
-            &json!({}),
-        )
-        .await?;
+    let (mut shed, empty) = (0, json!({}));
+    let queue_path = format!("/schedules/{schedule}/queue");
+    let mut queue = patiently(&mut shed, || c.seat.post(&queue_path, Some(&token), &empty)).await?;
+    let queue_token = queue.str("token");
+    let status_path = format!("/queue/{queue_token}");
+    // Waiting in line: asks again about when its turn may come (the line moves ~2,000 a second
+    // across the schedules here), not in a busy loop.
+    while (queue.is(200) || queue.is(201)) && queue.str("status") == "waiting" {
+        let position = queue.body["position"].as_u64().unwrap_or(0);
+        let pause = Duration::from_millis((position * 5).clamp(100, 3000));
+        tokio::time::sleep(pause).await;
+        queue = patiently(&mut shed, || c.seat.get(&status_path, Some(&token))).await?;
+    }
     if !(queue.is(200) || queue.is(201)) || queue.str("status") != "active" {
         bail!("queue: {} {}", queue.status, queue.body);
     }
-    let queue_token = queue.str("token");
-    let started = Instant::now();
-    let held = flows::hold(&c, &name, &schedule, &queue_token, &[seat]).await?;
+    let mut started = Instant::now();
+    let held = patiently(&mut shed, || {
+        started = Instant::now();
+        flows::hold(
+            &c,
+            &name,
+            &schedule,
+            &queue_token,
+            std::slice::from_ref(&seat),
+        )
+    })
+    .await?;
     let hold_ms = started.elapsed().as_secs_f64() * 1e3;
     if !held.is(201) {
         bail!("hold: {} {}", held.status, held.body);
     }
     let id = held.str("reservation_id");
-    let path = format!("/reservations/{id}");
-    // Asking costs reservation-svc a request, so ask with backoff: a few ms when idle, ~100 ms
-    // under a flash sale (the hold's event has to travel through the outbox and the broker).
-    let mut pause = Duration::from_millis(5);
-    loop {
-        tokio::time::sleep(pause).await;
-        if c.reservation.get(&path, Some(&token)).await?.is(200) {
-            break;
-        }
-        pause = (pause * 2).min(Duration::from_millis(40));
-    }
     let command = match plan {
         Plan::Cancel => "cancel",
         Plan::Pay | Plan::PayShort => "payment",
     };
-    let reply = c
-        .reservation
-        .post(&format!("{path}/{command}"), Some(&token), &json!({}))
-        .await?;
+    let path = format!("/reservations/{id}/{command}");
+    let reply = patiently(&mut shed, || {
+        c.reservation.post(&path, Some(&token), &empty)
+    })
+    .await?;
     if !reply.is(202) {
         bail!("{command}: {} {}", reply.status, reply.body);
     }
     let paid = matches!(plan, Plan::Pay).then(|| (id, now_ms()));
-    Ok((hold_ms, paid))
+    Ok(Admitted {
+        hold_ms,
+        shed,
+        paid,
+    })
+}
+
+/// What a user saw: the latency of their admitted hold, how often they were told to come back
+/// later, and their payment (reservation, when it was accepted).
+struct Admitted {
+    hold_ms: f64,
+    shed: u64,
+    paid: Option<(String, i64)>,
+}
+
+type UserRun = anyhow::Result<Admitted>;
+
+/// Sends until the answer is not "come back later" (503 or 429 with `Retry-After`), waiting
+/// as told each time; counts the times in `shed`.
+async fn patiently<F, Fut>(shed: &mut u64, mut send: F) -> anyhow::Result<harness::Reply>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<harness::Reply>>,
+{
+    let give_up = Instant::now() + Duration::from_secs(300);
+    loop {
+        let reply = send().await?;
+        match reply.retry_after {
+            Some(after) if (reply.is(503) || reply.is(429)) && Instant::now() < give_up => {
+                *shed += 1;
+                tokio::time::sleep(after).await;
+            }
+            _ => return Ok(reply),
+        }
+    }
 }
 
 fn now_ms() -> i64 {
@@ -236,10 +272,12 @@ pub async fn run(sys: &System, args: &Args) -> anyhow::Result<Sale> {
     };
     let mut hold_ms = Vec::new();
     let mut paid = Vec::new();
+    let mut shed = 0;
     for r in results {
-        let (hold, payment) = r?;
-        hold_ms.push(hold);
-        paid.extend(payment);
+        let user = r?;
+        hold_ms.push(user.hold_ms);
+        shed += user.shed;
+        paid.extend(user.paid);
     }
     let elapsed = Duration::from_millis((last_ms - started_ms).max(1) as u64);
     let events = stream_events(&admin).await? - events_before;
@@ -269,6 +307,7 @@ pub async fn run(sys: &System, args: &Args) -> anyhow::Result<Sale> {
         elapsed,
         hold_ms,
         pay_to_confirm_ms,
+        shed,
         report,
     })
 }

@@ -1,0 +1,110 @@
+//! load: whether the committer is overloaded — the one signal by which a service sheds new
+//! arrivals early (503 with `Retry-After`) instead of queueing them for seconds. As in CoDel:
+//! a queue that never empties within an interval (its shortest wait stays above a target) is a
+//! standing queue, more work than the committer does, while a burst that drains is not. The
+//! wait is a submission's time from its hand-over to its group's commit: a committer slowed by
+//! a machine short of CPU is overloaded too, though its queue may look short.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The wait (hand-over to commit) that is still fine.
+const TARGET: Duration = Duration::from_millis(10);
+/// How long the shortest wait must stay above [`TARGET`] to be a standing queue; also how long
+/// a verdict holds.
+const INTERVAL: Duration = Duration::from_millis(100);
+
+/// The committer: how long submissions waited for their commit lately.
+#[derive(Clone)]
+pub struct Load(Arc<Mutex<Window>>);
+
+struct Window {
+    start: Instant,
+    /// The shortest wait since `start`.
+    shortest: Duration,
+    /// Overloaded until then (by the last whole interval).
+    overloaded_until: Option<Instant>,
+}
+
+impl Default for Load {
+    fn default() -> Self {
+        Load(Arc::new(Mutex::new(Window {
+            start: Instant::now(),
+            shortest: Duration::MAX,
+            overloaded_until: None,
+        })))
+    }
+}
+
+impl Load {
+    fn window(&self) -> std::sync::MutexGuard<'_, Window> {
+        // Plain numbers: a panic elsewhere cannot leave them inconsistent.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A group committed, its oldest submission `waited` after it was handed over.
+    pub(super) fn waited(&self, waited: Duration) {
+        let now = Instant::now();
+        let mut w = self.window();
+        w.shortest = w.shortest.min(waited);
+        if now.duration_since(w.start) >= INTERVAL {
+            w.overloaded_until = (w.shortest > TARGET).then(|| now + INTERVAL);
+            w.start = now;
+            w.shortest = Duration::MAX;
+        }
+    }
+
+    /// Whether the committer has had more work than it does for the last interval: new
+    /// commands are better refused now than answered late.
+    pub fn overloaded(&self) -> bool {
+        self.window()
+            .overloaded_until
+            .is_some_and(|until| Instant::now() < until)
+    }
+}
+
+#[cfg(test)]
+impl Load {
+    /// A load whose last interval ended with every wait `waited`.
+    pub(crate) fn after_an_interval(&self, waited: Duration) {
+        self.window().start = Instant::now() - INTERVAL;
+        self.waited(waited);
+    }
+
+    /// A load overloaded for the last interval.
+    pub(crate) fn overloaded_now() -> Load {
+        let load = Load::default();
+        load.after_an_interval(TARGET * 4);
+        load
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_queue_that_empties_is_not_overloaded_and_a_standing_one_is() {
+        let load = Load::default();
+        assert!(!load.overloaded());
+        // A burst: one long wait, but also a short one within the interval.
+        load.waited(Duration::from_millis(50));
+        load.after_an_interval(Duration::from_micros(100));
+        assert!(!load.overloaded());
+        // Every wait of the interval above the target: a standing queue.
+        load.waited(Duration::from_millis(30));
+        load.after_an_interval(Duration::from_millis(20));
+        assert!(load.overloaded());
+        // It drains again.
+        load.after_an_interval(Duration::from_millis(1));
+        assert!(!load.overloaded());
+    }
+
+    #[test]
+    fn a_verdict_lapses_when_nothing_runs() {
+        let load = Load::overloaded_now();
+        assert!(load.overloaded());
+        load.window().overloaded_until = Some(Instant::now() - Duration::from_millis(1));
+        assert!(!load.overloaded());
+    }
+}
