@@ -174,11 +174,11 @@ impl Committer {
             if queue.lock().await.recv_many(&mut submissions, group).await == 0 {
                 return;
             }
-            // The first waited longest: its wait and its group's run until the commit.
-            let oldest = submissions[0].at;
+            // The first waited longest.
+            self.load.taken(submissions.len());
+            self.load.waited(submissions[0].at.elapsed());
             self.run(submissions.drain(..).flat_map(|s| s.jobs).collect())
                 .await;
-            self.load.waited(oldest.elapsed());
         }
     }
 

@@ -2,21 +2,32 @@
 //! arrivals early (503 with `Retry-After`) instead of queueing them for seconds. As in CoDel:
 //! a queue that never empties within an interval (its shortest wait stays above a target) is a
 //! standing queue, more work than the committer does, while a burst that drains is not. The
-//! wait is a submission's time from its hand-over to its group's commit: a committer slowed by
-//! a machine short of CPU is overloaded too, though its queue may look short.
+//! wait is a submission's time in the queue, not its run: a PostgreSQL commit's flush is no
+//! sign of overload. And a short queue is not shed however long it waits: its wait is bounded
+//! by the few callers in it (e.g. a fixed set of users each waiting for their answer).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The wait (hand-over to commit) that is still fine.
-const TARGET: Duration = Duration::from_millis(10);
+/// The wait in the committer's queue that is still fine.
+const TARGET: Duration = Duration::from_millis(5);
 /// How long the shortest wait must stay above [`TARGET`] to be a standing queue; also how long
 /// a verdict holds.
 const INTERVAL: Duration = Duration::from_millis(100);
+/// Submissions that may wait however long without a verdict of overload: as many as one
+/// group of the committer takes.
+const SHORT: usize = 128;
 
-/// The committer: how long submissions waited for their commit lately.
+/// The committer's queue: how long submissions waited in it lately.
 #[derive(Clone)]
-pub struct Load(Arc<Mutex<Window>>);
+pub struct Load(Arc<Shared>);
+
+struct Shared {
+    window: Mutex<Window>,
+    /// Submissions handed over and not yet taken by a group.
+    queued: AtomicUsize,
+}
 
 struct Window {
     start: Instant,
@@ -28,21 +39,34 @@ struct Window {
 
 impl Default for Load {
     fn default() -> Self {
-        Load(Arc::new(Mutex::new(Window {
-            start: Instant::now(),
-            shortest: Duration::MAX,
-            overloaded_until: None,
-        })))
+        Load(Arc::new(Shared {
+            window: Mutex::new(Window {
+                start: Instant::now(),
+                shortest: Duration::MAX,
+                overloaded_until: None,
+            }),
+            queued: AtomicUsize::new(0),
+        }))
     }
 }
 
 impl Load {
     fn window(&self) -> std::sync::MutexGuard<'_, Window> {
         // Plain numbers: a panic elsewhere cannot leave them inconsistent.
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.0.window.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A group committed, its oldest submission `waited` after it was handed over.
+    /// A submission is handed over.
+    pub(super) fn queued(&self) {
+        self.0.queued.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A group takes `n` submissions.
+    pub(super) fn taken(&self, n: usize) {
+        self.0.queued.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// A group starts with a submission that waited `waited` in the queue (its oldest).
     pub(super) fn waited(&self, waited: Duration) {
         let now = Instant::now();
         let mut w = self.window();
@@ -57,9 +81,11 @@ impl Load {
     /// Whether the committer has had more work than it does for the last interval: new
     /// commands are better refused now than answered late.
     pub fn overloaded(&self) -> bool {
-        self.window()
-            .overloaded_until
-            .is_some_and(|until| Instant::now() < until)
+        self.0.queued.load(Ordering::Relaxed) > SHORT
+            && self
+                .window()
+                .overloaded_until
+                .is_some_and(|until| Instant::now() < until)
     }
 }
 
@@ -71,9 +97,10 @@ impl Load {
         self.waited(waited);
     }
 
-    /// A load overloaded for the last interval.
+    /// A load overloaded for the last interval, with a long queue.
     pub(crate) fn overloaded_now() -> Load {
         let load = Load::default();
+        (0..=SHORT).for_each(|_| load.queued());
         load.after_an_interval(TARGET * 4);
         load
     }
@@ -86,6 +113,7 @@ mod tests {
     #[test]
     fn a_queue_that_empties_is_not_overloaded_and_a_standing_one_is() {
         let load = Load::default();
+        (0..=SHORT).for_each(|_| load.queued());
         assert!(!load.overloaded());
         // A burst: one long wait, but also a short one within the interval.
         load.waited(Duration::from_millis(50));
@@ -95,6 +123,10 @@ mod tests {
         load.waited(Duration::from_millis(30));
         load.after_an_interval(Duration::from_millis(20));
         assert!(load.overloaded());
+        // A short queue is not shed, however long it waits.
+        load.taken(SHORT);
+        assert!(!load.overloaded());
+        load.queued();
         // It drains again.
         load.after_an_interval(Duration::from_millis(1));
         assert!(!load.overloaded());

@@ -136,10 +136,12 @@ impl UnitOfWork {
     /// Hands `jobs` to the committer as one submission: they run in order in one group.
     async fn submit(&self, jobs: Vec<Box<dyn group::Job>>) -> anyhow::Result<()> {
         let at = std::time::Instant::now();
-        self.jobs
-            .send(group::Submission { jobs, at })
-            .await
-            .map_err(|_| anyhow::anyhow!("the unit of work's committer has stopped"))
+        self.load.queued();
+        let sent = self.jobs.send(group::Submission { jobs, at }).await;
+        sent.map_err(|_| {
+            self.load.taken(1);
+            anyhow::anyhow!("the unit of work's committer has stopped")
+        })
     }
 }
 
