@@ -92,7 +92,16 @@ async fn main() -> anyhow::Result<()> {
         "events / broker publish",
         events_rate / pub_rate
     );
-    row("told to come back later (503/429)", sale.shed as f64, "");
+    row(
+        "come back later: joining",
+        sale.shed.joining as f64,
+        "answers",
+    );
+    row(
+        "come back later: once admitted",
+        sale.shed.admitted as f64,
+        "answers",
+    );
     row("admitted hold latency p50", hold.p50, "ms");
     row("admitted hold latency p99", hold.p99, "ms");
     row("pay to confirmed p50", confirm.p50, "ms");
@@ -139,14 +148,15 @@ async fn main() -> anyhow::Result<()> {
          broker_pub_per_sec={pub_rate:.0} broker_consume_per_sec={consume_rate:.0} \
          ratio={:.3} hold_p50_ms={:.1} hold_p99_ms={:.1} pay_to_confirm_p99_ms={:.1} \
          max_rss_mb={max_rss:.1} cpu_us_per_saga={:.0} generator_cpu_us_per_saga={:.0} \
-         shed={} violations={violations}",
+         shed_joining={} shed_admitted={} violations={violations}",
         events_rate / pub_rate,
         hold.p50,
         hold.p99,
         confirm.p99,
         per_saga(cpu_system),
         per_saga(cpu_generator),
-        sale.shed
+        sale.shed.joining,
+        sale.shed.admitted
     );
     if violations > 0 {
         std::process::exit(1);

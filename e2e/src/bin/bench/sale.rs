@@ -38,8 +38,8 @@ pub struct Sale {
     /// Latency of each admitted hold.
     pub hold_ms: Vec<f64>,
     pub pay_to_confirm_ms: Vec<f64>,
-    /// Answers that told a user to come back later (the system shedding load).
-    pub shed: u64,
+    /// Answers that told users to come back later.
+    pub shed: Shed,
     pub report: e2e::invariants::Report,
 }
 
@@ -49,9 +49,12 @@ pub struct Sale {
 /// latency of the hold that was admitted, how often the user was told to come back, and, for
 /// a payment, the reservation and the wall-clock millisecond it was accepted.
 async fn user(c: Client, token: String, schedule: String, seat: String, plan: Plan) -> UserRun {
-    let (mut shed, empty) = (0, json!({}));
+    let (mut shed, empty) = (Shed::default(), json!({}));
     let queue_path = format!("/schedules/{schedule}/queue");
-    let mut queue = patiently(&mut shed, || c.seat.post(&queue_path, Some(&token), &empty)).await?;
+    let mut queue = patiently(&mut shed.joining, || {
+        c.seat.post(&queue_path, Some(&token), &empty)
+    })
+    .await?;
     let queue_token = queue.str("token");
     let status_path = format!("/queue/{queue_token}");
     // Waiting in line: asks again about when its turn may come (the line moves ~2,000 a second
@@ -60,7 +63,7 @@ async fn user(c: Client, token: String, schedule: String, seat: String, plan: Pl
         let position = queue.body["position"].as_u64().unwrap_or(0);
         let pause = Duration::from_millis((position * 5).clamp(100, 3000));
         tokio::time::sleep(pause).await;
-        queue = patiently(&mut shed, || c.seat.get(&status_path, Some(&token))).await?;
+        queue = patiently(&mut shed.joining, || c.seat.get(&status_path, Some(&token))).await?;
     }
     if !(queue.is(200) || queue.is(201)) || queue.str("status") != "active" {
         bail!("queue: {} {}", queue.status, queue.body);
@@ -71,7 +74,7 @@ async fn user(c: Client, token: String, schedule: String, seat: String, plan: Pl
     );
     let hold_headers = [("Queue-Token", queue_token.as_str())];
     let mut started = Instant::now();
-    let held = patiently(&mut shed, || {
+    let held = patiently(&mut shed.admitted, || {
         started = Instant::now();
         c.seat.send(
             reqwest::Method::POST,
@@ -92,7 +95,7 @@ async fn user(c: Client, token: String, schedule: String, seat: String, plan: Pl
         Plan::Pay | Plan::PayShort => "payment",
     };
     let path = format!("/reservations/{id}/{command}");
-    let reply = patiently(&mut shed, || {
+    let reply = patiently(&mut shed.admitted, || {
         c.reservation.post(&path, Some(&token), &empty)
     })
     .await?;
@@ -111,11 +114,20 @@ async fn user(c: Client, token: String, schedule: String, seat: String, plan: Pl
 /// later, and their payment (reservation, when it was accepted).
 struct Admitted {
     hold_ms: f64,
-    shed: u64,
+    shed: Shed,
     paid: Option<(String, i64)>,
 }
 
 type UserRun = anyhow::Result<Admitted>;
+
+/// Answers that told a user to come back later (503 or 429 with `Retry-After`).
+#[derive(Default, Clone, Copy)]
+pub struct Shed {
+    /// While joining the queue: the system shedding new arrivals.
+    pub joining: u64,
+    /// Once admitted (hold, payment): e.g. a reservation not arrived in time.
+    pub admitted: u64,
+}
 
 /// Sends until the answer is not "come back later" (503 or 429 with `Retry-After`), waiting
 /// as told each time; counts the times in `shed`.
@@ -280,11 +292,12 @@ pub async fn run(sys: &System, args: &Args) -> anyhow::Result<Sale> {
     };
     let mut hold_ms = Vec::new();
     let mut paid = Vec::new();
-    let mut shed = 0;
+    let mut shed = Shed::default();
     for r in results {
         let user = r?;
         hold_ms.push(user.hold_ms);
-        shed += user.shed;
+        shed.joining += user.shed.joining;
+        shed.admitted += user.shed.admitted;
         paid.extend(user.paid);
     }
     let elapsed = Duration::from_millis((last_ms - started_ms).max(1) as u64);
