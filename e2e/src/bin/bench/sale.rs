@@ -57,8 +57,8 @@ async fn user(c: Client, token: String, schedule: String, seat: String, plan: Pl
     .await?;
     let queue_token = queue.str("token");
     let status_path = format!("/queue/{queue_token}");
-    // Waiting in line: asks again about when its turn may come (the line moves ~2,000 a second
-    // across the schedules here), not in a busy loop.
+    // Waiting in line (`--active-per-schedule`): asks again after a pause that grows with the
+    // position (0.1–3 s), not in a busy loop.
     while (queue.is(200) || queue.is(201)) && queue.str("status") == "waiting" {
         let position = queue.body["position"].as_u64().unwrap_or(0);
         let pause = Duration::from_millis((position * 5).clamp(100, 3000));
