@@ -41,6 +41,9 @@ pub struct Options {
     /// nats-server fsyncs every acknowledged publish (`sync_interval: always`, as the shipped
     /// single-node config) instead of every 2 minutes (its default).
     pub sync_always: bool,
+    /// PostgreSQL connections each service process holds at most: the tests run two systems
+    /// at once, some with seven processes, on one server of 100 connections.
+    pub db_connections: u32,
 }
 
 impl Default for Options {
@@ -56,6 +59,7 @@ impl Default for Options {
             postgres: harness::postgres_from_env(),
             outages: false,
             sync_always: false,
+            db_connections: 6,
         }
     }
 }
@@ -157,6 +161,10 @@ impl System {
                     std::env::var("E2E_SERVICE_LOG").unwrap_or_else(|_| "info".into()),
                 ),
                 ("CONSUMER_MAX_DELIVER".into(), opts.max_deliver.to_string()),
+                (
+                    "DATABASE_MAX_CONNECTIONS".into(),
+                    opts.db_connections.to_string(),
+                ),
             ];
             if secured {
                 env.push(("NATS_USER".into(), name.to_owned()));

@@ -59,6 +59,8 @@ impl TestEnv {
             nats_replicas: 1,
             max_deliver: 10,
             durability: Default::default(),
+            // Tests run side by side on one PostgreSQL server.
+            database_connections: 4,
             nats_credentials: None,
             retention: Default::default(),
             housekeeping_every: nats::runtime::housekeeping::EVERY,

@@ -114,17 +114,32 @@ pub struct Db {
     lite_writer: Option<std::sync::Arc<tokio::sync::Mutex<rusqlite::Connection>>>,
     backend: Backend,
     clock: Clock,
+    /// PostgreSQL connections this process may hold at most.
+    connections: u32,
 }
+
+/// PostgreSQL connections a process holds at most, unless `DATABASE_MAX_CONNECTIONS` says: size
+/// it so that every process's together stay under the server's `max_connections`.
+pub const DEFAULT_CONNECTIONS: u32 = 16;
 
 impl Db {
     /// Connects (creating a SQLite file and its folder if needed) and applies the pragmas that make
     /// SQLite safe for several writers: WAL, a busy timeout, foreign keys.
     pub async fn connect(url: &str) -> anyhow::Result<Db> {
-        Self::connect_with(url, Durability::Normal).await
+        Self::connect_with(url, Durability::Normal, DEFAULT_CONNECTIONS).await
     }
 
-    /// Connects with an explicit SQLite durability (PostgreSQL ignores it: it always syncs).
-    pub async fn connect_with(url: &str, durability: Durability) -> anyhow::Result<Db> {
+    /// Connects with an explicit SQLite durability (PostgreSQL ignores it: it always syncs)
+    /// and at most `connections` PostgreSQL connections (SQLite's are its own).
+    pub async fn connect_with(
+        url: &str,
+        durability: Durability,
+        connections: u32,
+    ) -> anyhow::Result<Db> {
+        anyhow::ensure!(
+            connections >= 1,
+            "at least one database connection is needed"
+        );
         static DRIVERS: Once = Once::new();
         DRIVERS.call_once(install_default_drivers);
 
@@ -161,7 +176,7 @@ impl Db {
                 let lite_writer = std::sync::Arc::new(tokio::sync::Mutex::new(conn));
                 (pool, Some(lite), Some(lite_writer))
             }
-            Backend::Postgres => (connect(16, false).await?, None, None),
+            Backend::Postgres => (connect(connections, false).await?, None, None),
         };
         let db = Db {
             pool,
@@ -169,6 +184,7 @@ impl Db {
             lite_writer,
             backend,
             clock: Clock::default(),
+            connections,
         };
         db.sync_clock().await?;
         Ok(db)
@@ -238,6 +254,11 @@ impl Db {
                 self.pool.acquire().await.context("a read connection")?,
             ))),
         }
+    }
+
+    /// PostgreSQL connections this process may hold at most.
+    pub fn connections(&self) -> u32 {
+        self.connections
     }
 
     pub fn backend(&self) -> Backend {

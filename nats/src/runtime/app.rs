@@ -131,7 +131,12 @@ impl Runtime {
         config: &ServiceConfig,
         migrator: &Migrator,
     ) -> anyhow::Result<UnitOfWork> {
-        let db = Db::connect_with(&config.database_url, config.durability).await?;
+        let db = Db::connect_with(
+            &config.database_url,
+            config.durability,
+            config.database_connections,
+        )
+        .await?;
         db.ensure(&outbox::ddl(db.backend())).await?;
         db.ensure(&inbox::ddl()).await?;
         db.migrate(migrator).await?;

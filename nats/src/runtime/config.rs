@@ -59,6 +59,8 @@ pub struct ServiceConfig {
     pub max_deliver: i64,
     /// SQLite's `synchronous` setting (`SQLITE_SYNCHRONOUS`: NORMAL or FULL).
     pub durability: Durability,
+    /// PostgreSQL connections this process holds at most (`DATABASE_MAX_CONNECTIONS`).
+    pub database_connections: u32,
     /// The service's own NATS user (`NATS_USER`, `NATS_PASSWORD`), when the bus has users.
     pub nats_credentials: Option<(String, String)>,
     /// How long published events and handled event ids are kept (`OUTBOX_RETENTION_SECS`,
@@ -86,6 +88,10 @@ impl ServiceConfig {
             nats_replicas: env_parse("NATS_REPLICAS", 1)?,
             max_deliver: env_parse("CONSUMER_MAX_DELIVER", 10)?,
             durability: env_parse("SQLITE_SYNCHRONOUS", Durability::Normal)?,
+            database_connections: env_parse(
+                "DATABASE_MAX_CONNECTIONS",
+                crate::db::DEFAULT_CONNECTIONS,
+            )?,
             nats_credentials: match (std::env::var("NATS_USER"), std::env::var("NATS_PASSWORD")) {
                 (Ok(user), Ok(password)) => Some((user, password)),
                 _ => None,

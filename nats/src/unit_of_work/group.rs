@@ -19,10 +19,6 @@ pub(super) const QUEUE: usize = 4096;
 /// Submissions (a unit, or a consumer's batch) per transaction at most: a group's commit is
 /// not held back by an endless queue.
 const GROUP: usize = 128;
-/// Committers on PostgreSQL, each with a connection: every statement there is a round trip,
-/// so transactions run side by side while others wait on the network or a flush. (SQLite has
-/// one writer anyway: one committer.)
-const PG_COMMITTERS: usize = 16;
 /// Submissions per transaction on PostgreSQL: one. Several committers grouping callers'
 /// units deadlock there: a group holds the row locks of its first units while a later one
 /// waits for a row another group holds, and that group waits for this one (seen at once in the
@@ -153,8 +149,11 @@ impl Committer {
                 }
             }
             Backend::Postgres => {
+                // A committer per connection: every statement there is a round trip, so
+                // transactions run side by side while others wait on the network or a flush.
+                // (SQLite has one writer anyway: one committer.)
                 let committer = Arc::new(self);
-                for _ in 0..PG_COMMITTERS {
+                for _ in 0..committer.db.connections() {
                     let (committer, queue) = (committer.clone(), queue.clone());
                     tokio::spawn(async move { committer.serve(queue).await });
                 }

@@ -35,6 +35,8 @@ async fn main() -> anyhow::Result<()> {
         replicas: args.replicas,
         postgres: args.db == Backend::Postgres,
         sync_always: args.sync_always,
+        // As a deployment would run: the bench runs one system.
+        db_connections: nats::db::DEFAULT_CONNECTIONS,
         ..Default::default()
     };
     let mut sys = System::start_with(opts).await?;
