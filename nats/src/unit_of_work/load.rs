@@ -56,9 +56,12 @@ impl Load {
         self.0.window.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A submission is handed over.
-    pub(super) fn queued(&self) {
+    /// A submission is being handed over: counted as queued from now on, unless the hand-over
+    /// does not happen (the committer has stopped, or the caller gave up while the queue was
+    /// full): then the returned guard takes it back when dropped.
+    pub(super) fn queued(&self) -> Handing<'_> {
         self.0.queued.fetch_add(1, Ordering::Relaxed);
+        Handing(Some(self))
     }
 
     /// A group takes `n` submissions.
@@ -89,6 +92,24 @@ impl Load {
     }
 }
 
+/// A submission counted as queued while it is being handed over.
+pub(super) struct Handing<'a>(Option<&'a Load>);
+
+impl Handing<'_> {
+    /// It is in the queue: a group takes it off the count.
+    pub(super) fn handed(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Handing<'_> {
+    fn drop(&mut self) {
+        if let Some(load) = self.0 {
+            load.taken(1);
+        }
+    }
+}
+
 #[cfg(test)]
 impl Load {
     /// A load whose last interval ended with every wait `waited`.
@@ -100,7 +121,7 @@ impl Load {
     /// A load overloaded for the last interval, with a long queue.
     pub(crate) fn overloaded_now() -> Load {
         let load = Load::default();
-        (0..=SHORT).for_each(|_| load.queued());
+        (0..=SHORT).for_each(|_| load.queued().handed());
         load.after_an_interval(TARGET * 4);
         load
     }
@@ -113,7 +134,7 @@ mod tests {
     #[test]
     fn a_queue_that_empties_is_not_overloaded_and_a_standing_one_is() {
         let load = Load::default();
-        (0..=SHORT).for_each(|_| load.queued());
+        (0..=SHORT).for_each(|_| load.queued().handed());
         assert!(!load.overloaded());
         // A burst: one long wait, but also a short one within the interval.
         load.waited(Duration::from_millis(50));
@@ -123,12 +144,20 @@ mod tests {
         load.waited(Duration::from_millis(30));
         load.after_an_interval(Duration::from_millis(20));
         assert!(load.overloaded());
-        // A short queue is not shed, however long it waits.
-        load.taken(SHORT);
-        assert!(!load.overloaded());
-        load.queued();
         // It drains again.
         load.after_an_interval(Duration::from_millis(1));
+        assert!(!load.overloaded());
+    }
+
+    #[test]
+    fn a_short_queue_is_not_overloaded_however_long_it_waits() {
+        let load = Load::overloaded_now();
+        load.taken(SHORT);
+        assert!(!load.overloaded(), "one submission left");
+        // A hand-over under way counts; one that does not happen is taken back.
+        let handing: Vec<_> = (0..SHORT).map(|_| load.queued()).collect();
+        assert!(load.overloaded());
+        drop(handing);
         assert!(!load.overloaded());
     }
 

@@ -136,12 +136,11 @@ impl UnitOfWork {
     /// Hands `jobs` to the committer as one submission: they run in order in one group.
     async fn submit(&self, jobs: Vec<Box<dyn group::Job>>) -> anyhow::Result<()> {
         let at = std::time::Instant::now();
-        self.load.queued();
+        let handing = self.load.queued();
         let sent = self.jobs.send(group::Submission { jobs, at }).await;
-        sent.map_err(|_| {
-            self.load.taken(1);
-            anyhow::anyhow!("the unit of work's committer has stopped")
-        })
+        sent.map_err(|_| anyhow::anyhow!("the unit of work's committer has stopped"))?;
+        handing.handed();
+        Ok(())
     }
 }
 
