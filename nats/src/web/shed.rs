@@ -9,7 +9,7 @@ use crate::unit_of_work::Load;
 
 /// Seconds after which a refused arrival may come back: long enough that those waiting do not
 /// become a load of their own.
-const COME_BACK: u64 = 2;
+const COME_BACK: u64 = 3;
 
 /// Admits a new arrival, or refuses it while `load` says the service is overloaded.
 pub fn admit(load: &Load) -> Result<(), Problem> {
