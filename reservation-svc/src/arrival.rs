@@ -6,7 +6,7 @@
 
 use crate::store;
 use crate::watchers::Watchers;
-use contracts::ReservationId;
+use contracts::{ReservationId, UserId};
 use nats::runtime::AppState;
 use nats::web::Problem;
 use std::future::Future;
@@ -37,6 +37,7 @@ pub fn fresh(id: ReservationId, now: OffsetDateTime) -> bool {
 /// with `Retry-After` for one that has not arrived in time.
 pub async fn read_your_writes<T, F, Fut>(
     s: &AppState<Watchers>,
+    user: &UserId,
     id: ReservationId,
     mut ask: F,
 ) -> Result<T, Problem>
@@ -47,18 +48,23 @@ where
     if let Some(found) = ask().await? {
         return Ok(found);
     }
-    if fresh(id, OffsetDateTime::now_utc()) && !arrived(s, id).await? {
+    if fresh(id, OffsetDateTime::now_utc()) && !arrived(s, user, id).await? {
         return Err(not_yet(id));
     }
     ask().await?.ok_or_else(|| unknown(id))
 }
 
-/// Waits up to [`WAIT`] until reservation `id` is here (anyone's); whether it came.
-async fn arrived(s: &AppState<Watchers>, id: ReservationId) -> Result<bool, Problem> {
+/// Waits up to [`WAIT`] until reservation `id` is here (anyone's); whether it came. A user
+/// may have a few such requests waiting at once (429 beyond).
+async fn arrived(
+    s: &AppState<Watchers>,
+    user: &UserId,
+    id: ReservationId,
+) -> Result<bool, Problem> {
     let deadline = tokio::time::Instant::now() + WAIT;
     // Woken by this process's commit of the reservation; listening before the first look, so a
     // commit in between is not missed.
-    let mut signal = s.settings.signal(id);
+    let mut awaiting = s.settings.await_arrival(user, id)?;
     loop {
         if store::exists(&mut s.db.reader().await?, id).await? {
             return Ok(true);
@@ -66,7 +72,7 @@ async fn arrived(s: &AppState<Watchers>, id: ReservationId) -> Result<bool, Prob
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => return Ok(false),
             _ = s.stopping.cancelled() => return Ok(false),
-            _ = signal.changed() => {}
+            _ = awaiting.signal.changed() => {}
             _ = tokio::time::sleep(LOOK_AGAIN) => {}
         }
     }

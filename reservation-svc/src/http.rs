@@ -52,7 +52,7 @@ async fn get_one(
     User(user): User,
     Id(id): Id<ReservationId>,
 ) -> Result<impl IntoResponse, Problem> {
-    let found = arrival::read_your_writes(&s, id, || async {
+    let found = arrival::read_your_writes(&s, &user, id, || async {
         Ok(store::get_for_user(&mut s.db.reader().await?, id, &user).await?)
     })
     .await?;
@@ -66,7 +66,8 @@ async fn accept(
 ) -> Result<impl IntoResponse + use<>, Problem> {
     let id = command.id;
     // A command on a reservation that has not arrived yet waits for it, as a read does.
-    let status = arrival::read_your_writes(s, id, || {
+    let user = command.user.clone();
+    let status = arrival::read_your_writes(s, &user, id, || {
         let command = command.clone();
         async move {
             match s

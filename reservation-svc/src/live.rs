@@ -36,7 +36,7 @@ async fn status_stream(
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, Problem> {
     // Watch before the first read: a change committed in between still wakes the stream.
     let watching = s.settings.watch(&session.user, id)?;
-    let first = arrival::read_your_writes(&s, id, || async {
+    let first = arrival::read_your_writes(&s, &session.user, id, || async {
         Ok(store::get_for_user(&mut s.db.reader().await?, id, &session.user).await?)
     })
     .await?;

@@ -10,9 +10,19 @@ use tokio::sync::watch;
 
 /// Live streams one user may have open at once.
 pub const STREAMS_PER_USER: usize = 8;
+/// Requests of one user that may wait at once for a reservation to arrive: a client cannot make
+/// the service hold many requests open by asking about ids that are fresh but never come.
+pub const ARRIVALS_PER_USER: usize = 8;
 
-/// The open status streams of this process: a signal per watched reservation, and how many
-/// streams each user has open.
+/// What a user holds places for, each capped per user.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    Stream,
+    Arrival,
+}
+
+/// The open status streams of this process and its requests waiting for a reservation: a signal
+/// per watched reservation, and how many places of each kind each user holds.
 #[derive(Clone, Default)]
 pub struct Watchers(Arc<Mutex<Inner>>);
 
@@ -21,13 +31,26 @@ struct Inner {
     signals: HashMap<ReservationId, Weak<watch::Sender<()>>>,
     /// How many signals there may be before those nobody holds are forgotten.
     sweep_at: usize,
-    open: HashMap<UserId, usize>,
+    held: HashMap<(Kind, UserId), usize>,
+}
+
+/// A user's place among their streams or waiting requests; given back when dropped.
+pub struct Place {
+    watchers: Watchers,
+    kind: Kind,
+    user: UserId,
 }
 
 /// One open stream: its reservation's signal, and its place in the user's count.
 pub struct Watching {
-    watchers: Watchers,
+    _place: Place,
     pub user: UserId,
+    pub signal: Signal,
+}
+
+/// A request waiting for its reservation to arrive: the signal, and its place.
+pub struct Awaiting {
+    _place: Place,
     pub signal: Signal,
 }
 
@@ -60,26 +83,56 @@ impl Watchers {
 
     /// Opens a stream of `user` on `id`, unless the user has [`STREAMS_PER_USER`] open.
     pub fn watch(&self, user: &UserId, id: ReservationId) -> Result<Watching, Problem> {
-        let mut inner = self.inner();
-        let open = inner.open.entry(user.clone()).or_default();
-        if *open >= STREAMS_PER_USER {
-            return Err(Problem::new(
-                axum::http::StatusCode::TOO_MANY_REQUESTS,
-                format!("{STREAMS_PER_USER} live streams are open for this user; close one first"),
-            )
-            .retry_after(5));
-        }
-        *open += 1;
-        drop(inner);
+        let place = self
+            .place(Kind::Stream, user, STREAMS_PER_USER)
+            .ok_or_else(|| {
+                too_many(format!(
+                    "{STREAMS_PER_USER} live streams are open for this user; close one first"
+                ))
+                .retry_after(5)
+            })?;
         Ok(Watching {
-            watchers: self.clone(),
+            _place: place,
             user: user.clone(),
             signal: self.signal(id),
         })
     }
 
+    /// A request of `user` waits for `id` to arrive, unless the user has
+    /// [`ARRIVALS_PER_USER`] waiting.
+    pub fn await_arrival(&self, user: &UserId, id: ReservationId) -> Result<Awaiting, Problem> {
+        let place = self
+            .place(Kind::Arrival, user, ARRIVALS_PER_USER)
+            .ok_or_else(|| {
+                too_many(format!(
+                    "{ARRIVALS_PER_USER} requests of this user already wait for reservations that \
+                 are being set up; try again in a moment"
+                ))
+                .retry_after(1)
+            })?;
+        Ok(Awaiting {
+            _place: place,
+            signal: self.signal(id),
+        })
+    }
+
+    /// One more place of `kind` for `user`, unless they hold `limit`.
+    fn place(&self, kind: Kind, user: &UserId, limit: usize) -> Option<Place> {
+        let mut inner = self.inner();
+        let held = inner.held.entry((kind, user.clone())).or_default();
+        if *held >= limit {
+            return None;
+        }
+        *held += 1;
+        Some(Place {
+            watchers: self.clone(),
+            kind,
+            user: user.clone(),
+        })
+    }
+
     /// The signal of `id`'s changes committed in this process, from now on.
-    pub fn signal(&self, id: ReservationId) -> Signal {
+    fn signal(&self, id: ReservationId) -> Signal {
         let mut inner = self.inner();
         // Forgets the signals nobody holds once there are twice as many as the last time:
         // amortised, as thousands may wait at once in a sale.
@@ -103,14 +156,19 @@ impl Watchers {
     }
 }
 
-impl Drop for Watching {
+impl Drop for Place {
     fn drop(&mut self) {
         let mut inner = self.watchers.inner();
-        if let Some(open) = inner.open.get_mut(&self.user) {
-            *open -= 1;
-            if *open == 0 {
-                inner.open.remove(&self.user);
+        let key = (self.kind, self.user.clone());
+        if let Some(held) = inner.held.get_mut(&key) {
+            *held -= 1;
+            if *held == 0 {
+                inner.held.remove(&key);
             }
         }
     }
+}
+
+fn too_many(detail: String) -> Problem {
+    Problem::new(axum::http::StatusCode::TOO_MANY_REQUESTS, detail)
 }

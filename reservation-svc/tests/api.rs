@@ -285,6 +285,35 @@ async fn a_reservation_just_handed_out_is_waited_for_never_unknown() {
     }
 }
 
+/// A client cannot make the service hold many requests open by asking about fresh ids that
+/// never arrive: beyond a few waiting at once per user, 429 with `Retry-After` at once.
+#[tokio::test]
+async fn a_user_may_have_only_a_few_requests_waiting_for_reservations() {
+    use reservation_svc::watchers::ARRIVALS_PER_USER;
+    let env = TestEnv::new().unwrap();
+    let api = start(&env).await;
+    let mallory = env.user("mallory");
+    let paths: Vec<String> = (0..=ARRIVALS_PER_USER)
+        .map(|_| format!("/reservations/{}", ReservationId::new()))
+        .collect();
+    let replies = futures::future::join_all(paths.iter().map(|p| api.get(p, Some(&mallory)))).await;
+    let (waited, refused): (Vec<_>, Vec<_>) = replies
+        .into_iter()
+        .map(Result::unwrap)
+        .partition(|r| r.is(503));
+    assert_eq!(waited.len(), ARRIVALS_PER_USER, "{refused:?}");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    let refused = &refused[0];
+    assert!(
+        refused.is(429) && refused.retry_after.is_some(),
+        "{refused:?}"
+    );
+    assert_eq!(refused.content_type, "application/problem+json");
+    // Someone else is not held up by it.
+    let r = held(&env, "ann").await;
+    status_of(&env, &api, "ann", r, "awaiting_payment").await;
+}
+
 /// Once its show has started, a confirmed reservation cannot be cancelled (409): the seat would be
 /// refunded after it was used. Before the show, it can. (Main answered 202 either way.)
 #[tokio::test]
