@@ -67,6 +67,9 @@ pub async fn run(cfg: &Config, say: impl Fn(String)) -> anyhow::Result<ChaosRepo
         cluster: cfg.cluster,
         outages: cfg.db_outages,
         secured: cfg.forge,
+        // One system at a time, as a deployment: the tests' smaller pools are for running
+        // side by side.
+        db_connections: nats::db::DEFAULT_CONNECTIONS,
         ..Default::default()
     };
     let mut sys = System::start_with(opts).await?;

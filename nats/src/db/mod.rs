@@ -103,9 +103,12 @@ pub fn redacted(url: &str) -> String {
 #[derive(Clone, Debug)]
 pub struct Db {
     /// sqlx's connections: where migrations and the runtime's DDL run, and on PostgreSQL
-    /// every read and write. On SQLite one connection, for migrations and DDL only: reads and
-    /// the unit of work's transactions go through [`lite`].
+    /// every write (the committers' connections). On SQLite one connection, for migrations and
+    /// DDL only: reads and the unit of work's transactions go through [`lite`].
     pool: AnyPool,
+    /// PostgreSQL's read connections, apart from the committers' (`pool`): a read never waits
+    /// for a unit of work to give a connection back. `None` on SQLite.
+    read_pool: Option<AnyPool>,
     /// SQLite's file and read connections; `None` on PostgreSQL.
     lite: Option<lite::Lite>,
     /// SQLite's one write connection, for the unit of work's database thread: SQLite admits
@@ -114,12 +117,13 @@ pub struct Db {
     lite_writer: Option<std::sync::Arc<tokio::sync::Mutex<rusqlite::Connection>>>,
     backend: Backend,
     clock: Clock,
-    /// PostgreSQL connections this process may hold at most.
-    connections: u32,
+    /// PostgreSQL connections for the unit of work's committers (the rest are for reads).
+    committers: u32,
 }
 
 /// PostgreSQL connections a process holds at most, unless `DATABASE_MAX_CONNECTIONS` says: size
-/// it so that every process's together stay under the server's `max_connections`.
+/// it so that every process's together stay under the server's `max_connections`. A quarter
+/// (at least one) are for reads, the rest for the unit of work's committers.
 pub const DEFAULT_CONNECTIONS: u32 = 16;
 
 impl Db {
@@ -137,9 +141,11 @@ impl Db {
         connections: u32,
     ) -> anyhow::Result<Db> {
         anyhow::ensure!(
-            connections >= 1,
-            "at least one database connection is needed"
+            connections >= 2,
+            "at least two database connections are needed (one for reads, one for writes)"
         );
+        let readers = (connections / 4).max(1);
+        let committers = connections - readers;
         static DRIVERS: Once = Once::new();
         DRIVERS.call_once(install_default_drivers);
 
@@ -167,16 +173,21 @@ impl Db {
                 .await
                 .with_context(|| format!("connect to database {}", redacted(&url)))
         };
-        let (pool, lite, lite_writer) = match backend {
+        let (pool, read_pool, lite, lite_writer) = match backend {
             // sqlx keeps one connection for migrations; the rest is rusqlite's.
             Backend::Sqlite => {
                 let pool = connect(1, false).await?;
                 let lite = lite::Lite::new(&url, durability)?;
                 let conn = lite.open(false)?;
                 let lite_writer = std::sync::Arc::new(tokio::sync::Mutex::new(conn));
-                (pool, Some(lite), Some(lite_writer))
+                (pool, None, Some(lite), Some(lite_writer))
             }
-            Backend::Postgres => (connect(connections, false).await?, None, None),
+            Backend::Postgres => (
+                connect(committers, false).await?,
+                Some(connect(readers, false).await?),
+                None,
+                None,
+            ),
         };
         let db = Db {
             pool,
@@ -184,7 +195,8 @@ impl Db {
             lite_writer,
             backend,
             clock: Clock::default(),
-            connections,
+            read_pool,
+            committers,
         };
         db.sync_clock().await?;
         Ok(db)
@@ -250,15 +262,17 @@ impl Db {
     pub async fn reader(&self) -> anyhow::Result<Read> {
         match &self.lite {
             Some(lite) => Ok(Read(ReadOf::Lite(lite.reader()?))),
-            None => Ok(Read(ReadOf::Sqlx(
-                self.pool.acquire().await.context("a read connection")?,
-            ))),
+            None => {
+                let pool = self.read_pool.as_ref().unwrap_or(&self.pool);
+                let conn = pool.acquire().await.context("a read connection")?;
+                Ok(Read(ReadOf::Sqlx(conn)))
+            }
         }
     }
 
-    /// PostgreSQL connections this process may hold at most.
-    pub fn connections(&self) -> u32 {
-        self.connections
+    /// PostgreSQL connections for the unit of work's committers: one committer each.
+    pub fn committers(&self) -> u32 {
+        self.committers
     }
 
     pub fn backend(&self) -> Backend {

@@ -153,7 +153,7 @@ impl Committer {
                 // transactions run side by side while others wait on the network or a flush.
                 // (SQLite has one writer anyway: one committer.)
                 let committer = Arc::new(self);
-                for _ in 0..committer.db.connections() {
+                for _ in 0..committer.db.committers() {
                     let (committer, queue) = (committer.clone(), queue.clone());
                     tokio::spawn(async move { committer.serve(queue).await });
                 }
