@@ -71,7 +71,7 @@ async fn status_stream(
                         _ = w.watching.signal.changed() => {}
                         _ = tokio::time::sleep(ELSEWHERE_POLL) => {}
                     }
-                    let user = &w.watching.user;
+                    let user = w.watching.user();
                     let read =
                         async { store::get_for_user(&mut w.db.reader().await?, id, user).await };
                     match read.await {

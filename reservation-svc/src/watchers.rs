@@ -35,23 +35,51 @@ struct Inner {
 }
 
 /// A user's place among their streams or waiting requests; given back when dropped.
-pub struct Place {
+struct Place {
     watchers: Watchers,
     kind: Kind,
     user: UserId,
 }
 
-/// One open stream: its reservation's signal, and its place in the user's count.
+/// An open stream, or a request waiting for its reservation to arrive: the reservation's
+/// signal, and the user's place.
 pub struct Watching {
-    _place: Place,
-    pub user: UserId,
+    place: Place,
     pub signal: Signal,
 }
 
-/// A request waiting for its reservation to arrive: the signal, and its place.
-pub struct Awaiting {
-    _place: Place,
-    pub signal: Signal,
+impl Watching {
+    pub fn user(&self) -> &UserId {
+        &self.place.user
+    }
+}
+
+impl Kind {
+    /// Places of this kind one user may hold at once.
+    fn limit(self) -> usize {
+        match self {
+            Kind::Stream => STREAMS_PER_USER,
+            Kind::Arrival => ARRIVALS_PER_USER,
+        }
+    }
+
+    /// The answer to a user who holds [`Kind::limit`] already.
+    fn refused(self) -> Problem {
+        let (detail, retry_after) = match self {
+            Kind::Stream => (
+                format!("{STREAMS_PER_USER} live streams are open for this user; close one first"),
+                5,
+            ),
+            Kind::Arrival => (
+                format!(
+                    "{ARRIVALS_PER_USER} requests of this user already wait for reservations \
+                     that are being set up; try again in a moment"
+                ),
+                1,
+            ),
+        };
+        Problem::new(axum::http::StatusCode::TOO_MANY_REQUESTS, detail).retry_after(retry_after)
+    }
 }
 
 /// Word of a reservation's committed changes in this process, while it is held.
@@ -83,51 +111,32 @@ impl Watchers {
 
     /// Opens a stream of `user` on `id`, unless the user has [`STREAMS_PER_USER`] open.
     pub fn watch(&self, user: &UserId, id: ReservationId) -> Result<Watching, Problem> {
-        let place = self
-            .place(Kind::Stream, user, STREAMS_PER_USER)
-            .ok_or_else(|| {
-                too_many(format!(
-                    "{STREAMS_PER_USER} live streams are open for this user; close one first"
-                ))
-                .retry_after(5)
-            })?;
-        Ok(Watching {
-            _place: place,
-            user: user.clone(),
-            signal: self.signal(id),
-        })
+        self.open(Kind::Stream, user, id)
     }
 
     /// A request of `user` waits for `id` to arrive, unless the user has
     /// [`ARRIVALS_PER_USER`] waiting.
-    pub fn await_arrival(&self, user: &UserId, id: ReservationId) -> Result<Awaiting, Problem> {
-        let place = self
-            .place(Kind::Arrival, user, ARRIVALS_PER_USER)
-            .ok_or_else(|| {
-                too_many(format!(
-                    "{ARRIVALS_PER_USER} requests of this user already wait for reservations that \
-                 are being set up; try again in a moment"
-                ))
-                .retry_after(1)
-            })?;
-        Ok(Awaiting {
-            _place: place,
-            signal: self.signal(id),
-        })
+    pub fn await_arrival(&self, user: &UserId, id: ReservationId) -> Result<Watching, Problem> {
+        self.open(Kind::Arrival, user, id)
     }
 
-    /// One more place of `kind` for `user`, unless they hold `limit`.
-    fn place(&self, kind: Kind, user: &UserId, limit: usize) -> Option<Place> {
+    /// One more place of `kind` for `user` (unless they hold its limit), watching `id`.
+    fn open(&self, kind: Kind, user: &UserId, id: ReservationId) -> Result<Watching, Problem> {
         let mut inner = self.inner();
         let held = inner.held.entry((kind, user.clone())).or_default();
-        if *held >= limit {
-            return None;
+        if *held >= kind.limit() {
+            return Err(kind.refused());
         }
         *held += 1;
-        Some(Place {
+        drop(inner);
+        let place = Place {
             watchers: self.clone(),
             kind,
             user: user.clone(),
+        };
+        Ok(Watching {
+            place,
+            signal: self.signal(id),
         })
     }
 
@@ -167,8 +176,4 @@ impl Drop for Place {
             }
         }
     }
-}
-
-fn too_many(detail: String) -> Problem {
-    Problem::new(axum::http::StatusCode::TOO_MANY_REQUESTS, detail)
 }

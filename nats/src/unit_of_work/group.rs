@@ -173,8 +173,8 @@ impl Committer {
             if queue.lock().await.recv_many(&mut submissions, group).await == 0 {
                 return;
             }
-            // The first waited longest.
             self.load.taken(submissions.len());
+            // The first waited longest.
             self.load.waited(submissions[0].at.elapsed());
             self.run(submissions.drain(..).flat_map(|s| s.jobs).collect())
                 .await;
