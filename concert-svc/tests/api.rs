@@ -212,11 +212,11 @@ async fn bad_catalog_input_is_answered_with_a_problem() {
     api.post("/concerts", Some(&admin), &json!({"title": "  "}))
         .await
         .unwrap()
-        .expect(422);
+        .expect_problem(422, "invalid-catalog-entry");
     api.post("/concerts", Some(&admin), &json!({}))
         .await
         .unwrap()
-        .expect(422);
+        .expect_problem(422, "invalid-body");
 
     let unknown = uuid::Uuid::new_v4();
     api.post(
@@ -226,25 +226,25 @@ async fn bad_catalog_input_is_answered_with_a_problem() {
     )
     .await
     .unwrap()
-    .expect(404);
+    .expect_problem(404, "unknown-concert");
     api.get(&format!("/concerts/{unknown}/schedules"), None)
         .await
         .unwrap()
-        .expect(404);
+        .expect_problem(404, "unknown-concert");
     api.get("/concerts/not-a-uuid/schedules", None)
         .await
         .unwrap()
-        .expect(404);
+        .expect_problem(404, "not-found");
     api.get(&format!("/schedules/{unknown}/seats"), None)
         .await
         .unwrap()
-        .expect(404);
+        .expect_problem(404, "unknown-schedule");
 
     // Identity: none, forged, expired-by-secret, and not an admin.
     api.post("/concerts", None, &json!({"title": "x"}))
         .await
         .unwrap()
-        .expect(401);
+        .expect_problem(401, "unauthorized");
     let other_secret = nats::web::Auth::new("another").issue(
         "admin",
         Some("admin"),
@@ -253,11 +253,11 @@ async fn bad_catalog_input_is_answered_with_a_problem() {
     api.post("/concerts", Some(&other_secret), &json!({"title": "x"}))
         .await
         .unwrap()
-        .expect(401);
+        .expect_problem(401, "unauthorized");
     api.post("/concerts", Some(&env.user("bob")), &json!({"title": "x"}))
         .await
         .unwrap()
-        .expect(403);
+        .expect_problem(403, "admin-only");
     let r = api
         .send(Method::DELETE, "/concerts", Some(&admin), &[], None)
         .await
@@ -453,7 +453,7 @@ async fn a_seat_map_too_large_to_announce_is_refused_and_stalls_nothing() {
         )
         .await
         .unwrap()
-        .expect(422);
+        .expect_problem(422, "seat-map-too-large");
     assert!(
         refused.str("detail").contains("too large to announce"),
         "{}",

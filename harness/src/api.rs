@@ -35,6 +35,24 @@ impl Reply {
         );
         self
     }
+
+    /// Panics with the whole reply unless it is the problem+json of type `/problems/{slug}`
+    /// with `status` (a refusal told apart from any other failure by its type).
+    #[track_caller]
+    pub fn expect_problem(self, status: u16, slug: &str) -> Reply {
+        let reply = self.expect(status);
+        assert_eq!(
+            reply.content_type, "application/problem+json",
+            "not a problem: {reply:?}"
+        );
+        assert_eq!(
+            reply.body["type"],
+            format!("/problems/{slug}"),
+            "expected the problem {slug}, got {}",
+            reply.body
+        );
+        reply
+    }
 }
 
 #[derive(Clone)]

@@ -67,7 +67,9 @@ async fn a_charge_sent_again_with_its_idempotency_key_charges_once() {
             500
         );
     }
-    let reused = charge(&ann, "k-1", 400).await.expect(422);
+    let reused = charge(&ann, "k-1", 400)
+        .await
+        .expect_problem(422, "idempotency-key-reused");
     assert_eq!(reused.content_type, "application/problem+json");
     assert!(
         reused.str("detail").contains("Idempotency-Key"),
@@ -88,7 +90,9 @@ async fn a_charge_sent_again_with_its_idempotency_key_charges_once() {
         assert_eq!(a.expect(200).body["balance"], 50);
     }
     let too_long = "k".repeat(256);
-    charge(&ann, &too_long, 100).await.expect(422);
+    charge(&ann, &too_long, 100)
+        .await
+        .expect_problem(422, "invalid-charge");
     let ledger = api
         .get("/wallet/ledger", Some(&ann))
         .await
@@ -115,18 +119,18 @@ async fn charges_must_be_positive_and_show_in_the_ledger() {
             .post("/wallet/charge", Some(&ann), &json!({"amount": amount}))
             .await
             .unwrap()
-            .expect(422);
+            .expect_problem(422, "invalid-charge");
         assert_eq!(r.content_type, "application/problem+json");
         assert!(r.str("detail").contains("positive"));
     }
     api.post("/wallet/charge", Some(&ann), &json!({"amount": "ten"}))
         .await
         .unwrap()
-        .expect(422);
+        .expect_problem(422, "invalid-body");
     api.post("/wallet/charge", Some(&ann), &json!({"amount": 1.5}))
         .await
         .unwrap()
-        .expect(422);
+        .expect_problem(422, "invalid-body");
     let malformed = api
         .send(
             Method::POST,
@@ -321,7 +325,7 @@ async fn the_ledger_is_answered_a_page_at_a_time() {
             .get(&format!("/wallet/ledger?{bad}"), Some(&ann))
             .await
             .unwrap()
-            .expect(422);
+            .expect_problem(422, "invalid-page");
         assert_eq!(r.content_type, "application/problem+json", "{bad}");
     }
     api.get("/wallet/ledger?limit=ten", Some(&ann))

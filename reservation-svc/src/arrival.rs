@@ -6,9 +6,10 @@
 
 use crate::store;
 use crate::watchers::Watchers;
+use axum::http::StatusCode;
 use contracts::{ReservationId, UserId};
 use nats::runtime::AppState;
-use nats::web::Problem;
+use nats::web::{Problem, ProblemType};
 use std::future::Future;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -78,14 +79,34 @@ async fn arrived(
     }
 }
 
+/// No such reservation of the caller's.
+pub const UNKNOWN_RESERVATION: ProblemType = ProblemType::new(
+    "unknown-reservation",
+    StatusCode::NOT_FOUND,
+    "Unknown reservation",
+);
+/// A reservation whose hold was just made and that has not reached this service yet.
+pub const RESERVATION_NOT_READY: ProblemType = ProblemType::new(
+    "reservation-not-ready",
+    StatusCode::SERVICE_UNAVAILABLE,
+    "Reservation not ready",
+);
+
 pub fn unknown(id: ReservationId) -> Problem {
-    Problem::not_found(crate::domain::Rejection::Unknown(id).to_string())
+    Problem::new(
+        UNKNOWN_RESERVATION,
+        crate::domain::Rejection::Unknown(id).to_string(),
+    )
 }
 
 fn not_yet(id: ReservationId) -> Problem {
-    Problem::unavailable(format!(
-        "reservation {id} is still being set up (its hold was just made); try again in a moment"
-    ))
+    Problem::new(
+        RESERVATION_NOT_READY,
+        format!(
+            "reservation {id} is still being set up (its hold was just made); try again in a \
+             moment"
+        ),
+    )
     .retry_after(1)
 }
 

@@ -14,6 +14,7 @@ use axum::{Json, Router};
 use contracts::ReservationId;
 use nats::runtime::AppState;
 use nats::unit_of_work::Error;
+use nats::web::ProblemType;
 use nats::web::{Id, Page, Problem, User};
 use serde_json::json;
 
@@ -25,14 +26,28 @@ pub fn routes() -> Router<AppState<Watchers>> {
         .route("/reservations/{id}/cancel", post(cancel))
 }
 
+/// Paid already, being paid, or ended.
+pub const NOT_AWAITING_PAYMENT: ProblemType = ProblemType::new(
+    "not-awaiting-payment",
+    StatusCode::CONFLICT,
+    "Not awaiting payment",
+);
+/// Ended, or its payment is under way.
+pub const NOT_CANCELLABLE: ProblemType =
+    ProblemType::new("not-cancellable", StatusCode::CONFLICT, "Not cancellable");
+/// A confirmed reservation whose show has started cannot be cancelled.
+pub const SHOW_STARTED: ProblemType =
+    ProblemType::new("show-started", StatusCode::CONFLICT, "Show started");
+
 impl From<Rejection> for Problem {
     fn from(r: Rejection) -> Self {
-        match r {
-            Rejection::Unknown(id) => arrival::unknown(id),
-            Rejection::NotAwaitingPayment(_)
-            | Rejection::NotCancellable(_)
-            | Rejection::ShowStarted => Problem::conflict(r.to_string()),
-        }
+        let kind = match r {
+            Rejection::Unknown(id) => return arrival::unknown(id),
+            Rejection::NotAwaitingPayment(_) => NOT_AWAITING_PAYMENT,
+            Rejection::NotCancellable(_) => NOT_CANCELLABLE,
+            Rejection::ShowStarted => SHOW_STARTED,
+        };
+        Problem::new(kind, r.to_string())
     }
 }
 

@@ -78,7 +78,7 @@ impl Kind {
                 1,
             ),
         };
-        Problem::new(axum::http::StatusCode::TOO_MANY_REQUESTS, detail).retry_after(retry_after)
+        Problem::new(nats::web::kinds::TOO_MANY_REQUESTS, detail).retry_after(retry_after)
     }
 }
 

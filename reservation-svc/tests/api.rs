@@ -92,7 +92,7 @@ async fn a_held_reservation_is_paid_once_and_confirmed_when_sold() {
     api.get(&format!("/reservations/{}", long_ago()), Some(&ann))
         .await
         .unwrap()
-        .expect(404);
+        .expect_problem(404, "unknown-reservation");
 
     let r = held(&env, "ann").await;
     let body = status_of(&env, &api, "ann", r, "awaiting_payment").await;
@@ -100,12 +100,16 @@ async fn a_held_reservation_is_paid_once_and_confirmed_when_sold() {
     api.get(&format!("/reservations/{r}"), Some(&env.user("eve")))
         .await
         .unwrap()
-        .expect(404);
-    pay(&api, &env.user("eve"), r).await.expect(404);
+        .expect_problem(404, "unknown-reservation");
+    pay(&api, &env.user("eve"), r)
+        .await
+        .expect_problem(404, "unknown-reservation");
 
     let paid = pay(&api, &ann, r).await.expect(202);
     assert_eq!(paid.body["status"], "payment_pending");
-    let again = pay(&api, &ann, r).await.expect(409);
+    let again = pay(&api, &ann, r)
+        .await
+        .expect_problem(409, "not-awaiting-payment");
     assert_eq!(again.content_type, "application/problem+json");
     assert!(
         again.str("detail").contains("payment_pending"),
@@ -191,18 +195,24 @@ async fn a_failed_payment_fails_the_reservation_with_its_reason_and_late_events_
         .unwrap();
     let body = status_of(&env, &api, "ann", r, "failed").await;
     assert_eq!(body["reason"], "insufficient_points");
-    pay(&api, &env.user("ann"), r).await.expect(409);
+    pay(&api, &env.user("ann"), r)
+        .await
+        .expect_problem(409, "not-awaiting-payment");
 }
 
 #[tokio::test]
 async fn reservation_ids_that_do_not_parse_are_unknown_and_tokens_are_required() {
     let env = TestEnv::new().unwrap();
     let api = start(&env).await;
+    // Not even an id: nothing can be known by it.
     api.get("/reservations/nope", Some(&env.user("ann")))
         .await
         .unwrap()
-        .expect(404);
-    api.get("/reservations", None).await.unwrap().expect(401);
+        .expect_problem(404, "not-found");
+    api.get("/reservations", None)
+        .await
+        .unwrap()
+        .expect_problem(401, "unauthorized");
     api.post(
         &format!("/reservations/{}/payment", long_ago()),
         Some(&env.user("ann")),
@@ -210,7 +220,7 @@ async fn reservation_ids_that_do_not_parse_are_unknown_and_tokens_are_required()
     )
     .await
     .unwrap()
-    .expect(404);
+    .expect_problem(404, "unknown-reservation");
 }
 
 /// A reservation id made ten minutes ago (ids are UUIDv7): no longer on its way here.
@@ -344,7 +354,7 @@ async fn a_confirmed_reservation_cannot_be_cancelled_once_its_show_has_started()
         let body = status_of(&env, &api, "ann", r, "confirmed").await;
         assert!(body["starts_at"].is_string(), "{body}");
     }
-    let refused = cancel(started).await.expect(409);
+    let refused = cancel(started).await.expect_problem(409, "show-started");
     assert!(
         refused.str("detail").contains("show has started"),
         "{}",

@@ -112,12 +112,12 @@ async fn a_seat_is_held_once_and_a_multi_seat_hold_is_all_or_nothing() {
     assert_eq!(first.body["amount"], 100);
     let taken = hold(&env, &api, "ben", schedule, &b, &seats[..1])
         .await
-        .expect(409);
+        .expect_problem(409, "seat-unavailable");
     assert_eq!(taken.content_type, "application/problem+json");
     // Seat 0 is taken, so asking for 0 and 1 takes neither; seat 1 stays free for ben.
     hold(&env, &api, "ben", schedule, &b, &seats[..2])
         .await
-        .expect(409);
+        .expect_problem(409, "seat-unavailable");
     hold(&env, &api, "ben", schedule, &b, &seats[1..2])
         .await
         .expect(201);
@@ -146,7 +146,7 @@ async fn seats_whose_prices_add_up_past_any_amount_are_refused_not_wrapped() {
         .to_owned();
     let refused = hold(&env, &api, "ann", schedule, &t, &seats)
         .await
-        .expect(422);
+        .expect_problem(422, "too-expensive");
     assert!(
         refused.str("detail").contains("cost more"),
         "{}",
@@ -228,12 +228,12 @@ async fn bad_hold_requests_get_the_right_problem() {
     )
     .await
     .unwrap()
-    .expect(404);
+    .expect_problem(404, "unknown-schedule");
     // A token is its owner's to look at.
     api.get(&format!("/queue/{t}"), Some(&env.user("eve")))
         .await
         .unwrap()
-        .expect(404);
+        .expect_problem(404, "unknown-queue-token");
     api.get(&format!("/queue/{t}"), Some(&ann))
         .await
         .unwrap()
@@ -289,7 +289,7 @@ async fn past_the_active_limit_users_wait_in_line() {
     let waiting = second["token"].as_str().unwrap();
     let r = hold(&env, &api, "ben", schedule, waiting, &seats[..1])
         .await
-        .expect(403);
+        .expect_problem(403, "token-not-active");
     assert!(r.str("detail").contains("waiting"), "{}", r.body);
 }
 
@@ -315,8 +315,9 @@ async fn while_the_schedule_event_is_still_being_handled_the_answer_is_503() {
         )
         .await
         .unwrap();
-    assert!(r.is(503), "{r:?}");
+    let r = r.expect_problem(503, "schedule-not-ready");
     assert!(r.str("detail").contains("not built yet"));
+    assert!(r.retry_after.is_some(), "{r:?}");
 
     // That replica gives up on it; this one builds the inventory.
     in_hand.ack_with(AckKind::Nak(None)).await.unwrap();
@@ -366,7 +367,7 @@ async fn a_completed_payment_sells_a_live_hold_and_refuses_an_unknown_one() {
         .to_owned();
     hold(&env, &api, "ben", schedule, &t2, &seats)
         .await
-        .expect(409);
+        .expect_problem(409, "seat-unavailable");
 }
 
 #[tokio::test]

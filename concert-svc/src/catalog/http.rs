@@ -10,7 +10,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use contracts::ConcertId;
 use nats::runtime::AppState;
-use nats::web::{Admin, Body, Id, Page, Problem, Query};
+use nats::web::{Admin, Body, Id, Page, Problem, ProblemType, Query};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -23,24 +23,46 @@ pub fn routes() -> Router<AppState<()>> {
         )
 }
 
+pub const UNKNOWN_CONCERT: ProblemType =
+    ProblemType::new("unknown-concert", StatusCode::NOT_FOUND, "Unknown concert");
+/// A title, start time or seat map that breaks the catalog's rules.
+pub const INVALID_CATALOG_ENTRY: ProblemType = ProblemType::new(
+    "invalid-catalog-entry",
+    StatusCode::UNPROCESSABLE_ENTITY,
+    "Invalid catalog entry",
+);
+/// A seat map too large to announce in one event.
+pub const SEAT_MAP_TOO_LARGE: ProblemType = ProblemType::new(
+    "seat-map-too-large",
+    StatusCode::UNPROCESSABLE_ENTITY,
+    "Seat map too large",
+);
+
 impl From<domain::Invalid> for Problem {
     fn from(e: domain::Invalid) -> Self {
-        Problem::unprocessable(e.to_string())
+        Problem::new(INVALID_CATALOG_ENTRY, e.to_string())
     }
 }
 
 impl From<CatalogRefused> for Problem {
     fn from(r: CatalogRefused) -> Self {
         match r {
-            CatalogRefused::UnknownConcert(c) => Problem::not_found(format!("no concert {c}")),
-            CatalogRefused::TooLarge(e) => Problem::unprocessable(format!(
-                "this seat map is too large to announce ({} bytes, at most {}): open it as \
+            CatalogRefused::UnknownConcert(c) => unknown_concert(c),
+            CatalogRefused::TooLarge(e) => Problem::new(
+                SEAT_MAP_TOO_LARGE,
+                format!(
+                    "this seat map is too large to announce ({} bytes, at most {}): open it as \
                  several schedules or with shorter labels and grades",
-                e.bytes,
-                nats::unit_of_work::MAX_EVENT_BYTES
-            )),
+                    e.bytes,
+                    nats::unit_of_work::MAX_EVENT_BYTES
+                ),
+            ),
         }
     }
+}
+
+fn unknown_concert(concert: ConcertId) -> Problem {
+    Problem::new(UNKNOWN_CONCERT, format!("no concert {concert}"))
 }
 
 #[derive(Deserialize)]
@@ -84,7 +106,8 @@ async fn create_schedule(
     Id(concert): Id<ConcertId>,
     Body(body): Body<NewSchedule>,
 ) -> Result<impl IntoResponse, Problem> {
-    let starts_at = domain::parse_starts_at(&body.starts_at).map_err(Problem::unprocessable)?;
+    let starts_at = domain::parse_starts_at(&body.starts_at)
+        .map_err(|e| Problem::new(INVALID_CATALOG_ENTRY, e))?;
     let seats = domain::parse_seat_map(&body.seats)?;
     let answer: Vec<_> = seats
         .iter()
@@ -115,5 +138,5 @@ async fn list_schedules(
     store::list_schedules(&mut s.db.reader().await?, concert, filter.include_sold_out)
         .await?
         .map(Json)
-        .ok_or_else(|| Problem::not_found(format!("no concert {concert}")))
+        .ok_or_else(|| unknown_concert(concert))
 }

@@ -3,18 +3,28 @@
 
 use crate::catalog::store as catalog;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use contracts::ScheduleId;
 use nats::runtime::AppState;
-use nats::web::{Admin, Id, Problem, Query};
+use nats::web::{Admin, Id, Problem, ProblemType, Query};
 use serde::Deserialize;
 use std::sync::Arc;
 
 /// Held while this process rebuilds the view: one rebuild at a time.
 #[derive(Clone, Default)]
 struct Rebuilding(Arc<tokio::sync::Mutex<()>>);
+
+pub const UNKNOWN_SCHEDULE: ProblemType = ProblemType::new(
+    "unknown-schedule",
+    StatusCode::NOT_FOUND,
+    "Unknown schedule",
+);
+/// One rebuild of the view runs at a time.
+pub const REBUILD_RUNNING: ProblemType =
+    ProblemType::new("rebuild-running", StatusCode::CONFLICT, "Rebuild running");
 
 pub fn routes() -> Router<AppState<()>> {
     Router::new()
@@ -32,7 +42,7 @@ async fn schedule_seats(
     catalog::schedule_seats(&mut s.db.reader().await?, schedule)
         .await?
         .map(Json)
-        .ok_or_else(|| Problem::not_found(format!("no schedule {schedule}")))
+        .ok_or_else(|| Problem::new(UNKNOWN_SCHEDULE, format!("no schedule {schedule}")))
 }
 
 #[derive(Deserialize)]
@@ -52,8 +62,12 @@ async fn rebuild_view(
     // One rebuild at a time: its replay consumer has one name (the only one concert-svc may
     // create on SEAT), so a second one would share its messages. In this process a lock says so;
     // across replicas, the consumer existing does.
-    let busy =
-        || Problem::conflict("a rebuild of the view is running; try again when it has ended");
+    let busy = || {
+        Problem::new(
+            REBUILD_RUNNING,
+            "a rebuild of the view is running; try again when it has ended",
+        )
+    };
     let Ok(_running) = rebuilding.0.try_lock() else {
         return Err(busy());
     };

@@ -24,13 +24,19 @@ async fn compensations(sys: &System) -> anyhow::Result<()> {
     assert_eq!(flows::balance(sys, "poor").await?, 50);
     flows::wait_view(sys, &s.schedule_id, &seat(0), "available").await?;
     let next = flows::holding(sys, "next", 100, &s.schedule_id, &seat(0)).await?;
-    flows::cancel(sys, "poor", &poor).await?.expect(409);
+    flows::cancel(sys, "poor", &poor)
+        .await?
+        .expect_problem(409, "not-cancellable");
 
     // Cancel before paying: the seat is released, nothing was charged.
     flows::cancel(sys, "next", &next).await?.expect(202);
     flows::wait_reservation(sys, "next", &next, "cancelled").await?;
-    flows::cancel(sys, "next", &next).await?.expect(409);
-    flows::pay(sys, "next", &next).await?.expect(409);
+    flows::cancel(sys, "next", &next)
+        .await?
+        .expect_problem(409, "not-cancellable");
+    flows::pay(sys, "next", &next)
+        .await?
+        .expect_problem(409, "not-awaiting-payment");
     flows::wait_view(sys, &s.schedule_id, &seat(0), "available").await?;
 
     // Cancel after confirmation: seats back, points back, exactly once.
@@ -39,7 +45,9 @@ async fn compensations(sys: &System) -> anyhow::Result<()> {
     flows::wait_reservation(sys, "fan", &fan, "confirmed").await?;
     assert_eq!(flows::balance(sys, "fan").await?, 200);
     flows::cancel(sys, "fan", &fan).await?.expect(202);
-    flows::cancel(sys, "fan", &fan).await?.expect(409);
+    flows::cancel(sys, "fan", &fan)
+        .await?
+        .expect_problem(409, "not-cancellable");
     flows::wait_view(sys, &s.schedule_id, &seat(1), "available").await?;
     eventually("the refund", flows::STEP, async || {
         Ok((flows::balance(sys, "fan").await? == 300).then_some(()))
@@ -87,7 +95,7 @@ async fn compensations(sys: &System) -> anyhow::Result<()> {
         &[s.seat_ids[2].clone(), s.seat_ids[3].clone()],
     )
     .await?
-    .expect(409);
+    .expect_problem(409, "seat-unavailable");
     let partial = flows::hold(sys, user, &s.schedule_id, token, &seat(3))
         .await?
         .expect(201);

@@ -40,8 +40,12 @@ async fn expiry(sys: &mut System) -> anyhow::Result<()> {
     flows::wait_reservation(sys, "idle", &idle, "awaiting_payment").await?;
     sys.seat.restart()?;
     flows::wait_reservation(sys, "idle", &idle, "expired").await?;
-    flows::pay(sys, "idle", &idle).await?.expect(409);
-    flows::cancel(sys, "idle", &idle).await?.expect(409);
+    flows::pay(sys, "idle", &idle)
+        .await?
+        .expect_problem(409, "not-awaiting-payment");
+    flows::cancel(sys, "idle", &idle)
+        .await?
+        .expect_problem(409, "not-cancellable");
     flows::wait_view(sys, &s.schedule_id, &seat(0), "available").await?;
     assert_eq!(flows::balance(sys, "idle").await?, 100);
 

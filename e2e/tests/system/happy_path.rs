@@ -71,13 +71,15 @@ async fn happy_path(sys: &System) -> anyhow::Result<()> {
             Some(&sys.user_token("mallory")),
         )
         .await?
-        .expect(404);
+        .expect_problem(404, "unknown-reservation");
 
     // Pay: accepted at once, confirmed when the saga is through.
     let paid = flows::pay(sys, "alice", &reservation).await?.expect(202);
     assert_eq!(paid.body["status"], "payment_pending");
     flows::wait_reservation(sys, "alice", &reservation, "confirmed").await?;
-    flows::pay(sys, "alice", &reservation).await?.expect(409);
+    flows::pay(sys, "alice", &reservation)
+        .await?
+        .expect_problem(409, "not-awaiting-payment");
 
     // Every service agrees: points debited once, seats sold in the view.
     assert_eq!(flows::balance(sys, "alice").await?, 800);

@@ -58,7 +58,7 @@ async fn queue(sys: &System) -> anyhow::Result<()> {
         &[s.seat_ids[0].clone()],
     )
     .await?
-    .expect(403);
+    .expect_problem(403, "token-not-yours");
     flows::hold(
         sys,
         "cyd",
@@ -67,7 +67,7 @@ async fn queue(sys: &System) -> anyhow::Result<()> {
         &[s.seat_ids[0].clone()],
     )
     .await?
-    .expect(403);
+    .expect_problem(403, "token-not-active");
     flows::hold(
         sys,
         "amy",
@@ -76,7 +76,7 @@ async fn queue(sys: &System) -> anyhow::Result<()> {
         &[other.seat_ids[0].clone()],
     )
     .await?
-    .expect(403);
+    .expect_problem(403, "token-not-yours");
 
     // amy holds and pays: her token is done and cyd, first in line, is admitted; dan moves up.
     flows::charge(sys, "amy", 100).await?;
@@ -99,7 +99,7 @@ async fn queue(sys: &System) -> anyhow::Result<()> {
         &[s.seat_ids[1].clone()],
     )
     .await?
-    .expect(409);
+    .expect_problem(409, "already-holding");
     flows::wait_reservation(sys, "amy", &r, "awaiting_payment").await?;
     flows::pay(sys, "amy", &r).await?.expect(202);
     flows::wait_reservation(sys, "amy", &r, "confirmed").await?;
@@ -126,7 +126,7 @@ async fn queue(sys: &System) -> anyhow::Result<()> {
         &[s.seat_ids[1].clone()],
     )
     .await?
-    .expect(403);
+    .expect_problem(403, "token-not-active");
     // And bob may line up again, behind the two active ones.
     let again = join("bob").await?;
     assert_ne!(token(&again), token(&b));

@@ -3,7 +3,7 @@
 
 use crate::db::Db;
 use crate::messaging::consumer::Down;
-use crate::web::Problem;
+use crate::web::{Problem, kinds};
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -50,12 +50,15 @@ async fn ready(State(r): State<Arc<Readiness>>) -> Response {
         Json(json!({"status": "ready", "database": "up", "nats": "up", "topology": "ensured"}))
             .into_response()
     } else {
-        Problem::unavailable(format!(
-            "not ready: database {}, NATS {}, topology {}, {down} consumer(s) restarting",
-            up(database),
-            up(nats),
-            if topology { "ensured" } else { "pending" }
-        ))
+        Problem::new(
+            kinds::NOT_READY,
+            format!(
+                "not ready: database {}, NATS {}, topology {}, {down} consumer(s) restarting",
+                up(database),
+                up(nats),
+                if topology { "ensured" } else { "pending" }
+            ),
+        )
         .into_response()
     }
 }

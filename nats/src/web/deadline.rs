@@ -3,7 +3,7 @@
 //! holding a connection and a task for ever. (Server-sent events answer at once and stream
 //! after: the deadline is on the answer's start, not on the stream.)
 
-use super::problem::Problem;
+use super::problem::{Problem, kinds};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -21,12 +21,15 @@ pub async fn bounded(State(limit): State<Duration>, request: Request, next: Next
                 limit_ms = limit.as_millis() as u64,
                 "a request ran out of time"
             );
-            Problem::unavailable(format!(
-                "the request was not answered within {} ms (a body sent too slowly, or the \
+            Problem::new(
+                kinds::TIMED_OUT,
+                format!(
+                    "the request was not answered within {} ms (a body sent too slowly, or the \
                  service too busy); whether a command in it took effect is not known: check \
                  before sending it again",
-                limit.as_millis()
-            ))
+                    limit.as_millis()
+                ),
+            )
             .retry_after(1)
             .into_response()
         }

@@ -2,7 +2,7 @@
 //! 422 wrong shape, 415 not JSON), query parameters (400), and id path segments (404 when they
 //! do not parse: an id that cannot exist is simply unknown).
 
-use super::problem::Problem;
+use super::problem::{Problem, kinds};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::{StatusCode, request::Parts};
@@ -21,19 +21,25 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
             Ok(axum::Json(v)) => Ok(Body(v)),
             Err(rejection) => Err(match rejection {
                 JsonRejection::JsonSyntaxError(e) => Problem::new(
-                    StatusCode::BAD_REQUEST,
+                    kinds::MALFORMED_BODY,
                     format!("the body is not valid JSON: {}", e.body_text()),
                 ),
-                JsonRejection::JsonDataError(e) => Problem::unprocessable(format!(
-                    "the body does not have the expected fields: {}",
-                    e.body_text()
-                )),
+                JsonRejection::JsonDataError(e) => Problem::new(
+                    kinds::INVALID_BODY,
+                    format!(
+                        "the body does not have the expected fields: {}",
+                        e.body_text()
+                    ),
+                ),
                 JsonRejection::MissingJsonContentType(_) => Problem::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    kinds::UNSUPPORTED_MEDIA_TYPE,
                     "send the body as JSON with Content-Type: application/json",
                 ),
-                // e.g. 413 for a body over the limit: keep axum's status, in our shape.
-                other => Problem::new(other.status(), other.body_text()),
+                // A body over the limit, or one that could not be read.
+                other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                    Problem::new(kinds::BODY_TOO_LARGE, other.body_text())
+                }
+                other => Problem::new(kinds::MALFORMED_BODY, other.body_text()),
             }),
         }
     }
@@ -49,7 +55,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(v)| Query(v))
-            .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, e.body_text()))
+            .map_err(|e| Problem::new(kinds::INVALID_QUERY, e.body_text()))
     }
 }
 
@@ -82,16 +88,19 @@ impl<S: Send + Sync> FromRequestParts<S> for Page {
             offset: asked.offset.unwrap_or(0),
         };
         if !(1..=MAX_PAGE).contains(&page.limit) {
-            return Err(Problem::unprocessable(format!(
-                "limit must be between 1 and {MAX_PAGE} (got {})",
-                page.limit
-            )));
+            return Err(Problem::new(
+                kinds::INVALID_PAGE,
+                format!(
+                    "limit must be between 1 and {MAX_PAGE} (got {})",
+                    page.limit
+                ),
+            ));
         }
         if page.offset < 0 {
-            return Err(Problem::unprocessable(format!(
-                "offset must not be negative (got {})",
-                page.offset
-            )));
+            return Err(Problem::new(
+                kinds::INVALID_PAGE,
+                format!("offset must not be negative (got {})", page.offset),
+            ));
         }
         Ok(page)
     }
@@ -106,9 +115,12 @@ impl<T: FromStr + Send, S: Send + Sync> FromRequestParts<S> for Id<T> {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
         let Path(raw) = Path::<String>::from_request_parts(parts, state)
             .await
-            .map_err(|e| Problem::not_found(e.body_text()))?;
-        raw.parse::<T>()
-            .map(Id)
-            .map_err(|_| Problem::not_found(format!("nothing is known by the id {raw:?}")))
+            .map_err(|e| Problem::new(kinds::NOT_FOUND, e.body_text()))?;
+        raw.parse::<T>().map(Id).map_err(|_| {
+            Problem::new(
+                kinds::NOT_FOUND,
+                format!("nothing is known by the id {raw:?}"),
+            )
+        })
     }
 }

@@ -12,4 +12,4 @@ pub mod shed;
 
 pub use auth::{Admin, Auth, Session, User};
 pub use extract::{Body, Id, Page, Query};
-pub use problem::Problem;
+pub use problem::{Problem, ProblemType, kinds};

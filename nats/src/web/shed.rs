@@ -4,7 +4,7 @@
 //! payment, the sagas' events) is never shed, so it keeps its pace and its latency; and the
 //! client knows when to come back.
 
-use super::problem::Problem;
+use super::problem::{Problem, kinds};
 use crate::unit_of_work::Load;
 
 /// Seconds after which a refused arrival may come back: long enough that those waiting do not
@@ -17,7 +17,8 @@ pub fn admit(load: &Load) -> Result<(), Problem> {
         return Ok(());
     }
     metrics::counter!("http_shed_total").increment(1);
-    Err(Problem::unavailable(
+    Err(Problem::new(
+        kinds::OVERLOADED,
         "more users are arriving than the service can serve just now; nothing was done: \
          come back after the Retry-After seconds",
     )
@@ -32,7 +33,7 @@ mod tests {
     fn arrivals_are_admitted_unless_overloaded_then_told_when_to_come_back() {
         assert!(admit(&Load::default()).is_ok());
         let refused = admit(&Load::overloaded_now()).expect_err("overloaded");
-        assert_eq!(refused.status, 503);
+        assert_eq!(refused.kind, kinds::OVERLOADED);
         assert_eq!(refused.retry_after, Some(COME_BACK));
         assert!(refused.detail.contains("nothing was done"), "{refused:?}");
     }

@@ -5,11 +5,12 @@ use super::domain::{ChargeInvalid, KeyReused, parse_charge, parse_idempotency_ke
 use super::{charge, store};
 use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use nats::runtime::AppState;
-use nats::web::{Body, Page, Problem, User};
+use nats::web::{Body, Page, Problem, ProblemType, User};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -20,15 +21,28 @@ pub fn routes() -> Router<AppState<()>> {
         .route("/wallet/ledger", get(ledger))
 }
 
+/// An `Idempotency-Key` sent again with another request than the first time.
+pub const KEY_REUSED: ProblemType = ProblemType::new(
+    "idempotency-key-reused",
+    StatusCode::UNPROCESSABLE_ENTITY,
+    "Idempotency key reused",
+);
+/// An amount that is not a positive number of points, or a malformed key.
+pub const INVALID_CHARGE: ProblemType = ProblemType::new(
+    "invalid-charge",
+    StatusCode::UNPROCESSABLE_ENTITY,
+    "Invalid charge",
+);
+
 impl From<KeyReused> for Problem {
     fn from(e: KeyReused) -> Self {
-        Problem::unprocessable(e.to_string())
+        Problem::new(KEY_REUSED, e.to_string())
     }
 }
 
 impl From<ChargeInvalid> for Problem {
     fn from(e: ChargeInvalid) -> Self {
-        Problem::unprocessable(e.to_string())
+        Problem::new(INVALID_CHARGE, e.to_string())
     }
 }
 

@@ -4,7 +4,7 @@
 use super::domain::{HoldInvalid, parse_seat_ids};
 use super::{HoldRefused, HoldRequest, hold};
 use crate::config::AppState;
-use crate::inventory::unknown_schedule;
+use crate::inventory::{UNKNOWN_SCHEDULE, unknown_schedule};
 use crate::queue::domain::QueueToken;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -13,7 +13,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use contracts::ScheduleId;
 use nats::unit_of_work::Error;
-use nats::web::{Body, Id, Problem, User};
+use nats::web::{Body, Id, Problem, ProblemType, User};
 use serde::Deserialize;
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
@@ -24,38 +24,85 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/schedules/{id}/holds", post(hold_seats))
 }
 
+/// A seat that is not in the schedule (or not a seat id at all).
+pub const UNKNOWN_SEAT: ProblemType =
+    ProblemType::new("unknown-seat", StatusCode::NOT_FOUND, "Unknown seat");
+/// No seats, too many, or one named twice.
+pub const INVALID_SEAT_SELECTION: ProblemType = ProblemType::new(
+    "invalid-seat-selection",
+    StatusCode::UNPROCESSABLE_ENTITY,
+    "Invalid seat selection",
+);
+pub const QUEUE_TOKEN_REQUIRED: ProblemType = ProblemType::new(
+    "queue-token-required",
+    StatusCode::FORBIDDEN,
+    "Queue token required",
+);
+/// The queue token is someone else's, or for another schedule.
+pub const TOKEN_NOT_YOURS: ProblemType = ProblemType::new(
+    "token-not-yours",
+    StatusCode::FORBIDDEN,
+    "Queue token not yours",
+);
+/// The queue token is still waiting in line, or has expired or been used.
+pub const TOKEN_NOT_ACTIVE: ProblemType = ProblemType::new(
+    "token-not-active",
+    StatusCode::FORBIDDEN,
+    "Queue token not active",
+);
+pub const ALREADY_HOLDING: ProblemType = ProblemType::new(
+    "already-holding",
+    StatusCode::CONFLICT,
+    "Already holding seats",
+);
+pub const SEAT_UNAVAILABLE: ProblemType =
+    ProblemType::new("seat-unavailable", StatusCode::CONFLICT, "Seat unavailable");
+pub const TOO_EXPENSIVE: ProblemType = ProblemType::new(
+    "too-expensive",
+    StatusCode::UNPROCESSABLE_ENTITY,
+    "Too expensive",
+);
+
 impl From<HoldInvalid> for Problem {
     fn from(e: HoldInvalid) -> Self {
         match e {
-            HoldInvalid::UnknownSeat(_) => Problem::not_found(e.to_string()),
-            _ => Problem::unprocessable(e.to_string()),
+            HoldInvalid::UnknownSeat(_) => Problem::new(UNKNOWN_SEAT, e.to_string()),
+            _ => Problem::new(INVALID_SEAT_SELECTION, e.to_string()),
         }
     }
 }
 
 impl From<HoldRefused> for Problem {
     fn from(r: HoldRefused) -> Self {
-        let forbidden = |detail: String| Problem::new(StatusCode::FORBIDDEN, detail);
         match r {
-            HoldRefused::UnknownSchedule => Problem::not_found("no such schedule"),
-            HoldRefused::NotYourToken => {
-                forbidden("the queue token is not yours or not for this schedule".into())
-            }
-            HoldRefused::NotActive(status) => {
-                forbidden(format!("the queue token is {status}, not active"))
-            }
-            HoldRefused::AlreadyHolding(r) => Problem::conflict(format!(
-                "this queue token already holds seats for reservation {r}; pay for or cancel it first"
-            )),
-            HoldRefused::UnknownSeats => {
-                Problem::not_found("one or more of those seats do not exist in this schedule")
-            }
-            HoldRefused::SeatsTaken => {
-                Problem::conflict("one or more of those seats are not available any more")
-            }
-            HoldRefused::TooExpensive => {
-                Problem::unprocessable("those seats together cost more points than can be paid")
-            }
+            HoldRefused::UnknownSchedule => Problem::new(UNKNOWN_SCHEDULE, "no such schedule"),
+            HoldRefused::NotYourToken => Problem::new(
+                TOKEN_NOT_YOURS,
+                "the queue token is not yours or not for this schedule",
+            ),
+            HoldRefused::NotActive(status) => Problem::new(
+                TOKEN_NOT_ACTIVE,
+                format!("the queue token is {status}, not active"),
+            ),
+            HoldRefused::AlreadyHolding(r) => Problem::new(
+                ALREADY_HOLDING,
+                format!(
+                    "this queue token already holds seats for reservation {r}; pay for or cancel \
+                     it first"
+                ),
+            ),
+            HoldRefused::UnknownSeats => Problem::new(
+                UNKNOWN_SEAT,
+                "one or more of those seats do not exist in this schedule",
+            ),
+            HoldRefused::SeatsTaken => Problem::new(
+                SEAT_UNAVAILABLE,
+                "one or more of those seats are not available any more",
+            ),
+            HoldRefused::TooExpensive => Problem::new(
+                TOO_EXPENSIVE,
+                "those seats together cost more points than can be paid",
+            ),
         }
     }
 }
@@ -79,7 +126,7 @@ async fn hold_seats(
         .map(QueueToken::from)
         .ok_or_else(|| {
             Problem::new(
-                StatusCode::FORBIDDEN,
+                QUEUE_TOKEN_REQUIRED,
                 "a Queue-Token header with an active queue token is required to hold seats",
             )
         })?;

@@ -6,11 +6,12 @@ pub mod store;
 
 pub use domain::SeatStatus;
 
+use axum::http::StatusCode;
 use contracts::{ConcertEvent, ConcertKind, Context, ScheduleId};
 use nats::messaging::consumer::{Delivery, EventHandler, NotHandled};
 use nats::messaging::topology::{Subscription, caught_up};
 use nats::unit_of_work::{Error, Work};
-use nats::web::Problem;
+use nats::web::{Problem, ProblemType};
 
 /// The concert events that build inventory.
 pub const SUBSCRIPTION: Subscription<ConcertEvent> =
@@ -32,6 +33,18 @@ impl EventHandler<ConcertEvent> for Builder {
     }
 }
 
+pub const UNKNOWN_SCHEDULE: ProblemType = ProblemType::new(
+    "unknown-schedule",
+    StatusCode::NOT_FOUND,
+    "Unknown schedule",
+);
+/// A schedule that concert-svc opened but whose seats this service has not set up yet.
+pub const SCHEDULE_NOT_READY: ProblemType = ProblemType::new(
+    "schedule-not-ready",
+    StatusCode::SERVICE_UNAVAILABLE,
+    "Schedule not ready",
+);
+
 /// The answer for a schedule seat-svc (`service`) does not know: 404 once it has caught up on
 /// concert-svc's events and never saw it; 503 while they are still on their way (the inventory
 /// may simply not be built yet).
@@ -41,9 +54,13 @@ pub async fn unknown_schedule(
     schedule: ScheduleId,
 ) -> Problem {
     match caught_up(js, Context::Concert.stream(), service).await {
-        Ok(true) => Problem::not_found(format!("no schedule {schedule}")),
-        Ok(false) | Err(_) => Problem::unavailable(format!(
-            "the seat inventory of schedule {schedule} is not built yet; retry in a moment"
-        )),
+        Ok(true) => Problem::new(UNKNOWN_SCHEDULE, format!("no schedule {schedule}")),
+        Ok(false) | Err(_) => Problem::new(
+            SCHEDULE_NOT_READY,
+            format!(
+                "the seat inventory of schedule {schedule} is not built yet; retry in a moment"
+            ),
+        )
+        .retry_after(1),
     }
 }

@@ -4,7 +4,7 @@
 use super::domain::QueueToken;
 use super::{Place, QueueRefused, join, peek, status};
 use crate::config::AppState;
-use crate::inventory::unknown_schedule;
+use crate::inventory::{UNKNOWN_SCHEDULE, unknown_schedule};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use contracts::ScheduleId;
 use nats::unit_of_work::Error;
-use nats::web::{Id, Problem, User, shed};
+use nats::web::{Id, Problem, ProblemType, User, shed};
 use serde_json::json;
 
 pub fn routes() -> Router<AppState> {
@@ -21,11 +21,18 @@ pub fn routes() -> Router<AppState> {
         .route("/queue/{token}", get(queue_status))
 }
 
+/// No such queue token, or not the caller's.
+pub const UNKNOWN_QUEUE_TOKEN: ProblemType = ProblemType::new(
+    "unknown-queue-token",
+    StatusCode::NOT_FOUND,
+    "Unknown queue token",
+);
+
 impl From<QueueRefused> for Problem {
     fn from(r: QueueRefused) -> Self {
         match r {
-            QueueRefused::UnknownSchedule => Problem::not_found("no such schedule"),
-            QueueRefused::UnknownToken => Problem::not_found("no such queue token"),
+            QueueRefused::UnknownSchedule => Problem::new(UNKNOWN_SCHEDULE, "no such schedule"),
+            QueueRefused::UnknownToken => Problem::new(UNKNOWN_QUEUE_TOKEN, "no such queue token"),
         }
     }
 }

@@ -7,9 +7,9 @@ mod key;
 
 pub use key::{AuthConfig, DEV_JWT_SECRET, Key, MIN_SECRET_BYTES};
 
-use super::problem::Problem;
+use super::problem::{Problem, kinds};
 use axum::extract::FromRequestParts;
-use axum::http::{StatusCode, header, request::Parts};
+use axum::http::{header, request::Parts};
 use contracts::UserId;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use key::{key_set, public_key};
@@ -159,7 +159,7 @@ fn claims(parts: &Parts, auth: &Auth) -> Result<Claims, Problem> {
 }
 
 fn unauthorized(detail: &str) -> Problem {
-    Problem::new(StatusCode::UNAUTHORIZED, detail)
+    Problem::new(kinds::UNAUTHORIZED, detail)
 }
 
 /// The signed-in user.
@@ -220,7 +220,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Admin {
         let claims = claims(parts, &auth)?;
         if claims.role.as_deref() != Some(ADMIN_ROLE) {
             return Err(Problem::new(
-                StatusCode::FORBIDDEN,
+                kinds::ADMIN_ONLY,
                 "this action needs the admin role",
             ));
         }
