@@ -60,7 +60,7 @@ async fn sell(env: &TestEnv, schedule_id: ScheduleId, seat: SeatId) -> Reservati
 }
 
 fn schedule(seats: serde_json::Value) -> serde_json::Value {
-    json!({"starts_at": "2027-01-01T20:00:00Z", "seats": seats})
+    json!({"starts_at": harness::upcoming(), "seats": seats})
 }
 
 /// Opens a schedule of concert `id` with `seats` as the admin; answers the 201's body.
@@ -120,7 +120,7 @@ async fn opening_a_schedule_publishes_its_seat_map_and_shows_it_available() {
         .unwrap()
         .expect(200);
     assert_eq!(listed.body[0]["available_seats"], 2);
-    assert_eq!(listed.body[0]["starts_at"], "2027-01-01T20:00:00Z");
+    assert_eq!(listed.body[0]["starts_at"], harness::upcoming());
 
     // The event is on the CONCERT stream with the whole seat map.
     let msg = env
@@ -310,7 +310,87 @@ async fn a_sold_out_schedule_drops_out_of_the_available_dates() {
     api.get(&format!("{path}?include_sold_out=maybe"), None)
         .await
         .unwrap()
-        .expect(400);
+        .expect_problem(400, "invalid-query");
+}
+
+/// A show that has started is no date to offer, and one cannot be opened in the past.
+#[tokio::test]
+async fn schedules_that_have_started_are_not_offered_and_none_opens_in_the_past() {
+    let (env, api) = start().await;
+    let (admin, seats) = (
+        env.admin(),
+        json!([{"label": "A1", "grade": "R", "price": 1}]),
+    );
+    let id = concert(&env, &api).await;
+    let path = format!("/concerts/{id}/schedules");
+    api.post(
+        &path,
+        Some(&admin),
+        &json!({"starts_at": "2020-05-01T19:00:00Z", "seats": seats}),
+    )
+    .await
+    .unwrap()
+    .expect_problem(422, "schedule-past");
+
+    let soon = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
+    let soon_text = soon
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let starting = api
+        .post(
+            &path,
+            Some(&admin),
+            &json!({"starts_at": soon_text, "seats": seats}),
+        )
+        .await
+        .unwrap()
+        .expect(201)
+        .str("id");
+    let later = opened(&env, &api, &id, seats.clone()).await.str("id");
+    let idle = concert(&env, &api).await;
+    let listed = |query: &'static str| {
+        let api = api.clone();
+        let path = path.clone();
+        async move {
+            let r = api.get(&format!("{path}{query}"), None).await.unwrap();
+            let ids: Vec<String> = r
+                .expect(200)
+                .body
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["id"].as_str().unwrap().to_owned())
+                .collect();
+            ids
+        }
+    };
+    let upcoming = async || -> Vec<String> {
+        let r = api.get("/concerts?upcoming=true", None).await.unwrap();
+        r.expect(200)
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(listed("").await, [starting.clone(), later.clone()]);
+    assert!(upcoming().await.contains(&id));
+    assert!(
+        !upcoming().await.contains(&idle),
+        "a concert with no dates is not upcoming"
+    );
+
+    harness::eventually(
+        "the first show to start",
+        std::time::Duration::from_secs(10),
+        async || Ok((time::OffsetDateTime::now_utc() > soon).then_some(())),
+    )
+    .await
+    .unwrap();
+    assert_eq!(listed("").await, [later.clone()]);
+    assert_eq!(listed("?include_past=true").await, [starting, later]);
+    assert!(upcoming().await.contains(&id));
 }
 
 /// A view row gone wrong (as if an event were lost) is found by the rebuild, and repaired when

@@ -20,6 +20,18 @@ macro_rules! uuid_id {
             pub fn parse(s: &str) -> Result<Self, uuid::Error> {
                 Uuid::parse_str(s).map(Self)
             }
+
+            /// Whether the id was made within `window` of `now` (by the clock of whoever
+            /// made it): what it names may still be on its way to another service. An id
+            /// that is not a UUIDv7 carries no time and never is.
+            pub fn made_within(&self, window: time::Duration, now: time::OffsetDateTime) -> bool {
+                let Some((secs, nanos)) = self.0.get_timestamp().map(|t| t.to_unix()) else {
+                    return false;
+                };
+                let made = time::OffsetDateTime::UNIX_EPOCH
+                    + time::Duration::new(secs as i64, nanos as i32);
+                (now - made).abs() <= window
+            }
         }
 
         impl std::str::FromStr for $name {

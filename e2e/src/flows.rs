@@ -14,6 +14,8 @@ pub struct Schedule {
     pub concert_id: String,
     pub schedule_id: String,
     pub seat_ids: Vec<String>,
+    /// When the show starts (RFC 3339), as it was opened.
+    pub starts_at: String,
 }
 
 /// `n` seats labelled `<prefix>1…<prefix>n`, each at `price`.
@@ -21,11 +23,23 @@ pub fn numbered_seats(prefix: &str, n: usize, price: i64) -> Vec<(String, i64)> 
     (1..=n).map(|i| (format!("{prefix}{i}"), price)).collect()
 }
 
-/// Registers a concert and opens a schedule with `seats` (label, price), as the admin.
+/// Registers a concert and opens a schedule with `seats` (label, price), as the admin; its show
+/// starts in ninety days.
 pub async fn open_schedule(
     sys: &impl Frontend,
     title: &str,
     seats: &[(impl AsRef<str>, i64)],
+) -> anyhow::Result<Schedule> {
+    open_schedule_at(sys, title, seats, &harness::upcoming()).await
+}
+
+/// Registers a concert and opens a schedule with `seats` whose show starts at `starts_at`
+/// (RFC 3339).
+pub async fn open_schedule_at(
+    sys: &impl Frontend,
+    title: &str,
+    seats: &[(impl AsRef<str>, i64)],
+    starts_at: &str,
 ) -> anyhow::Result<Schedule> {
     let admin = sys.admin_token();
     let api = sys.concert();
@@ -44,7 +58,7 @@ pub async fn open_schedule(
         .post(
             &format!("/concerts/{concert_id}/schedules"),
             Some(&admin),
-            &json!({"starts_at": "2027-03-01T19:00:00Z", "seats": seats}),
+            &json!({"starts_at": starts_at, "seats": seats}),
         )
         .await?;
     if !schedule.is(201) {
@@ -60,6 +74,7 @@ pub async fn open_schedule(
         concert_id,
         schedule_id: schedule.str("id"),
         seat_ids,
+        starts_at: starts_at.to_owned(),
     })
 }
 

@@ -21,3 +21,28 @@ pub use env::TestEnv;
 pub use outage::{Breaker, Cut};
 pub use server::{MIN_VERSION, NatsServer, nats_server_binary, server_version, workspace_root};
 pub use wait::eventually;
+
+/// A UUIDv7 made ten minutes ago: an id no service may still be waiting for (ids made within
+/// the last minute may name something on its way, and are answered 503 rather than 404).
+pub fn id_made_long_ago() -> uuid::Uuid {
+    let then = time::OffsetDateTime::now_utc() - time::Duration::minutes(10);
+    let ts = uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        then.unix_timestamp() as u64,
+        then.nanosecond(),
+    );
+    uuid::Uuid::new_v7(ts)
+}
+
+/// When the shows tests open start: ninety days from now, on the hour, in RFC 3339 (a schedule
+/// must start in the future to be offered, queued for and held).
+pub fn upcoming() -> String {
+    let later = time::OffsetDateTime::now_utc() + time::Duration::days(90);
+    later
+        .replace_minute(0)
+        .and_then(|t| t.replace_second(0))
+        .and_then(|t| t.replace_nanosecond(0))
+        .unwrap_or(later)
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("a date ninety days from now formats")
+}

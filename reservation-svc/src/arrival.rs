@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 
 /// How long after its id was made a reservation may still be on its way here. Ids are UUIDv7,
 /// made by seat-svc's clock: this also absorbs clocks that disagree by less than a minute.
-const FRESH: time::Duration = time::Duration::minutes(1);
+pub const FRESH: time::Duration = time::Duration::minutes(1);
 /// How long a request waits for a fresh reservation before it answers 503.
 const WAIT: Duration = Duration::from_secs(2);
 /// How often a waiting request looks again: another replica may create the reservation, and
@@ -25,11 +25,7 @@ const LOOK_AGAIN: Duration = Duration::from_millis(250);
 
 /// Whether `id` was made recently enough that its reservation may not have arrived yet.
 pub fn fresh(id: ReservationId, now: OffsetDateTime) -> bool {
-    let Some((secs, nanos)) = id.0.get_timestamp().map(|t| t.to_unix()) else {
-        return false;
-    };
-    let made = OffsetDateTime::UNIX_EPOCH + time::Duration::new(secs as i64, nanos as i32);
-    (now - made).abs() <= FRESH
+    id.made_within(FRESH, now)
 }
 
 /// Runs `ask` (a read, or a command, that finds nothing for an id that is not here); when it

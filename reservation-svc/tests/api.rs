@@ -225,13 +225,7 @@ async fn reservation_ids_that_do_not_parse_are_unknown_and_tokens_are_required()
 
 /// A reservation id made ten minutes ago (ids are UUIDv7): no longer on its way here.
 fn long_ago() -> ReservationId {
-    let then = time::OffsetDateTime::now_utc() - time::Duration::minutes(10);
-    let ts = uuid::Timestamp::from_unix(
-        uuid::NoContext,
-        then.unix_timestamp() as u64,
-        then.nanosecond(),
-    );
-    ReservationId(uuid::Uuid::new_v7(ts))
+    ReservationId(harness::id_made_long_ago())
 }
 
 /// Read-your-writes: seat-svc hands out a reservation's id before this service has consumed

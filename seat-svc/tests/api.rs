@@ -33,6 +33,16 @@ fn opened(seats: usize) -> (ScheduleId, Vec<SeatId>, ConcertEvent) {
 
 /// A schedule of `seats` seats at `price` each, as concert-svc would announce it.
 fn opened_at(seats: usize, price: i64) -> (ScheduleId, Vec<SeatId>, ConcertEvent) {
+    let starts_at = time::OffsetDateTime::now_utc() + time::Duration::days(90);
+    opened_starting(seats, price, starts_at)
+}
+
+/// A schedule of `seats` seats at `price` each whose show starts at `starts_at`.
+fn opened_starting(
+    seats: usize,
+    price: i64,
+    starts_at: time::OffsetDateTime,
+) -> (ScheduleId, Vec<SeatId>, ConcertEvent) {
     let schedule = ScheduleId::new();
     let specs: Vec<SeatSpec> = (0..seats)
         .map(|i| SeatSpec {
@@ -46,7 +56,7 @@ fn opened_at(seats: usize, price: i64) -> (ScheduleId, Vec<SeatId>, ConcertEvent
     let event = ConcertEvent::ScheduleOpened(ScheduleOpened {
         schedule_id: schedule,
         concert_id: ConcertId::new(),
-        starts_at: time::OffsetDateTime::now_utc(),
+        starts_at,
         seats: specs,
     });
     (schedule, ids, event)
@@ -219,8 +229,8 @@ async fn bad_hold_requests_get_the_right_problem() {
         .unwrap();
     assert!(malformed.is(400), "{malformed:?}");
 
-    // A schedule seat-svc has caught up on and never heard of is unknown.
-    let unknown = ScheduleId::new();
+    // A schedule seat-svc has caught up on and never heard of is unknown...
+    let unknown = ScheduleId(harness::id_made_long_ago());
     api.post(
         &format!("/schedules/{unknown}/queue"),
         Some(&ann),
@@ -229,6 +239,18 @@ async fn bad_hold_requests_get_the_right_problem() {
     .await
     .unwrap()
     .expect_problem(404, "unknown-schedule");
+    // ...unless its id was just made: concert-svc may not have announced it yet.
+    let just_made = ScheduleId::new();
+    let r = api
+        .post(
+            &format!("/schedules/{just_made}/queue"),
+            Some(&ann),
+            &json!({}),
+        )
+        .await
+        .unwrap()
+        .expect_problem(503, "schedule-not-ready");
+    assert!(r.retry_after.is_some(), "{r:?}");
     // A token is its owner's to look at.
     api.get(&format!("/queue/{t}"), Some(&env.user("eve")))
         .await
@@ -291,6 +313,43 @@ async fn past_the_active_limit_users_wait_in_line() {
         .await
         .expect_problem(403, "token-not-active");
     assert!(r.str("detail").contains("waiting"), "{}", r.body);
+}
+
+#[tokio::test]
+async fn once_the_show_has_started_its_line_is_closed_and_its_seats_cannot_be_held() {
+    let env = TestEnv::new().unwrap();
+    let api = start(&env, 100).await;
+    let starts_at = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
+    let (schedule, seats, event) = opened_starting(2, 100, starts_at);
+    env.publish("concert-svc", &event).await.unwrap();
+    let t = token(&env, &api, "ann", schedule).await;
+    assert_eq!(t["status"], "active", "{t}");
+    eventually("the show to start", WAIT, async || {
+        Ok((time::OffsetDateTime::now_utc() > starts_at).then_some(()))
+    })
+    .await
+    .unwrap();
+
+    // A token taken before the start holds nothing after it; nobody new joins the line.
+    let r = hold(
+        &env,
+        &api,
+        "ann",
+        schedule,
+        t["token"].as_str().unwrap(),
+        &seats[..1],
+    )
+    .await
+    .expect_problem(422, "schedule-past");
+    assert!(r.str("detail").contains("has started"), "{}", r.body);
+    api.post(
+        &format!("/schedules/{schedule}/queue"),
+        Some(&env.user("ben")),
+        &json!({}),
+    )
+    .await
+    .unwrap()
+    .expect_problem(422, "schedule-past");
 }
 
 #[tokio::test]

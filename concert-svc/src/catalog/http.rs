@@ -13,6 +13,7 @@ use nats::runtime::AppState;
 use nats::web::{Admin, Body, Id, Page, Problem, ProblemType, Query};
 use serde::Deserialize;
 use serde_json::json;
+use time::format_description::well_known::Rfc3339;
 
 pub fn routes() -> Router<AppState<()>> {
     Router::new()
@@ -31,6 +32,12 @@ pub const INVALID_CATALOG_ENTRY: ProblemType = ProblemType::new(
     StatusCode::UNPROCESSABLE_ENTITY,
     "Invalid catalog entry",
 );
+/// A schedule whose show has started (or would have): not offered, queued for or held.
+pub const SCHEDULE_PAST: ProblemType = ProblemType::new(
+    "schedule-past",
+    StatusCode::UNPROCESSABLE_ENTITY,
+    "Schedule in the past",
+);
 /// A seat map too large to announce in one event.
 pub const SEAT_MAP_TOO_LARGE: ProblemType = ProblemType::new(
     "seat-map-too-large",
@@ -48,6 +55,10 @@ impl From<CatalogRefused> for Problem {
     fn from(r: CatalogRefused) -> Self {
         match r {
             CatalogRefused::UnknownConcert(c) => unknown_concert(c),
+            CatalogRefused::StartsInThePast => Problem::new(
+                SCHEDULE_PAST,
+                "starts_at is not in the future: a schedule opens for a show still to come",
+            ),
             CatalogRefused::TooLarge(e) => Problem::new(
                 SEAT_MAP_TOO_LARGE,
                 format!(
@@ -84,13 +95,22 @@ async fn create_concert(
     ))
 }
 
+#[derive(Deserialize)]
+struct ConcertFilter {
+    /// Only concerts with a date still to come.
+    #[serde(default)]
+    upcoming: bool,
+}
+
 async fn list_concerts(
     State(s): State<AppState<()>>,
     page: Page,
+    Query(filter): Query<ConcertFilter>,
 ) -> Result<impl IntoResponse, Problem> {
+    let starting_after_ms = filter.upcoming.then(|| s.db.clock().now_ms());
     let mut read = s.db.reader().await?;
     Ok(Json(
-        store::list_concerts(&mut read, page.limit, page.offset).await?,
+        store::list_concerts(&mut read, starting_after_ms, page.limit, page.offset).await?,
     ))
 }
 
@@ -119,7 +139,12 @@ async fn create_schedule(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"id": id, "concert_id": concert, "seats": answer})),
+        Json(json!({
+            "id": id,
+            "concert_id": concert,
+            "starts_at": starts_at.format(&Rfc3339).map_err(Problem::internal)?,
+            "seats": answer,
+        })),
     ))
 }
 
@@ -127,15 +152,22 @@ async fn create_schedule(
 struct ScheduleFilter {
     #[serde(default)]
     include_sold_out: bool,
+    #[serde(default)]
+    include_past: bool,
 }
 
-/// The available dates: schedules with seats left (`?include_sold_out=true` for all).
+/// The available dates: schedules still to come with seats left (`?include_sold_out=true`
+/// adds those sold out, `?include_past=true` those that have started).
 async fn list_schedules(
     State(s): State<AppState<()>>,
     Id(concert): Id<ConcertId>,
     Query(filter): Query<ScheduleFilter>,
 ) -> Result<impl IntoResponse, Problem> {
-    store::list_schedules(&mut s.db.reader().await?, concert, filter.include_sold_out)
+    let listing = store::Listing {
+        include_sold_out: filter.include_sold_out,
+        starting_after_ms: (!filter.include_past).then(|| s.db.clock().now_ms()),
+    };
+    store::list_schedules(&mut s.db.reader().await?, concert, listing)
         .await?
         .map(Json)
         .ok_or_else(|| unknown_concert(concert))

@@ -19,6 +19,8 @@ pub enum CatalogRefused {
     UnknownConcert(ConcertId),
     /// The seat map is too large to announce in one event.
     TooLarge(EventTooLarge),
+    /// The show would have started already: nobody could queue for it or hold its seats.
+    StartsInThePast,
 }
 
 impl Rejection for CatalogRefused {}
@@ -40,6 +42,9 @@ pub async fn open_schedule(
 ) -> Result<ScheduleId, Error<CatalogRefused>> {
     if !store::concert_exists(w, concert).await? {
         return Err(CatalogRefused::UnknownConcert(concert).into());
+    }
+    if starts_at <= w.now() {
+        return Err(CatalogRefused::StartsInThePast.into());
     }
     let id = ScheduleId::new();
     let specs = seats

@@ -39,15 +39,22 @@ pub struct ConcertRow {
     pub created_at: time::OffsetDateTime,
 }
 
+/// A page of concerts in the order they were registered; with `starting_after_ms`, only those
+/// with a schedule starting after it.
 pub async fn list_concerts(
     sql: &mut impl Sql,
+    starting_after_ms: Option<i64>,
     limit: i64,
     offset: i64,
 ) -> anyhow::Result<Vec<ConcertRow>> {
     let rows = sql
         .sql(
-            "SELECT id, title, created_at FROM concerts ORDER BY created_at, id LIMIT $1 OFFSET $2",
+            "SELECT id, title, created_at FROM concerts c
+             WHERE $1 IS NULL
+                OR EXISTS (SELECT 1 FROM schedules s WHERE s.concert_id = c.id AND s.starts_at > $1)
+             ORDER BY created_at, id LIMIT $2 OFFSET $3",
         )
+        .bind(starting_after_ms)
         .bind(limit)
         .bind(offset)
         .fetch_all()
@@ -108,12 +115,20 @@ pub struct ScheduleRow {
     pub available_seats: i64,
 }
 
-/// The concert's schedules with live seat counts (only those with seats left unless
-/// `include_sold_out`); `None` if the concert is unknown.
+/// Which of a concert's schedules a listing shows.
+pub struct Listing {
+    /// Those without seats left too.
+    pub include_sold_out: bool,
+    /// Only those starting after this (`None`: those that have started too).
+    pub starting_after_ms: Option<i64>,
+}
+
+/// The concert's schedules with live seat counts, as `listing` says; `None` if the concert is
+/// unknown.
 pub async fn list_schedules(
     sql: &mut impl Sql,
     concert: ConcertId,
-    include_sold_out: bool,
+    listing: Listing,
 ) -> anyhow::Result<Option<Vec<ScheduleRow>>> {
     if !concert_exists(sql, concert).await? {
         return Ok(None);
@@ -124,14 +139,15 @@ pub async fn list_schedules(
                 COUNT(v.seat_id) AS total_seats,
                 COALESCE(SUM(CASE WHEN v.status = $3 THEN 1 ELSE 0 END), 0) AS available_seats
          FROM schedules s LEFT JOIN seat_view v ON v.schedule_id = s.id
-         WHERE s.concert_id = $1
+         WHERE s.concert_id = $1 AND ($4 IS NULL OR s.starts_at > $4)
          GROUP BY s.id, s.concert_id, s.starts_at
          HAVING $2 = 1 OR SUM(CASE WHEN v.status = $3 THEN 1 ELSE 0 END) > 0
          ORDER BY s.starts_at, s.id",
         )
         .bind(concert)
-        .bind(include_sold_out)
+        .bind(listing.include_sold_out)
         .bind(SeatStatus::Available.as_str())
+        .bind(listing.starting_after_ms)
         .fetch_all()
         .await?;
     rows.iter()

@@ -14,6 +14,7 @@ mod happy_path;
 mod identity;
 mod outages;
 mod queue;
+mod read_your_writes;
 mod rebuild;
 mod replicas;
 mod republish;

@@ -4,7 +4,7 @@
 use super::domain::{HoldInvalid, parse_seat_ids};
 use super::{HoldRefused, HoldRequest, hold};
 use crate::config::AppState;
-use crate::inventory::{UNKNOWN_SCHEDULE, unknown_schedule};
+use crate::inventory::{UNKNOWN_SCHEDULE, schedule_past, unknown_schedule};
 use crate::queue::domain::QueueToken;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -99,6 +99,7 @@ impl From<HoldRefused> for Problem {
                 SEAT_UNAVAILABLE,
                 "one or more of those seats are not available any more",
             ),
+            HoldRefused::SchedulePast => schedule_past(),
             HoldRefused::TooExpensive => Problem::new(
                 TOO_EXPENSIVE,
                 "those seats together cost more points than can be paid",

@@ -32,6 +32,8 @@ pub enum HoldRefused {
     SeatsTaken,
     /// The seats' prices add up to more points than exist.
     TooExpensive,
+    /// The show has started.
+    SchedulePast,
 }
 
 impl Rejection for HoldRefused {}
@@ -70,11 +72,14 @@ pub async fn hold(w: &mut Work, req: HoldRequest) -> Result<Held, Error<HoldRefu
         }
         _ => return Err(HoldRefused::NotYourToken.into()),
     };
+    let now_ms = w.now_ms();
+    if starts_at_ms.is_some_and(|starts_at| starts_at <= now_ms) {
+        return Err(HoldRefused::SchedulePast.into());
+    }
     // One live hold per token: a second would let one admission take seats twice.
     if let Some(r) = live_hold {
         return Err(HoldRefused::AlreadyHolding(r).into());
     }
-    let now_ms = w.now_ms();
     queue::store::touch(w, &req.token, now_ms).await?;
     let reservation = ReservationId::new();
     let claimed = inventory::store::claim(w, req.schedule, reservation, &req.seats).await?;

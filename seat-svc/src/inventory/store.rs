@@ -35,12 +35,17 @@ pub async fn insert_schedule(sql: &mut impl Sql, s: &ScheduleOpened) -> anyhow::
 }
 
 pub async fn schedule_exists(sql: &mut impl Sql, id: ScheduleId) -> anyhow::Result<bool> {
-    Ok(sql
-        .sql("SELECT 1 AS found FROM schedules WHERE id = $1")
+    Ok(starts_at(sql, id).await?.is_some())
+}
+
+/// When the schedule's show starts (ms); `None` for a schedule this service does not know.
+pub async fn starts_at(sql: &mut impl Sql, id: ScheduleId) -> anyhow::Result<Option<i64>> {
+    sql.sql("SELECT starts_at FROM schedules WHERE id = $1")
         .bind(id)
         .fetch_optional()
         .await?
-        .is_some())
+        .map(|r| r.get("starts_at"))
+        .transpose()
 }
 
 /// Locks the schedule's row until the unit of work ends (on PostgreSQL), so admissions to its

@@ -4,7 +4,7 @@
 use super::domain::QueueToken;
 use super::{Place, QueueRefused, join, peek, status};
 use crate::config::AppState;
-use crate::inventory::{UNKNOWN_SCHEDULE, unknown_schedule};
+use crate::inventory::{UNKNOWN_SCHEDULE, schedule_past, unknown_schedule};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -33,6 +33,7 @@ impl From<QueueRefused> for Problem {
         match r {
             QueueRefused::UnknownSchedule => Problem::new(UNKNOWN_SCHEDULE, "no such schedule"),
             QueueRefused::UnknownToken => Problem::new(UNKNOWN_QUEUE_TOKEN, "no such queue token"),
+            QueueRefused::SchedulePast => schedule_past(),
         }
     }
 }

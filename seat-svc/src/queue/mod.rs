@@ -20,6 +20,8 @@ pub enum QueueRefused {
     UnknownSchedule,
     /// No such token, or not the caller's (the same answer, so tokens cannot be probed).
     UnknownToken,
+    /// The show has started: its line is closed.
+    SchedulePast,
 }
 
 impl Rejection for QueueRefused {}
@@ -49,8 +51,12 @@ pub async fn join(
     schedule: ScheduleId,
     active_limit: i64,
 ) -> Result<Place, Error<QueueRefused>> {
-    if !inventory::store::schedule_exists(w, schedule).await? {
-        return Err(QueueRefused::UnknownSchedule.into());
+    match inventory::store::starts_at(w, schedule).await? {
+        None => return Err(QueueRefused::UnknownSchedule.into()),
+        Some(starts_at) if starts_at <= w.now_ms() => {
+            return Err(QueueRefused::SchedulePast.into());
+        }
+        Some(_) => {}
     }
     // One live token per user and schedule: asking again answers the same token.
     if let Some(t) = store::live(w, &user, schedule).await? {
