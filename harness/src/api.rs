@@ -11,6 +11,9 @@ pub struct Reply {
     pub body: Value,
     /// When to try again, where the answer says (`Retry-After` in seconds).
     pub retry_after: Option<std::time::Duration>,
+    /// The answer was given before, to a command with the same `Idempotency-Key`
+    /// (`Idempotent-Replayed: true`).
+    pub replayed: bool,
 }
 
 impl Reply {
@@ -111,6 +114,10 @@ impl Api {
             .get("retry-after")
             .and_then(|v| v.to_str().ok()?.parse().ok())
             .map(std::time::Duration::from_secs);
+        let replayed = resp
+            .headers()
+            .get("idempotent-replayed")
+            .is_some_and(|v| v == "true");
         let bytes = resp.bytes().await?;
         let body = if bytes.is_empty() {
             Value::Null
@@ -123,6 +130,7 @@ impl Api {
             content_type,
             body,
             retry_after,
+            replayed,
         })
     }
 

@@ -828,6 +828,7 @@ async fn old_outbox_rows_and_inbox_ids_are_swept_and_a_range_can_be_published_ag
     let none = Retention {
         outbox: Duration::ZERO,
         inbox: Duration::ZERO,
+        keys: Duration::ZERO,
     };
     // "Older than zero" is older than the millisecond the rows were marked in.
     let marked = db.clock().now_ms();
@@ -843,7 +844,8 @@ async fn old_outbox_rows_and_inbox_ids_are_swept_and_a_range_can_be_published_ag
     assert!(
         Retention {
             outbox: Duration::from_secs(10),
-            inbox: Duration::from_secs(5)
+            inbox: Duration::from_secs(5),
+            ..Retention::default()
         }
         .checked()
         .is_err(),

@@ -61,11 +61,10 @@ async fn a_charge_sent_again_with_its_idempotency_key_charges_once() {
         .await
         .unwrap()
     };
-    for _ in 0..3 {
-        assert_eq!(
-            charge(&ann, "k-1", 500).await.expect(200).body["balance"],
-            500
-        );
+    for again in [false, true, true] {
+        let r = charge(&ann, "k-1", 500).await.expect(200);
+        assert_eq!(r.body["balance"], 500);
+        assert_eq!(r.replayed, again, "the first answer, given again");
     }
     let reused = charge(&ann, "k-1", 400)
         .await
@@ -83,16 +82,29 @@ async fn a_charge_sent_again_with_its_idempotency_key_charges_once() {
         charge(&bob, "k-1", 500).await.expect(200).body["balance"],
         500
     );
-    // Sent again while the first is still being handled: still one charge, the same answer.
+    // Sent again while the first is still being handled: 409 (come back), or the first
+    // answer once it is stored; never a second charge.
     let cat = env.user("cat");
     let answers = futures::future::join_all((0..20).map(|_| charge(&cat, "k-par", 50))).await;
+    let mut charged = 0;
     for a in answers {
-        assert_eq!(a.expect(200).body["balance"], 50);
+        if a.is(409) {
+            assert!(a.retry_after.is_some(), "{a:?}");
+            a.expect_problem(409, "idempotency-key-in-use");
+        } else {
+            assert_eq!(a.expect(200).body["balance"], 50);
+            charged += 1;
+        }
     }
+    assert!(charged >= 1);
+    assert_eq!(
+        charge(&cat, "k-par", 50).await.expect(200).body["balance"],
+        50
+    );
     let too_long = "k".repeat(256);
     charge(&ann, &too_long, 100)
         .await
-        .expect_problem(422, "invalid-charge");
+        .expect_problem(400, "invalid-idempotency-key");
     let ledger = api
         .get("/wallet/ledger", Some(&ann))
         .await

@@ -139,6 +139,7 @@ impl Runtime {
         .await?;
         db.ensure(&outbox::ddl(db.backend())).await?;
         db.ensure(&inbox::ddl()).await?;
+        db.ensure(&crate::web::idempotency::ddl()).await?;
         db.migrate(migrator).await?;
         Ok(UnitOfWork::new(db, config.name))
     }
@@ -243,6 +244,7 @@ impl Runtime {
                 crate::web::deadline::bounded,
             ))
             .layer(Extension(self.auth.clone()))
+            .layer(Extension(crate::web::idempotency::InFlight::default()))
             .fallback(not_found_fallback)
             .method_not_allowed_fallback(method_not_allowed_fallback);
         tracing::info!(service = self.name, %addr, "listening");

@@ -99,6 +99,7 @@ impl ServiceConfig {
             retention: Retention {
                 outbox: secs("OUTBOX_RETENTION_SECS", Retention::default().outbox)?,
                 inbox: secs("INBOX_RETENTION_SECS", Retention::default().inbox)?,
+                keys: secs("IDEMPOTENCY_KEY_RETENTION_SECS", Retention::default().keys)?,
             }
             .checked()?,
             housekeeping_every: secs("HOUSEKEEPING_EVERY_SECS", super::housekeeping::EVERY)?

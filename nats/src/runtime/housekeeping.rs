@@ -1,9 +1,10 @@
-//! housekeeping: what keeps a service's own tables bounded. Published outbox rows and handled
-//! inbox ids older than their retention windows are deleted in short batches, and an operator
-//! can have the relay publish a time range of the outbox again.
+//! housekeeping: what keeps a service's own tables bounded. Published outbox rows, handled
+//! inbox ids and commands' idempotency keys older than their retention windows are deleted in
+//! short batches, and an operator can have the relay publish a time range of the outbox again.
 
 use crate::messaging::inbox;
 use crate::unit_of_work::{UnitOfWork, outbox};
+use crate::web::idempotency;
 use std::time::Duration;
 
 /// How often what is past its retention is deleted, unless `HOUSEKEEPING_EVERY_SECS` says.
@@ -16,6 +17,9 @@ pub struct Retention {
     pub outbox: Duration,
     /// Handled inbox ids: how far back a redelivered or re-published event is still recognised.
     pub inbox: Duration,
+    /// Commands' idempotency keys: how long a client may send a command again and get its
+    /// first answer.
+    pub keys: Duration,
 }
 
 impl Default for Retention {
@@ -23,6 +27,7 @@ impl Default for Retention {
         Retention {
             outbox: Duration::from_secs(7 * 24 * 3600),
             inbox: Duration::from_secs(30 * 24 * 3600),
+            keys: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -47,13 +52,14 @@ impl Retention {
 pub struct Swept {
     pub outbox_rows: u64,
     pub inbox_ids: u64,
+    pub keys: u64,
 }
 
 /// Deletes what is older than `retention`, a batch per unit of work, until nothing is left.
 pub async fn sweep(uow: &UnitOfWork, retention: Retention) -> anyhow::Result<Swept> {
     let mut swept = Swept::default();
     loop {
-        let (rows, ids) = uow
+        let (rows, ids, keys) = uow
             .run(move |w| {
                 Box::pin(async move {
                     let now = w.now_ms();
@@ -65,13 +71,21 @@ pub async fn sweep(uow: &UnitOfWork, retention: Retention) -> anyhow::Result<Swe
                         outbox::SWEEP_ROWS,
                     )
                     .await?;
-                    Ok((rows, ids))
+                    let keys = idempotency::sweep(
+                        w,
+                        now.saturating_sub(millis(retention.keys)),
+                        outbox::SWEEP_ROWS,
+                    )
+                    .await?;
+                    Ok((rows, ids, keys))
                 })
             })
             .await?;
         swept.outbox_rows += rows;
         swept.inbox_ids += ids;
-        if rows < outbox::SWEEP_ROWS as u64 && ids < outbox::SWEEP_ROWS as u64 {
+        swept.keys += keys;
+        let full = outbox::SWEEP_ROWS as u64;
+        if rows < full && ids < full && keys < full {
             break;
         }
     }

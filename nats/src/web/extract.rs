@@ -3,6 +3,7 @@
 //! do not parse: an id that cannot exist is simply unknown).
 
 use super::problem::{Problem, kinds};
+use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::{StatusCode, request::Parts};
@@ -42,6 +43,31 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
                 other => Problem::new(kinds::MALFORMED_BODY, other.body_text()),
             }),
         }
+    }
+}
+
+/// A JSON request body as [`Body`] has it, with the bytes it came as: what identifies the
+/// request of an `Idempotency-Key` ([`super::idempotency`]).
+pub struct Sent<T> {
+    pub body: T,
+    pub bytes: Bytes,
+}
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Sent<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
+        let (parts, body) = req.into_parts();
+        let read = Request::from_parts(parts.clone(), body);
+        let bytes = Bytes::from_request(read, state)
+            .await
+            .map_err(|e| match e.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => Problem::new(kinds::BODY_TOO_LARGE, e.body_text()),
+                _ => Problem::new(kinds::MALFORMED_BODY, e.body_text()),
+            })?;
+        let again = Request::from_parts(parts, axum::body::Body::from(bytes.clone()));
+        let Body(body) = Body::from_request(again, state).await?;
+        Ok(Sent { body, bytes })
     }
 }
 

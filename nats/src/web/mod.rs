@@ -1,15 +1,17 @@
 //! web: the HTTP conventions every service shares — problem+json errors ([`problem`]), request
 //! extractors that answer with problems ([`extract`]), identity from a bearer JWT ([`auth`]),
-//! how long a request may take ([`deadline`]), and new arrivals refused early under overload
-//! ([`shed`]).
+//! how long a request may take ([`deadline`]), new arrivals refused early under overload
+//! ([`shed`]), and commands run at most once per `Idempotency-Key` ([`idempotency`]).
 
 pub mod problem;
 
 pub mod auth;
 pub mod deadline;
 pub mod extract;
+pub mod idempotency;
 pub mod shed;
 
 pub use auth::{Admin, Auth, Session, User};
-pub use extract::{Body, Id, Page, Query};
+pub use extract::{Body, Id, Page, Query, Sent};
+pub use idempotency::{Answer, IdempotencyKey};
 pub use problem::{Problem, ProblemType, kinds};

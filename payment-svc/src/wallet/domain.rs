@@ -11,34 +11,6 @@ pub enum ChargeInvalid {
     NotPositive(i64),
     #[error("one charge may add at most {MAX_CHARGE} points")]
     TooLarge,
-    #[error("an Idempotency-Key is 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters")]
-    BadKey,
-}
-
-/// The longest `Idempotency-Key` accepted.
-pub const MAX_IDEMPOTENCY_KEY: usize = 255;
-
-/// A charge sent again with the same `Idempotency-Key` but another amount.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "this Idempotency-Key was used for a charge of {first} points, not {again}: use a new key for a new charge"
-)]
-pub struct KeyReused {
-    pub first: i64,
-    pub again: i64,
-}
-
-impl nats::unit_of_work::Rejection for KeyReused {}
-
-/// An `Idempotency-Key` header value: 1 to 255 visible ASCII characters.
-pub fn parse_idempotency_key(key: &str) -> Result<String, ChargeInvalid> {
-    if key.is_empty()
-        || key.len() > MAX_IDEMPOTENCY_KEY
-        || !key.bytes().all(|b| b.is_ascii_graphic())
-    {
-        return Err(ChargeInvalid::BadKey);
-    }
-    Ok(key.to_owned())
 }
 
 pub fn parse_charge(amount: i64) -> Result<Points, ChargeInvalid> {

@@ -1,16 +1,16 @@
 //! http: the caller's wallet — `GET /wallet` (balance), `POST /wallet/charge` (add points) and
 //! `GET /wallet/ledger`.
 
-use super::domain::{ChargeInvalid, KeyReused, parse_charge, parse_idempotency_key};
+use super::domain::{ChargeInvalid, parse_charge};
 use super::{charge, store};
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use nats::runtime::AppState;
-use nats::web::{Body, Page, Problem, ProblemType, User};
+use nats::unit_of_work::{Error, Never};
+use nats::web::{Answer, IdempotencyKey, Page, Problem, ProblemType, Sent, User};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -21,24 +21,12 @@ pub fn routes() -> Router<AppState<()>> {
         .route("/wallet/ledger", get(ledger))
 }
 
-/// An `Idempotency-Key` sent again with another request than the first time.
-pub const KEY_REUSED: ProblemType = ProblemType::new(
-    "idempotency-key-reused",
-    StatusCode::UNPROCESSABLE_ENTITY,
-    "Idempotency key reused",
-);
-/// An amount that is not a positive number of points, or a malformed key.
+/// An amount that is not a positive number of points, or more than one charge may add.
 pub const INVALID_CHARGE: ProblemType = ProblemType::new(
     "invalid-charge",
     StatusCode::UNPROCESSABLE_ENTITY,
     "Invalid charge",
 );
-
-impl From<KeyReused> for Problem {
-    fn from(e: KeyReused) -> Self {
-        Problem::new(KEY_REUSED, e.to_string())
-    }
-}
 
 impl From<ChargeInvalid> for Problem {
     fn from(e: ChargeInvalid) -> Self {
@@ -64,20 +52,21 @@ struct Charge {
 async fn charge_points(
     State(s): State<AppState<()>>,
     User(user): User,
-    headers: HeaderMap,
-    Body(body): Body<Charge>,
-) -> Result<impl IntoResponse, Problem> {
-    let amount = parse_charge(body.amount)?;
-    let key = match headers.get("idempotency-key") {
-        None => None,
-        Some(v) => Some(parse_idempotency_key(v.to_str().unwrap_or_default())?),
-    };
-    let who = user.clone();
-    let balance = s
-        .uow
-        .decide(move |w| Box::pin(charge(w, who, amount, key)))
-        .await?;
-    Ok(Json(json!({"user_id": user, "balance": balance})))
+    key: IdempotencyKey,
+    sent: Sent<Charge>,
+) -> Result<Answer, Problem> {
+    let amount = parse_charge(sent.body.amount)?;
+    let (once, _handling) = key.claim(&user, &sent.bytes)?;
+    let charged = s.uow.decide(move |w| {
+        Box::pin(once.run(w, move |w| {
+            Box::pin(async move {
+                let balance = charge(w, &user, amount).await?;
+                let body = json!({"user_id": user, "balance": balance});
+                Ok::<_, Error<Never>>(Answer::new(StatusCode::OK, body))
+            })
+        }))
+    });
+    Ok(charged.await?)
 }
 
 async fn ledger(

@@ -44,64 +44,6 @@ pub async fn charge(
     Ok(balance)
 }
 
-/// The amount and answered balance of `user`'s earlier charge with idempotency `key`.
-pub async fn charge_request(
-    sql: &mut impl Sql,
-    user: &UserId,
-    key: &str,
-) -> anyhow::Result<Option<(Points, Points)>> {
-    let row = sql
-        .sql(
-            "SELECT amount, balance FROM charge_requests
-             WHERE user_id = $1 AND idempotency_key = $2",
-        )
-        .bind(user)
-        .bind(key)
-        .fetch_optional()
-        .await?;
-    row.map(|r| Ok((r.get("amount")?, r.get("balance")?)))
-        .transpose()
-}
-
-/// Claims idempotency `key` for a charge of `amount`; `false` if the user used it before (or
-/// another request of theirs holds it: this waits for that one's transaction).
-pub async fn claim_charge_request(
-    sql: &mut impl Sql,
-    user: &UserId,
-    key: &str,
-    amount: Points,
-    now_ms: i64,
-) -> anyhow::Result<bool> {
-    let claimed = sql
-        .sql(
-            "INSERT INTO charge_requests (user_id, idempotency_key, amount, balance, created_at)
-             VALUES ($1, $2, $3, 0, $4) ON CONFLICT DO NOTHING",
-        )
-        .bind(user)
-        .bind(key)
-        .bind(amount)
-        .bind(now_ms)
-        .execute()
-        .await?;
-    Ok(claimed == 1)
-}
-
-/// Keeps the balance the charge with idempotency `key` answered, for a request sent again.
-pub async fn answer_charge_request(
-    sql: &mut impl Sql,
-    user: &UserId,
-    key: &str,
-    balance: Points,
-) -> anyhow::Result<()> {
-    sql.sql("UPDATE charge_requests SET balance = $1 WHERE user_id = $2 AND idempotency_key = $3")
-        .bind(balance)
-        .bind(user)
-        .bind(key)
-        .execute()
-        .await?;
-    Ok(())
-}
-
 /// Moves `amount` of `user`'s points for `reservation`: a debit takes them if the balance
 /// covers it, a refund gives them back. Answers the new balance, or `None` when a debit is not
 /// covered (nothing changed). The ledger's unique index allows one of each per reservation.
