@@ -18,7 +18,8 @@ pub mod header {
     pub const SUBJECT: &str = "ce-subject";
     pub const CORRELATION_ID: &str = "ce-correlationid";
     pub const CAUSATION_ID: &str = "ce-causationid";
-    pub const CONTENT_TYPE: &str = "Content-Type";
+    /// CloudEvents' `datacontenttype` in binary mode: the payload's media type.
+    pub const DATA_CONTENT_TYPE: &str = "ce-datacontenttype";
     pub const TRACEPARENT: &str = "traceparent";
     /// The broker's de-duplication key.
     pub const MSG_ID: &str = "Nats-Msg-Id";
@@ -37,8 +38,9 @@ pub struct Envelope {
     pub subject: String,
     /// The reservation id of the saga, where there is one.
     pub correlation_id: Option<Uuid>,
-    /// The id of the event or command that caused this one.
-    pub causation_id: Option<Uuid>,
+    /// What caused this event: the id of the event it handles, or the request id
+    /// (`X-Request-Id`) of the HTTP command it carries out.
+    pub causation_id: Option<String>,
     pub traceparent: Option<String>,
 }
 
@@ -55,7 +57,7 @@ impl Envelope {
     pub fn for_event<E: Event>(
         source: &str,
         event: &E,
-        causation_id: Option<Uuid>,
+        causation_id: Option<&str>,
         now: OffsetDateTime,
     ) -> Self {
         Envelope {
@@ -65,7 +67,7 @@ impl Envelope {
             time: now,
             subject: event.aggregate_id().to_string(),
             correlation_id: event.reservation_id().map(|r| r.0),
-            causation_id,
+            causation_id: causation_id.map(str::to_owned),
             traceparent: None,
         }
     }
@@ -84,13 +86,13 @@ impl Envelope {
                     .expect("a UTC time always formats as RFC 3339"),
             ),
             (header::SUBJECT, self.subject.clone()),
-            (header::CONTENT_TYPE, "application/json".to_owned()),
+            (header::DATA_CONTENT_TYPE, "application/json".to_owned()),
         ];
         if let Some(c) = self.correlation_id {
             h.push((header::CORRELATION_ID, c.to_string()));
         }
-        if let Some(c) = self.causation_id {
-            h.push((header::CAUSATION_ID, c.to_string()));
+        if let Some(c) = &self.causation_id {
+            h.push((header::CAUSATION_ID, c.clone()));
         }
         if let Some(t) = &self.traceparent {
             h.push((header::TRACEPARENT, t.clone()));
@@ -127,7 +129,7 @@ impl Envelope {
             })?,
             subject: required(header::SUBJECT)?.to_owned(),
             correlation_id: optional_uuid(header::CORRELATION_ID)?,
-            causation_id: optional_uuid(header::CAUSATION_ID)?,
+            causation_id: get(header::CAUSATION_ID).map(str::to_owned),
             traceparent: get(header::TRACEPARENT).map(str::to_owned),
         })
     }
@@ -157,7 +159,7 @@ impl Message {
     pub fn new<E: Event>(
         source: &str,
         event: &E,
-        causation_id: Option<Uuid>,
+        causation_id: Option<&str>,
         now: OffsetDateTime,
     ) -> Self {
         let envelope = Envelope::for_event(source, event, causation_id, now);
@@ -180,18 +182,19 @@ mod tests {
     #[test]
     fn headers_round_trip_and_carry_the_correlation_id() {
         let reservation = ReservationId::new();
-        let cause = Uuid::now_v7();
+        let cause = Uuid::now_v7().to_string();
         let event = SeatEvent::Sold(SeatSold {
             reservation_id: reservation,
             seat_ids: vec![SeatId::new()],
             versions: Default::default(),
         });
-        let msg = Message::new("seat-svc", &event, Some(cause), OffsetDateTime::now_utc());
+        let msg = Message::new("seat-svc", &event, Some(&cause), OffsetDateTime::now_utc());
         let map: HashMap<_, _> = msg.headers.iter().cloned().collect();
         assert_eq!(map[header::MSG_ID], msg.id.to_string());
         let env = Envelope::from_headers(|k| map.get(k).map(String::as_str)).unwrap();
         assert_eq!(env.correlation_id, Some(reservation.0));
         assert_eq!(env.causation_id, Some(cause));
+        assert_eq!(map[header::DATA_CONTENT_TYPE], "application/json");
         assert_eq!(env.decode::<SeatEvent>(&msg.payload).unwrap(), event);
     }
 

@@ -14,6 +14,8 @@ pub struct Reply {
     /// The answer was given before, to a command with the same `Idempotency-Key`
     /// (`Idempotent-Replayed: true`).
     pub replayed: bool,
+    /// The request's id as the answer names it (`X-Request-Id`).
+    pub request_id: Option<String>,
 }
 
 impl Reply {
@@ -118,6 +120,11 @@ impl Api {
             .headers()
             .get("idempotent-replayed")
             .is_some_and(|v| v == "true");
+        let request_id = resp
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let bytes = resp.bytes().await?;
         let body = if bytes.is_empty() {
             Value::Null
@@ -131,6 +138,7 @@ impl Api {
             body,
             retry_after,
             replayed,
+            request_id,
         })
     }
 

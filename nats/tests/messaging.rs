@@ -44,8 +44,7 @@ async fn setup() -> Setup {
 /// A database with the runtime's tables and a `counter` table for handlers to change.
 async fn database(url: &str) -> Db {
     let db = Db::connect(url).await.unwrap();
-    let mut ddl = outbox::ddl(db.backend());
-    ddl.extend(nats::messaging::inbox::ddl());
+    let mut ddl = nats::runtime::own_tables(db.backend());
     ddl.push(Cow::Borrowed(
         "CREATE TABLE IF NOT EXISTS counter (n BIGINT NOT NULL)",
     ));

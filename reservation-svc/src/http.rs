@@ -15,7 +15,8 @@ use contracts::ReservationId;
 use nats::runtime::AppState;
 use nats::unit_of_work::Error;
 use nats::web::ProblemType;
-use nats::web::{Id, Page, Problem, User};
+use nats::web::command::Refused;
+use nats::web::{Answer, CommandRequest, Id, Page, Problem, User};
 use serde_json::json;
 
 pub fn routes() -> Router<AppState<Watchers>> {
@@ -74,47 +75,57 @@ async fn get_one(
     Ok(Json(found))
 }
 
-/// Runs a command; 202 with the status it leaves the reservation in.
+/// Runs a command, once per `Idempotency-Key`; 202 with the status it leaves the reservation
+/// in.
 async fn accept(
     s: &AppState<Watchers>,
     command: Command,
-) -> Result<impl IntoResponse + use<>, Problem> {
+    key: CommandRequest,
+) -> Result<Answer, Problem> {
     let id = command.id;
-    // A command on a reservation that has not arrived yet waits for it, as a read does.
     let user = command.user.clone();
-    let status = arrival::read_your_writes(s, &user, id, || {
-        let command = command.clone();
+    // The body is not read: the path says all.
+    let (once, _handling) = key.claim(&user, b"")?;
+    // A command on a reservation that has not arrived yet waits for it, as a read does.
+    let answer = arrival::read_your_writes(s, &user, id, || {
+        let (command, once) = (command.clone(), once.clone());
         async move {
-            match s
-                .uow
-                .decide(move |w| Box::pin(commands::run(w, command)))
-                .await
-            {
-                Err(Error::Rejected(Rejection::Unknown(_))) => Ok(None),
-                status => Ok(Some(status?)),
+            let ran = s.uow.decide(move |w| {
+                Box::pin(once.run(w, move |w| {
+                    Box::pin(async move {
+                        let status = commands::run(w, command).await?;
+                        let body = json!({"id": id, "status": status});
+                        Ok(Answer::new(StatusCode::ACCEPTED, body))
+                    })
+                }))
+            });
+            match ran.await {
+                Err(Error::Rejected(Refused::Command(Rejection::Unknown(_)))) => Ok(None),
+                answer => Ok(Some(answer?)),
             }
         }
     })
     .await?;
-    s.settings.changed(id);
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"id": id, "status": status})),
-    ))
+    if !answer.replayed {
+        s.settings.changed(id);
+    }
+    Ok(answer)
 }
 
 async fn pay(
     State(s): State<AppState<Watchers>>,
     User(user): User,
     Id(id): Id<ReservationId>,
-) -> Result<impl IntoResponse, Problem> {
-    accept(&s, commands::pay(user, id)).await
+    key: CommandRequest,
+) -> Result<Answer, Problem> {
+    accept(&s, commands::pay(user, id), key).await
 }
 
 async fn cancel(
     State(s): State<AppState<Watchers>>,
     User(user): User,
     Id(id): Id<ReservationId>,
-) -> Result<impl IntoResponse, Problem> {
-    accept(&s, commands::cancel(user, id)).await
+    key: CommandRequest,
+) -> Result<Answer, Problem> {
+    accept(&s, commands::cancel(user, id), key).await
 }

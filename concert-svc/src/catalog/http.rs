@@ -10,7 +10,8 @@ use axum::routing::post;
 use axum::{Json, Router};
 use contracts::ConcertId;
 use nats::runtime::AppState;
-use nats::web::{Admin, Body, Id, Page, Problem, ProblemType, Query};
+use nats::unit_of_work::{Error, Never};
+use nats::web::{Admin, Answer, CommandRequest, Id, Page, Problem, ProblemType, Query, Sent};
 use serde::Deserialize;
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
@@ -83,16 +84,22 @@ struct NewConcert {
 
 async fn create_concert(
     State(s): State<AppState<()>>,
-    _admin: Admin,
-    Body(body): Body<NewConcert>,
-) -> Result<impl IntoResponse, Problem> {
-    let title = domain::parse_title(&body.title)?;
-    let answer = title.clone();
-    let id = s.uow.run(move |w| Box::pin(register(w, title))).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"id": id, "title": answer})),
-    ))
+    Admin(admin): Admin,
+    key: CommandRequest,
+    sent: Sent<NewConcert>,
+) -> Result<Answer, Problem> {
+    let title = domain::parse_title(&sent.body.title)?;
+    let (once, _handling) = key.claim(&admin, &sent.bytes)?;
+    let registered = s.uow.decide(move |w| {
+        Box::pin(once.run(w, move |w| {
+            Box::pin(async move {
+                let id = register(w, title.clone()).await?;
+                let body = json!({"id": id, "title": title});
+                Ok::<_, Error<Never>>(Answer::new(StatusCode::CREATED, body))
+            })
+        }))
+    });
+    Ok(registered.await?)
 }
 
 #[derive(Deserialize)]
@@ -122,30 +129,35 @@ struct NewSchedule {
 
 async fn create_schedule(
     State(s): State<AppState<()>>,
-    _admin: Admin,
+    Admin(admin): Admin,
     Id(concert): Id<ConcertId>,
-    Body(body): Body<NewSchedule>,
-) -> Result<impl IntoResponse, Problem> {
-    let starts_at = domain::parse_starts_at(&body.starts_at)
+    key: CommandRequest,
+    sent: Sent<NewSchedule>,
+) -> Result<Answer, Problem> {
+    let starts_at = domain::parse_starts_at(&sent.body.starts_at)
         .map_err(|e| Problem::new(INVALID_CATALOG_ENTRY, e))?;
-    let seats = domain::parse_seat_map(&body.seats)?;
-    let answer: Vec<_> = seats
-        .iter()
-        .map(|seat| json!({"seat_id": seat.id, "label": seat.label}))
-        .collect();
-    let id = s
-        .uow
-        .decide(move |w| Box::pin(open_schedule(w, concert, starts_at, seats)))
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "id": id,
-            "concert_id": concert,
-            "starts_at": starts_at.format(&Rfc3339).map_err(Problem::internal)?,
-            "seats": answer,
-        })),
-    ))
+    let starts_at_text = starts_at.format(&Rfc3339).map_err(Problem::internal)?;
+    let seats = domain::parse_seat_map(&sent.body.seats)?;
+    let (once, _handling) = key.claim(&admin, &sent.bytes)?;
+    let opened = s.uow.decide(move |w| {
+        Box::pin(once.run(w, move |w| {
+            Box::pin(async move {
+                let answer: Vec<_> = seats
+                    .iter()
+                    .map(|seat| json!({"seat_id": seat.id, "label": seat.label}))
+                    .collect();
+                let id = open_schedule(w, concert, starts_at, seats).await?;
+                let body = json!({
+                    "id": id,
+                    "concert_id": concert,
+                    "starts_at": starts_at_text,
+                    "seats": answer,
+                });
+                Ok(Answer::new(StatusCode::CREATED, body))
+            })
+        }))
+    });
+    Ok(opened.await?)
 }
 
 #[derive(Deserialize)]

@@ -73,9 +73,22 @@ async fn happy_path(sys: &System) -> anyhow::Result<()> {
         .await?
         .expect_problem(404, "unknown-reservation");
 
-    // Pay: accepted at once, confirmed when the saga is through.
-    let paid = flows::pay(sys, "alice", &reservation).await?.expect(202);
+    // Pay: accepted at once, confirmed when the saga is through. The request's id comes back,
+    // and is the cause of the event the command emits.
+    let paid = sys
+        .reservation
+        .api()
+        .send(
+            reqwest::Method::POST,
+            &format!("/reservations/{reservation}/payment"),
+            Some(&sys.user_token("alice")),
+            &[("X-Request-Id", "pay-alice-1")],
+            Some(harness::RawBody::Json(&serde_json::json!({}))),
+        )
+        .await?
+        .expect(202);
     assert_eq!(paid.body["status"], "payment_pending");
+    assert_eq!(paid.request_id.as_deref(), Some("pay-alice-1"));
     flows::wait_reservation(sys, "alice", &reservation, "confirmed").await?;
     flows::pay(sys, "alice", &reservation)
         .await?
@@ -123,7 +136,7 @@ async fn happy_path(sys: &System) -> anyhow::Result<()> {
     assert_eq!(mine.body.as_array().unwrap().len(), 1);
 
     // On the bus: every event of the saga carries the reservation id as its correlation id,
-    // and each names the event that caused it.
+    // and each names what caused it: the pay command's request id, then the event before.
     let js = jetstream::new(async_nats::connect(sys.nats.url()).await?);
     let chain = [
         ("SEAT", "seat.held", "seat-svc"),
@@ -155,11 +168,19 @@ async fn happy_path(sys: &System) -> anyhow::Result<()> {
         assert_eq!(h("ce-type"), format!("{prefix}.v1"));
         assert_eq!(h("ce-source"), source);
         assert_eq!(h("ce-id"), h("Nats-Msg-Id"));
-        // The pay command starts a new causal chain; the rest follow one from another.
-        if prefix != "reservation.payment_requested"
-            && let Some(prev) = &previous_id
-        {
-            assert_eq!(&h("ce-causationid"), prev, "{subject} names its cause");
+        assert_eq!(h("ce-datacontenttype"), "application/json", "{subject}");
+        // The hold and the pay command start causal chains of their own (their request ids);
+        // the rest follow one from another.
+        match prefix {
+            "seat.held" => assert!(!h("ce-causationid").is_empty(), "{subject}: a request id"),
+            "reservation.payment_requested" => {
+                assert_eq!(h("ce-causationid"), "pay-alice-1", "{subject}")
+            }
+            _ => assert_eq!(
+                Some(h("ce-causationid")),
+                previous_id,
+                "{subject} names its cause"
+            ),
         }
         previous_id = Some(h("ce-id"));
     }

@@ -11,6 +11,7 @@ mod compensations;
 mod dlq;
 mod expiry;
 mod happy_path;
+mod idempotency;
 mod identity;
 mod outages;
 mod queue;

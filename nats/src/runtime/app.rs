@@ -30,6 +30,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 /// How long shutdown waits for consumers and the relay before giving up on them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -137,9 +138,7 @@ impl Runtime {
             config.database_connections,
         )
         .await?;
-        db.ensure(&outbox::ddl(db.backend())).await?;
-        db.ensure(&inbox::ddl()).await?;
-        db.ensure(&crate::web::idempotency::ddl()).await?;
+        db.ensure(&own_tables(db.backend())).await?;
         db.migrate(migrator).await?;
         Ok(UnitOfWork::new(db, config.name))
     }
@@ -244,7 +243,11 @@ impl Runtime {
                 crate::web::deadline::bounded,
             ))
             .layer(Extension(self.auth.clone()))
-            .layer(Extension(crate::web::idempotency::InFlight::default()))
+            .layer(Extension(crate::web::command::InFlight::default()))
+            // Every request has an id (the client's `X-Request-Id`, or one made here), and every
+            // answer carries it: the cause of the events a command emits.
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
             .fallback(not_found_fallback)
             .method_not_allowed_fallback(method_not_allowed_fallback);
         tracing::info!(service = self.name, %addr, "listening");
@@ -295,6 +298,15 @@ pub struct AppState<S> {
     /// Cancelled when the service starts to stop: long-lived responses end on it.
     pub stopping: CancellationToken,
     pub settings: S,
+}
+
+/// The tables the runtime keeps in every service's database, beside the service's own: the
+/// outbox, the inbox and the commands' idempotency keys (created if missing).
+pub fn own_tables(backend: crate::db::Backend) -> Vec<std::borrow::Cow<'static, str>> {
+    let mut ddl = outbox::ddl(backend);
+    ddl.extend(inbox::ddl());
+    ddl.extend(crate::web::command::ddl());
+    ddl
 }
 
 /// A built service: what `main` and the tests run.

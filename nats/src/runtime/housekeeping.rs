@@ -4,7 +4,7 @@
 
 use crate::messaging::inbox;
 use crate::unit_of_work::{UnitOfWork, outbox};
-use crate::web::idempotency;
+use crate::web::command;
 use std::time::Duration;
 
 /// How often what is past its retention is deleted, unless `HOUSEKEEPING_EVERY_SECS` says.
@@ -71,7 +71,7 @@ pub async fn sweep(uow: &UnitOfWork, retention: Retention) -> anyhow::Result<Swe
                         outbox::SWEEP_ROWS,
                     )
                     .await?;
-                    let keys = idempotency::sweep(
+                    let keys = command::sweep(
                         w,
                         now.saturating_sub(millis(retention.keys)),
                         outbox::SWEEP_ROWS,

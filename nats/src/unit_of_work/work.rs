@@ -8,7 +8,6 @@ use futures::future::BoxFuture;
 use std::borrow::Cow;
 use std::sync::Arc;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 /// The largest event (payload and headers) a unit of work may emit: nats-server's default
 /// `max_payload` is 1 MiB (the committed configs keep it), less room for the protocol.
@@ -79,7 +78,7 @@ pub struct Work {
     now: OffsetDateTime,
     /// Where `now` comes from: the database's time, so every replica agrees on deadlines.
     clock: Clock,
-    cause: Option<Uuid>,
+    cause: Option<String>,
     /// Events of the unit running now; they join `committing` if it succeeds.
     emitted: Vec<Message>,
     /// Events of the units that succeeded in this transaction, written at the commit.
@@ -121,8 +120,12 @@ impl Work {
     /// to the outbox with the unit's effects and published after the commit. An event too large
     /// to publish fails the unit (see [`Work::fits`] to refuse it first).
     pub fn emit<E: Event>(&mut self, event: &E) {
-        self.emitted
-            .push(Message::new(self.service, event, self.cause, self.now));
+        self.emitted.push(Message::new(
+            self.service,
+            event,
+            self.cause.as_deref(),
+            self.now,
+        ));
     }
 
     /// Runs `hook` after the commit that makes this unit's effects durable; never if the unit
@@ -133,7 +136,7 @@ impl Work {
 
     /// Whether `event` is small enough to publish, as this unit would emit it.
     pub fn fits<E: Event>(&self, event: &E) -> Result<(), EventTooLarge> {
-        let msg = Message::new(self.service, event, self.cause, self.now);
+        let msg = Message::new(self.service, event, self.cause.as_deref(), self.now);
         match size_of(&msg) {
             bytes if bytes > MAX_EVENT_BYTES => Err(EventTooLarge {
                 subject: msg.subject,
@@ -144,8 +147,8 @@ impl Work {
     }
 
     /// The event or command the unit's events are caused by (their `ce-causationid`).
-    pub fn caused_by(&mut self, cause: Uuid) {
-        self.cause = Some(cause);
+    pub fn caused_by(&mut self, cause: impl ToString) {
+        self.cause = Some(cause.to_string());
     }
 
     /// Runs `unit` in this transaction: its events are kept for the commit if it succeeds.

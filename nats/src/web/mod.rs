@@ -6,12 +6,12 @@
 pub mod problem;
 
 pub mod auth;
+pub mod command;
 pub mod deadline;
 pub mod extract;
-pub mod idempotency;
 pub mod shed;
 
 pub use auth::{Admin, Auth, Session, User};
+pub use command::{Answer, CommandRequest};
 pub use extract::{Body, Id, Page, Query, Sent};
-pub use idempotency::{Answer, IdempotencyKey};
 pub use problem::{Problem, ProblemType, kinds};

@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use nats::runtime::AppState;
 use nats::unit_of_work::{Error, Never};
-use nats::web::{Answer, IdempotencyKey, Page, Problem, ProblemType, Sent, User};
+use nats::web::{Answer, CommandRequest, Page, Problem, ProblemType, Sent, User};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -52,7 +52,7 @@ struct Charge {
 async fn charge_points(
     State(s): State<AppState<()>>,
     User(user): User,
-    key: IdempotencyKey,
+    key: CommandRequest,
     sent: Sent<Charge>,
 ) -> Result<Answer, Problem> {
     let amount = parse_charge(sent.body.amount)?;

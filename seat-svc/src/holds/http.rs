@@ -6,14 +6,14 @@ use super::{HoldRefused, HoldRequest, hold};
 use crate::config::AppState;
 use crate::inventory::{UNKNOWN_SCHEDULE, schedule_past, unknown_schedule};
 use crate::queue::domain::QueueToken;
+use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
 use axum::routing::post;
-use axum::{Json, Router};
 use contracts::ScheduleId;
 use nats::unit_of_work::Error;
-use nats::web::{Body, Id, Problem, ProblemType, User};
+use nats::web::command::Refused;
+use nats::web::{Answer, CommandRequest, Id, Problem, ProblemType, Sent, User};
 use serde::Deserialize;
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
@@ -118,9 +118,10 @@ async fn hold_seats(
     User(user): User,
     Id(schedule): Id<ScheduleId>,
     headers: HeaderMap,
-    Body(body): Body<HoldBody>,
-) -> Result<impl IntoResponse, Problem> {
-    let seats = parse_seat_ids(&body.seat_ids)?;
+    key: CommandRequest,
+    sent: Sent<HoldBody>,
+) -> Result<Answer, Problem> {
+    let seats = parse_seat_ids(&sent.body.seat_ids)?;
     let token = headers
         .get(QUEUE_TOKEN_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -131,6 +132,7 @@ async fn hold_seats(
                 "a Queue-Token header with an active queue token is required to hold seats",
             )
         })?;
+    let (once, _handling) = key.claim(&user, &sent.bytes)?;
     let request = HoldRequest {
         user,
         schedule,
@@ -138,19 +140,28 @@ async fn hold_seats(
         seats,
         ttl: s.settings.hold_ttl,
     };
-    let held = match s.uow.decide(move |w| Box::pin(hold(w, request))).await {
-        Err(Error::Rejected(HoldRefused::UnknownSchedule)) => {
-            return Err(unknown_schedule(&s.js, s.name, schedule).await);
+    let held = s.uow.decide(move |w| {
+        Box::pin(once.run(w, move |w| {
+            Box::pin(async move {
+                let held = hold(w, request).await?;
+                let expires_at = held
+                    .expires_at
+                    .format(&Rfc3339)
+                    .map_err(anyhow::Error::from)?;
+                let body = json!({
+                    "reservation_id": held.reservation,
+                    "seat_ids": held.seats,
+                    "amount": held.amount,
+                    "expires_at": expires_at,
+                });
+                Ok(Answer::new(StatusCode::CREATED, body))
+            })
+        }))
+    });
+    match held.await {
+        Err(Error::Rejected(Refused::Command(HoldRefused::UnknownSchedule))) => {
+            Err(unknown_schedule(&s.js, s.name, schedule).await)
         }
-        held => held?,
-    };
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "reservation_id": held.reservation,
-            "seat_ids": held.seats,
-            "amount": held.amount,
-            "expires_at": held.expires_at.format(&Rfc3339).map_err(Problem::internal)?,
-        })),
-    ))
+        held => Ok(held?),
+    }
 }

@@ -12,7 +12,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use contracts::ScheduleId;
 use nats::unit_of_work::Error;
-use nats::web::{Id, Problem, ProblemType, User, shed};
+use nats::web::command::Refused;
+use nats::web::{Answer, CommandRequest, Id, Problem, ProblemType, User, shed};
 use serde_json::json;
 
 pub fn routes() -> Router<AppState> {
@@ -38,35 +39,41 @@ impl From<QueueRefused> for Problem {
     }
 }
 
-fn answer(p: &Place) -> Json<serde_json::Value> {
-    Json(json!({"token": p.token.token, "status": p.token.status, "position": p.position}))
+fn answer(p: &Place) -> serde_json::Value {
+    json!({"token": p.token.token, "status": p.token.status, "position": p.position})
 }
 
 async fn join_queue(
     State(s): State<AppState>,
     User(user): User,
     Id(schedule): Id<ScheduleId>,
-) -> Result<impl IntoResponse, Problem> {
+    key: CommandRequest,
+) -> Result<Answer, Problem> {
     // Joining is where a user arrives: refused while seat-svc is overloaded, so the users
     // already in keep their pace.
     shed::admit(s.uow.load())?;
     let limit = s.settings.queue_active_limit;
-    let place = match s
-        .uow
-        .decide(move |w| Box::pin(join(w, user, schedule, limit)))
-        .await
-    {
-        Err(Error::Rejected(QueueRefused::UnknownSchedule)) => {
-            return Err(unknown_schedule(&s.js, s.name, schedule).await);
+    // The body is not read: the path says all.
+    let (once, _handling) = key.claim(&user, b"")?;
+    let joined = s.uow.decide(move |w| {
+        Box::pin(once.run(w, move |w| {
+            Box::pin(async move {
+                let place = join(w, user, schedule, limit).await?;
+                let code = if place.new {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::OK
+                };
+                Ok(Answer::new(code, answer(&place)))
+            })
+        }))
+    });
+    match joined.await {
+        Err(Error::Rejected(Refused::Command(QueueRefused::UnknownSchedule))) => {
+            Err(unknown_schedule(&s.js, s.name, schedule).await)
         }
-        place => place?,
-    };
-    let code = if place.new {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((code, answer(&place)))
+        joined => Ok(joined?),
+    }
 }
 
 async fn queue_status(
@@ -80,12 +87,12 @@ async fn queue_status(
     let now = s.db.clock().now_ms();
     let mut read = s.db.reader().await?;
     if let Some(place) = peek(&mut read, &user, token.clone(), now, touch_every, limit).await? {
-        return Ok(answer(&place));
+        return Ok(Json(answer(&place)));
     }
     drop(read);
     let place = s
         .uow
         .decide(move |w| Box::pin(status(w, user, token, limit)))
         .await?;
-    Ok(answer(&place))
+    Ok(Json(answer(&place)))
 }

@@ -1,5 +1,6 @@
-//! idempotency: `Idempotency-Key` on every command, as the IETF httpapi draft and payment APIs
-//! have it. A client that lost an answer sends the command again with the same key and gets the
+//! command: what every HTTP command shares — its request id (`X-Request-Id`, the client's or
+//! one made here, returned in the answer), which the events it emits name as their cause; and
+//! its `Idempotency-Key`, as the IETF httpapi draft and payment APIs have it. A client that lost an answer sends the command again with the same key and gets the
 //! first answer again, with no second effect: the answer is stored in the same transaction as
 //! the effect, so a kill between the two cannot split them. The same key with another request
 //! is refused (422); while the first is still being handled here, 409. A command that is
@@ -123,10 +124,17 @@ impl Drop for Handling {
     }
 }
 
-/// The `Idempotency-Key` of a command, if it was sent, with what identifies the request it came
-/// with (method, path and body), and the keys in flight here ([`InFlight`], put on every
-/// request by the service runtime).
-pub struct IdempotencyKey(Option<Sent>);
+/// The request id a command's answer carries (`X-Request-Id`), made here when the client sent
+/// none (by the service runtime's layer, before any handler runs).
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// What identifies a command: its request id, and its `Idempotency-Key` if one was sent, with
+/// what identifies the request it came with (method, path and body) and the keys in flight
+/// here ([`InFlight`], put on every request by the service runtime).
+pub struct CommandRequest {
+    request_id: Option<String>,
+    key: Option<Sent>,
+}
 
 struct Sent {
     key: String,
@@ -134,12 +142,20 @@ struct Sent {
     in_flight: InFlight,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+impl<S: Send + Sync> FromRequestParts<S> for CommandRequest {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Problem> {
+        let request_id = parts
+            .headers
+            .get(REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let Some(raw) = parts.headers.get(HEADER) else {
-            return Ok(IdempotencyKey(None));
+            return Ok(CommandRequest {
+                request_id,
+                key: None,
+            });
         };
         let key = raw
             .to_str()
@@ -163,26 +179,30 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
             .get::<InFlight>()
             .cloned()
             .ok_or_else(|| Problem::internal("no InFlight extension on the router"))?;
-        Ok(IdempotencyKey(Some(Sent {
-            key: key.to_owned(),
-            request,
-            in_flight,
-        })))
+        Ok(CommandRequest {
+            request_id,
+            key: Some(Sent {
+                key: key.to_owned(),
+                request,
+                in_flight,
+            }),
+        })
     }
 }
 
-impl IdempotencyKey {
+impl CommandRequest {
     /// The key as `user`'s, for a request whose body is `body` (the bytes the client sent;
     /// empty for a command without one): 409 while another request of theirs with this key is
     /// being handled here. Keep the [`Handling`] until the answer is sent.
     pub fn claim(self, user: &UserId, body: &[u8]) -> Result<(Once, Option<Handling>), Problem> {
+        let cause = self.request_id;
         let Some(Sent {
             key,
             mut request,
             in_flight,
-        }) = self.0
+        }) = self.key
         else {
-            return Ok((Once(None), None));
+            return Ok((Once { cause, key: None }, None));
         };
         request.update(body);
         let id = (user.clone(), key.clone());
@@ -198,14 +218,12 @@ impl IdempotencyKey {
         }
         let handling = Handling { in_flight, id };
         let request = hex(&request.finalize());
-        Ok((
-            Once(Some(Claimed {
-                user: user.clone(),
-                key,
-                request,
-            })),
-            Some(handling),
-        ))
+        let key = Some(Claimed {
+            user: user.clone(),
+            key,
+            request,
+        });
+        Ok((Once { cause, key }, Some(handling)))
     }
 }
 
@@ -213,14 +231,21 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+#[derive(Clone)]
 struct Claimed {
     user: UserId,
     key: String,
     request: String,
 }
 
-/// Runs a command at most once per key, inside its unit of work.
-pub struct Once(Option<Claimed>);
+/// Runs a command at most once per key, inside its unit of work, as the cause of the events it
+/// emits.
+#[derive(Clone)]
+pub struct Once {
+    /// The command's request id.
+    cause: Option<String>,
+    key: Option<Claimed>,
+}
 
 /// A command refused, or its key reused for another request.
 #[derive(Debug)]
@@ -257,7 +282,10 @@ impl Once {
             Error::Rejected(r) => Error::Rejected(Refused::Command(r)),
             Error::Failed(e) => Error::Failed(e),
         };
-        let Some(c) = self.0 else {
+        if let Some(cause) = &self.cause {
+            w.caused_by(cause);
+        }
+        let Some(c) = self.key else {
             return command(w).await.map_err(refused);
         };
         // Claimed before the command runs: a request with the same key at another replica
@@ -326,18 +354,18 @@ async fn stored<R>(w: &mut Work, c: &Claimed) -> Result<Answer, Error<Refused<R>
 mod tests {
     use super::*;
 
-    fn key(k: &str) -> Result<IdempotencyKey, Problem> {
+    fn key(k: &str) -> Result<CommandRequest, Problem> {
         key_in(k, &InFlight::default())
     }
 
-    fn key_in(k: &str, in_flight: &InFlight) -> Result<IdempotencyKey, Problem> {
+    fn key_in(k: &str, in_flight: &InFlight) -> Result<CommandRequest, Problem> {
         let (mut parts, ()) = axum::http::Request::post("/wallet/charge")
             .header(HEADER, k)
             .extension(in_flight.clone())
             .body(())
             .unwrap()
             .into_parts();
-        futures::executor::block_on(IdempotencyKey::from_request_parts(&mut parts, &()))
+        futures::executor::block_on(CommandRequest::from_request_parts(&mut parts, &()))
     }
 
     #[test]
