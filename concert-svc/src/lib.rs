@@ -39,4 +39,11 @@ impl Service for ConcertSvc {
             .merge(view::http::routes())
             .with_state(rt.state(()))
     }
+
+    fn api() -> utoipa::openapi::OpenApi {
+        use utoipa::OpenApi as _;
+        let mut api = catalog::http::Api::openapi();
+        api.merge(view::http::Api::openapi());
+        api
+    }
 }

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
 use uuid::Uuid;
 
 macro_rules! uuid_id {
@@ -52,7 +54,22 @@ macro_rules! uuid_id {
                 self.0.fmt(f)
             }
         }
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                uuid_schema()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
     )*};
+}
+
+fn uuid_schema() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+        .into()
 }
 
 uuid_id!(
@@ -89,6 +106,32 @@ impl fmt::Display for UserId {
         f.write_str(&self.0)
     }
 }
+
+impl utoipa::PartialSchema for UserId {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("The user: the `sub` of their token."))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for UserId {}
+
+impl utoipa::PartialSchema for Points {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(0))
+            .description(Some(
+                "An amount of points (the only money), never negative.",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Points {}
 
 /// An amount of points (the only money in the system); never negative.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]

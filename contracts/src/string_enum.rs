@@ -20,6 +20,10 @@ pub struct UnknownWord {
 /// assert_eq!(HoldStatus::Held.as_str(), "held");
 /// assert_eq!("sold".parse::<HoldStatus>(), Ok(HoldStatus::Sold));
 /// ```
+/// For the macro's OpenAPI schemas, in crates that do not name utoipa themselves.
+#[doc(hidden)]
+pub use utoipa as __utoipa;
+
 #[macro_export]
 macro_rules! string_enum {
     (
@@ -75,6 +79,17 @@ macro_rules! string_enum {
                 word.parse().map_err(::serde::de::Error::custom)
             }
         }
+
+        impl $crate::string_enum::__utoipa::PartialSchema for $name {
+            fn schema() -> $crate::string_enum::__utoipa::openapi::RefOr<$crate::string_enum::__utoipa::openapi::Schema> {
+                $crate::string_enum::__utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type($crate::string_enum::__utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$($word),*]))
+                    .into()
+            }
+        }
+
+        impl $crate::string_enum::__utoipa::ToSchema for $name {}
     };
 }
 

@@ -31,6 +31,11 @@ impl Service for PaymentSvc {
         &MIGRATOR
     }
 
+    fn api() -> utoipa::openapi::OpenApi {
+        use utoipa::OpenApi as _;
+        wallet::http::Api::openapi()
+    }
+
     fn wire(rt: &mut Runtime, _: ()) -> Router {
         use payments::cashier::{Cashier, REFUSED_SALES, RESERVATIONS};
         rt.consume::<ReservationEvent, _>(RESERVATIONS, Cashier);

@@ -19,6 +19,18 @@ use nats::web::command::Refused;
 use nats::web::{Answer, CommandRequest, Id, Page, Problem, User};
 use serde_json::json;
 
+/// The reservations' routes, as the OpenAPI document describes them.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, get_one, pay, cancel, crate::live::status_stream))]
+pub struct Api;
+
+/// A command accepted: the saga carries it out.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Accepted {
+    id: ReservationId,
+    status: crate::domain::Status,
+}
+
 pub fn routes() -> Router<AppState<Watchers>> {
     Router::new()
         .route("/reservations", get(list))
@@ -52,6 +64,13 @@ impl From<Rejection> for Problem {
     }
 }
 
+/// The caller's reservations, newest first.
+#[utoipa::path(get, path = "/reservations", tag = "reservations", security(("bearer" = [])),
+    params(nats::web::Page),
+    responses(
+        (status = 200, body = Vec<store::Reservation>),
+        (status = 422, description = "invalid-page", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn list(
     State(s): State<AppState<Watchers>>,
     User(user): User,
@@ -63,6 +82,15 @@ async fn list(
     ))
 }
 
+/// One of the caller's reservations. One whose hold was just made is waited for briefly, then
+/// 503 with Retry-After: never 404 for an id a hold handed out.
+#[utoipa::path(get, path = "/reservations/{id}", tag = "reservations", security(("bearer" = [])),
+    params(("id" = ReservationId, Path, description = "The reservation")),
+    responses(
+        (status = 200, body = store::Reservation),
+        (status = 404, description = "unknown-reservation", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "reservation-not-ready", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn get_one(
     State(s): State<AppState<Watchers>>,
     User(user): User,
@@ -94,7 +122,7 @@ async fn accept(
                 Box::pin(once.run(w, move |w| {
                     Box::pin(async move {
                         let status = commands::run(w, command).await?;
-                        let body = json!({"id": id, "status": status});
+                        let body = json!(Accepted { id, status });
                         Ok(Answer::new(StatusCode::ACCEPTED, body))
                     })
                 }))
@@ -112,6 +140,15 @@ async fn accept(
     Ok(answer)
 }
 
+/// Pays for a reservation awaiting payment: accepted at once, confirmed or failed by the saga.
+#[utoipa::path(post, path = "/reservations/{id}/payment", tag = "reservations", security(("bearer" = [])),
+    params(("id" = ReservationId, Path, description = "The reservation")),
+    responses(
+        (status = 202, body = Accepted),
+        (status = 404, description = "unknown-reservation", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "not-awaiting-payment, idempotency-key-in-use", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "reservation-not-ready", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn pay(
     State(s): State<AppState<Watchers>>,
     User(user): User,
@@ -121,6 +158,15 @@ async fn pay(
     accept(&s, commands::pay(user, id), key).await
 }
 
+/// Cancels a reservation: its seats are released and, if it was paid, its points refunded.
+#[utoipa::path(post, path = "/reservations/{id}/cancel", tag = "reservations", security(("bearer" = [])),
+    params(("id" = ReservationId, Path, description = "The reservation")),
+    responses(
+        (status = 202, body = Accepted),
+        (status = 404, description = "unknown-reservation", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "not-cancellable, show-started, idempotency-key-in-use", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "reservation-not-ready", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn cancel(
     State(s): State<AppState<Watchers>>,
     User(user): User,

@@ -39,6 +39,11 @@ impl Service for ReservationSvc {
         &MIGRATOR
     }
 
+    fn api() -> utoipa::openapi::OpenApi {
+        use utoipa::OpenApi as _;
+        http::Api::openapi()
+    }
+
     fn wire(rt: &mut Runtime, _: ()) -> Router {
         // The status streams of this process, woken by the commits that change their reservation.
         let watchers = watchers::Watchers::default();

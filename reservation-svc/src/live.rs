@@ -29,7 +29,14 @@ pub fn routes() -> Router<AppState<Watchers>> {
 
 /// Server-sent events: the current status first, then one `status` event per change, ending
 /// after a terminal status, when the token that opened it expires, or when the service stops.
-async fn status_stream(
+#[utoipa::path(get, path = "/reservations/{id}/events", tag = "reservations", security(("bearer" = [])),
+    params(("id" = ReservationId, Path, description = "The reservation")),
+    responses(
+        (status = 200, description = "Server-sent `status` events, each `{id, status, reason?}`", content_type = "text/event-stream", body = String),
+        (status = 404, description = "unknown-reservation", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "reservation-not-ready", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn status_stream(
     State(s): State<AppState<Watchers>>,
     session: Session,
     Id(id): Id<ReservationId>,

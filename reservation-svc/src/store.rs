@@ -7,7 +7,8 @@ use contracts::{Points, ReservationId, ScheduleId, SeatId, UserId};
 use nats::db::{Row, Sql, from_millis, to_millis};
 use serde::Serialize;
 
-#[derive(Debug, Clone, Serialize)]
+/// A reservation as its owner sees it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Reservation {
     pub id: ReservationId,
     pub user_id: UserId,

@@ -44,6 +44,13 @@ impl Service for SeatSvc {
         &MIGRATOR
     }
 
+    fn api() -> utoipa::openapi::OpenApi {
+        use utoipa::OpenApi as _;
+        let mut api = queue::http::Api::openapi();
+        api.merge(holds::http::Api::openapi());
+        api
+    }
+
     fn wire(rt: &mut Runtime, limits: Limits) -> Router {
         rt.consume::<ConcertEvent, _>(inventory::SUBSCRIPTION, inventory::Builder);
         let keeper = holds::settle::HoldKeeper {

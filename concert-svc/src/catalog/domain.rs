@@ -42,7 +42,7 @@ pub fn parse_title(raw: &str) -> Result<String, Invalid> {
 }
 
 /// A seat as the admin describes it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct SeatInput {
     pub label: String,
     pub grade: String,

@@ -14,7 +14,11 @@ use nats::unit_of_work::{Error, Never};
 use nats::web::{Admin, Answer, CommandRequest, Id, Page, Problem, ProblemType, Query, Sent};
 use serde::Deserialize;
 use serde_json::json;
-use time::format_description::well_known::Rfc3339;
+
+/// The catalog's routes, as the OpenAPI document describes them.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(create_concert, list_concerts, create_schedule, list_schedules))]
+pub struct Api;
 
 pub fn routes() -> Router<AppState<()>> {
     Router::new()
@@ -77,11 +81,27 @@ fn unknown_concert(concert: ConcertId) -> Problem {
     Problem::new(UNKNOWN_CONCERT, format!("no concert {concert}"))
 }
 
-#[derive(Deserialize)]
-struct NewConcert {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct NewConcert {
+    /// 1 to 200 characters.
     title: String,
 }
 
+/// A concert registered.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ConcertCreated {
+    id: ConcertId,
+    title: String,
+}
+
+/// Registers a concert (admin).
+#[utoipa::path(post, path = "/concerts", tag = "catalog", security(("bearer" = [])),
+    request_body = NewConcert,
+    responses(
+        (status = 201, body = ConcertCreated),
+        (status = 403, description = "admin-only", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid-catalog-entry, invalid-body", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn create_concert(
     State(s): State<AppState<()>>,
     Admin(admin): Admin,
@@ -94,7 +114,7 @@ async fn create_concert(
         Box::pin(once.run(w, move |w| {
             Box::pin(async move {
                 let id = register(w, title.clone()).await?;
-                let body = json!({"id": id, "title": title});
+                let body = json!(ConcertCreated { id, title });
                 Ok::<_, Error<Never>>(Answer::new(StatusCode::CREATED, body))
             })
         }))
@@ -102,13 +122,21 @@ async fn create_concert(
     Ok(registered.await?)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ConcertFilter {
     /// Only concerts with a date still to come.
     #[serde(default)]
     upcoming: bool,
 }
 
+/// The concerts, in the order they were registered.
+#[utoipa::path(get, path = "/concerts", tag = "catalog",
+    params(ConcertFilter, nats::web::Page),
+    responses(
+        (status = 200, body = Vec<store::ConcertRow>),
+        (status = 422, description = "invalid-page", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn list_concerts(
     State(s): State<AppState<()>>,
     page: Page,
@@ -121,12 +149,41 @@ async fn list_concerts(
     ))
 }
 
-#[derive(Deserialize)]
-struct NewSchedule {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct NewSchedule {
+    /// When the show starts (RFC 3339); in the future.
+    #[schema(format = DateTime)]
     starts_at: String,
     seats: Vec<SeatInput>,
 }
 
+/// A seat of a schedule just opened.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct OpenedSeat {
+    seat_id: contracts::SeatId,
+    label: String,
+}
+
+/// A schedule opened.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ScheduleCreated {
+    id: contracts::ScheduleId,
+    concert_id: ConcertId,
+    #[serde(with = "time::serde::rfc3339")]
+    starts_at: time::OffsetDateTime,
+    seats: Vec<OpenedSeat>,
+}
+
+/// Opens a schedule of the concert with its seat map (admin): its seats go on sale.
+#[utoipa::path(post, path = "/concerts/{id}/schedules", tag = "catalog", security(("bearer" = [])),
+    params(("id" = ConcertId, Path, description = "The concert")),
+    request_body = NewSchedule,
+    responses(
+        (status = 201, body = ScheduleCreated),
+        (status = 403, description = "admin-only", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "unknown-concert", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid-catalog-entry, schedule-past, seat-map-too-large, invalid-body", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn create_schedule(
     State(s): State<AppState<()>>,
     Admin(admin): Admin,
@@ -136,22 +193,24 @@ async fn create_schedule(
 ) -> Result<Answer, Problem> {
     let starts_at = domain::parse_starts_at(&sent.body.starts_at)
         .map_err(|e| Problem::new(INVALID_CATALOG_ENTRY, e))?;
-    let starts_at_text = starts_at.format(&Rfc3339).map_err(Problem::internal)?;
     let seats = domain::parse_seat_map(&sent.body.seats)?;
     let (once, _handling) = key.claim(&admin, &sent.bytes)?;
     let opened = s.uow.decide(move |w| {
         Box::pin(once.run(w, move |w| {
             Box::pin(async move {
-                let answer: Vec<_> = seats
+                let opened: Vec<_> = seats
                     .iter()
-                    .map(|seat| json!({"seat_id": seat.id, "label": seat.label}))
+                    .map(|seat| OpenedSeat {
+                        seat_id: seat.id,
+                        label: seat.label.clone(),
+                    })
                     .collect();
                 let id = open_schedule(w, concert, starts_at, seats).await?;
-                let body = json!({
-                    "id": id,
-                    "concert_id": concert,
-                    "starts_at": starts_at_text,
-                    "seats": answer,
+                let body = json!(ScheduleCreated {
+                    id,
+                    concert_id: concert,
+                    starts_at,
+                    seats: opened,
                 });
                 Ok(Answer::new(StatusCode::CREATED, body))
             })
@@ -160,16 +219,25 @@ async fn create_schedule(
     Ok(opened.await?)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ScheduleFilter {
+    /// Schedules without seats left too.
     #[serde(default)]
     include_sold_out: bool,
+    /// Schedules whose show has started too.
     #[serde(default)]
     include_past: bool,
 }
 
 /// The available dates: schedules still to come with seats left (`?include_sold_out=true`
 /// adds those sold out, `?include_past=true` those that have started).
+#[utoipa::path(get, path = "/concerts/{id}/schedules", tag = "catalog",
+    params(("id" = ConcertId, Path, description = "The concert"), ScheduleFilter),
+    responses(
+        (status = 200, body = Vec<store::ScheduleRow>),
+        (status = 404, description = "unknown-concert", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn list_schedules(
     State(s): State<AppState<()>>,
     Id(concert): Id<ConcertId>,

@@ -31,7 +31,7 @@ pub async fn concert_exists(sql: &mut impl Sql, id: ConcertId) -> anyhow::Result
         .is_some())
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ConcertRow {
     pub id: ConcertId,
     pub title: String,
@@ -105,7 +105,7 @@ pub async fn insert_schedule(
     Ok(())
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ScheduleRow {
     pub id: ScheduleId,
     pub concert_id: ConcertId,
@@ -164,7 +164,7 @@ pub async fn list_schedules(
         .map(Some)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SeatRow {
     pub seat_id: SeatId,
     pub label: String,

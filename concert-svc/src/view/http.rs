@@ -26,6 +26,11 @@ pub const UNKNOWN_SCHEDULE: ProblemType = ProblemType::new(
 pub const REBUILD_RUNNING: ProblemType =
     ProblemType::new("rebuild-running", StatusCode::CONFLICT, "Rebuild running");
 
+/// The availability view's routes, as the OpenAPI document describes them.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(schedule_seats, rebuild_view))]
+pub struct Api;
+
 pub fn routes() -> Router<AppState<()>> {
     Router::new()
         .route("/schedules/{id}/seats", get(schedule_seats))
@@ -35,6 +40,13 @@ pub fn routes() -> Router<AppState<()>> {
         )
 }
 
+/// The schedule's seat map with each seat's live status.
+#[utoipa::path(get, path = "/schedules/{id}/seats", tag = "availability",
+    params(("id" = ScheduleId, Path, description = "The schedule")),
+    responses(
+        (status = 200, body = Vec<crate::catalog::store::SeatRow>),
+        (status = 404, description = "unknown-schedule", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn schedule_seats(
     State(s): State<AppState<()>>,
     Id(schedule): Id<ScheduleId>,
@@ -45,14 +57,22 @@ async fn schedule_seats(
         .ok_or_else(|| Problem::new(UNKNOWN_SCHEDULE, format!("no schedule {schedule}")))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct RebuildOptions {
     /// Merge the rebuilt view into the live one.
     #[serde(default)]
     apply: bool,
 }
 
-/// Rebuilds the availability view from the `SEAT` stream; `?apply=true` merges it in.
+/// Rebuilds the availability view from the `SEAT` stream (admin); `?apply=true` merges it in.
+#[utoipa::path(post, path = "/admin/view/rebuild", tag = "availability", security(("bearer" = [])),
+    params(RebuildOptions),
+    responses(
+        (status = 200, body = super::rebuild::Report),
+        (status = 403, description = "admin-only", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "rebuild-running", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn rebuild_view(
     State(s): State<AppState<()>>,
     _admin: Admin,

@@ -17,7 +17,8 @@ use nats::unit_of_work::UnitOfWork;
 use serde::Serialize;
 use std::time::Instant;
 
-#[derive(Debug, Serialize)]
+/// What a rebuild of the view found (and did, with `apply`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Report {
     /// Stream messages replayed.
     pub events: u64,
@@ -39,7 +40,8 @@ pub struct Report {
     pub replay_events_per_sec: u64,
 }
 
-#[derive(Debug, Serialize)]
+/// A seat whose live status differs from the one its events give.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Difference {
     pub seat_id: SeatId,
     pub live: SeatStatus,

@@ -8,6 +8,7 @@ mod chaos;
 mod clock;
 mod cluster;
 mod compensations;
+mod contracts;
 mod dlq;
 mod expiry;
 mod happy_path;

@@ -77,7 +77,7 @@ async fn read_and_pay_right_after_holding(sys: &System) -> anyhow::Result<()> {
         let runs = chunk.0.iter().zip(chunk.1).map(|(user, seat)| async move {
             let token = flows::join_queue(sys, user, schedule).await?;
             let token = token["token"].as_str().context("a queue token")?;
-            let held = flows::hold(sys, user, schedule, token, &[seat.clone()]).await?;
+            let held = flows::hold(sys, user, schedule, token, std::slice::from_ref(seat)).await?;
             let id = held.expect(201).str("reservation_id");
             let (bearer, path) = (sys.user_token(user), format!("/reservations/{id}"));
             let read = answered("GET right after the hold", async || {

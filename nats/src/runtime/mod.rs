@@ -13,6 +13,7 @@ mod health;
 pub use app::{App, AppState, Runtime, own_tables};
 pub use config::{Config, FromEnv, ServiceConfig, env_or, env_parse};
 
+use anyhow::Context as _;
 use axum::Router;
 use sqlx::migrate::Migrator;
 
@@ -29,6 +30,16 @@ pub trait Service: 'static {
 
     /// Adds its consumers and periodic tasks to the started runtime; answers its routes.
     fn wire(runtime: &mut Runtime, settings: Self::Settings) -> Router;
+
+    /// Its routes' OpenAPI description, from its handlers' annotations (see [`api_document`]
+    /// for the whole document).
+    fn api() -> utoipa::openapi::OpenApi;
+}
+
+/// The service's OpenAPI document, as `GET /openapi.json` serves it and `docs/openapi/` keeps
+/// it: its routes with what every service shares ([`crate::web::openapi`]).
+pub fn api_document<S: Service>() -> utoipa::openapi::OpenApi {
+    crate::web::openapi::document(S::NAME, S::api())
 }
 
 /// The service's configuration from the environment.
@@ -42,7 +53,21 @@ pub fn config_from_env<S: Service>() -> anyhow::Result<Config<S::Settings>> {
 /// Connects, migrates, subscribes and routes: the service ready to run.
 pub async fn build<S: Service>(config: Config<S::Settings>) -> anyhow::Result<App> {
     let mut runtime = Runtime::start(&config.service, S::migrator()).await?;
-    let routes = S::wire(&mut runtime, config.settings);
+    let document = api_document::<S>()
+        .to_pretty_json()
+        .context("write the OpenAPI document")?;
+    let routes = S::wire(&mut runtime, config.settings).route(
+        "/openapi.json",
+        axum::routing::get(move || {
+            let document = document.clone();
+            async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    document,
+                )
+            }
+        }),
+    );
     Ok(runtime.with_routes(routes))
 }
 

@@ -99,6 +99,36 @@ pub struct Page {
     pub offset: i64,
 }
 
+impl utoipa::IntoParams for Page {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let number = |name: &str, min: i64, max: Option<i64>, description: String| {
+            let schema = ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(min))
+                .maximum(max);
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Query)
+                .description(Some(description))
+                .schema(Some(schema))
+                .build()
+        };
+        vec![
+            number(
+                "limit",
+                1,
+                Some(MAX_PAGE),
+                format!("Items at most (default {DEFAULT_PAGE})."),
+            ),
+            number("offset", 0, None, "Items skipped first (default 0).".into()),
+        ]
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Page {
     type Rejection = Problem;
 

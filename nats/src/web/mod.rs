@@ -9,6 +9,7 @@ pub mod auth;
 pub mod command;
 pub mod deadline;
 pub mod extract;
+pub mod openapi;
 pub mod shed;
 
 pub use auth::{Admin, Auth, Session, User};

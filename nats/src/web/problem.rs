@@ -42,7 +42,7 @@ impl ProblemType {
 
 /// The platform's problem types: those every service may answer.
 pub mod kinds {
-    use super::ProblemType;
+    use crate::web::problem::ProblemType;
     use axum::http::StatusCode as S;
 
     pub const NO_SUCH_ROUTE: ProblemType =

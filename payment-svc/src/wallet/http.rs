@@ -14,6 +14,18 @@ use nats::web::{Answer, CommandRequest, Page, Problem, ProblemType, Sent, User};
 use serde::Deserialize;
 use serde_json::json;
 
+/// The wallet's routes, as the OpenAPI document describes them.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(wallet, charge_points, ledger))]
+pub struct Api;
+
+/// A user's balance.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Balance {
+    user_id: contracts::UserId,
+    balance: contracts::Points,
+}
+
 pub fn routes() -> Router<AppState<()>> {
     Router::new()
         .route("/wallet", get(wallet))
@@ -34,21 +46,34 @@ impl From<ChargeInvalid> for Problem {
     }
 }
 
+/// The caller's balance.
+#[utoipa::path(get, path = "/wallet", tag = "wallet", security(("bearer" = [])),
+    responses((status = 200, body = Balance)))]
 async fn wallet(
     State(s): State<AppState<()>>,
     User(user): User,
 ) -> Result<impl IntoResponse, Problem> {
     let balance = store::balance(&mut s.db.reader().await?, &user).await?;
-    Ok(Json(json!({"user_id": user, "balance": balance})))
+    Ok(Json(Balance {
+        user_id: user,
+        balance,
+    }))
 }
 
-#[derive(Deserialize)]
-struct Charge {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct Charge {
+    /// Points to add: 1 to 1,000,000,000.
     amount: i64,
 }
 
 /// Adds points. A client that may send a charge again (it lost the answer) sends an
 /// `Idempotency-Key`: the same key charges once.
+#[utoipa::path(post, path = "/wallet/charge", tag = "wallet", security(("bearer" = [])),
+    request_body = Charge,
+    responses(
+        (status = 200, body = Balance),
+        (status = 422, description = "invalid-charge, invalid-body, idempotency-key-reused", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn charge_points(
     State(s): State<AppState<()>>,
     User(user): User,
@@ -61,7 +86,10 @@ async fn charge_points(
         Box::pin(once.run(w, move |w| {
             Box::pin(async move {
                 let balance = charge(w, &user, amount).await?;
-                let body = json!({"user_id": user, "balance": balance});
+                let body = json!(Balance {
+                    user_id: user,
+                    balance,
+                });
                 Ok::<_, Error<Never>>(Answer::new(StatusCode::OK, body))
             })
         }))
@@ -69,6 +97,13 @@ async fn charge_points(
     Ok(charged.await?)
 }
 
+/// The caller's ledger, oldest first.
+#[utoipa::path(get, path = "/wallet/ledger", tag = "wallet", security(("bearer" = [])),
+    params(nats::web::Page),
+    responses(
+        (status = 200, body = Vec<super::store::Entry>),
+        (status = 422, description = "invalid-page", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn ledger(
     State(s): State<AppState<()>>,
     User(user): User,

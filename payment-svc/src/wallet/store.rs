@@ -105,7 +105,8 @@ async fn append(
     Ok(())
 }
 
-#[derive(Debug, Serialize)]
+/// One change of a wallet, on its append-only ledger.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Entry {
     pub id: String,
     pub kind: EntryKind,

@@ -38,6 +38,21 @@ pub enum FailureReason {
     Released(ReleaseReason),
 }
 
+/// Every word a failure reason may be, for the API's schema: the words of the three.
+impl utoipa::PartialSchema for FailureReason {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        let words = PaymentFailure::ALL.iter().map(|r| r.as_str());
+        let words = words.chain(SaleRejection::ALL.iter().map(|r| r.as_str()));
+        let words = words.chain(ReleaseReason::ALL.iter().map(|r| r.as_str()));
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(words))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for FailureReason {}
+
 impl FailureReason {
     pub fn as_str(self) -> &'static str {
         match self {

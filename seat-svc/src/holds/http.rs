@@ -16,9 +16,13 @@ use nats::web::command::Refused;
 use nats::web::{Answer, CommandRequest, Id, Problem, ProblemType, Sent, User};
 use serde::Deserialize;
 use serde_json::json;
-use time::format_description::well_known::Rfc3339;
 
 pub const QUEUE_TOKEN_HEADER: &str = "Queue-Token";
+
+/// The holds' routes, as the OpenAPI document describes them.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(hold_seats))]
+pub struct Api;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/schedules/{id}/holds", post(hold_seats))
@@ -108,11 +112,37 @@ impl From<HoldRefused> for Problem {
     }
 }
 
-#[derive(Deserialize)]
-struct HoldBody {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct HoldBody {
+    /// 1 to a few seats of the schedule, none twice: all are held or none.
     seat_ids: Vec<String>,
 }
 
+/// Seats held for a new reservation, until `expires_at` unless paid.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Held {
+    reservation_id: contracts::ReservationId,
+    seat_ids: Vec<contracts::SeatId>,
+    amount: contracts::Points,
+    #[serde(with = "time::serde::rfc3339")]
+    expires_at: time::OffsetDateTime,
+}
+
+/// Holds seats for a new reservation, with an active queue token.
+#[utoipa::path(post, path = "/schedules/{id}/holds", tag = "holds", security(("bearer" = [])),
+    params(
+        ("id" = ScheduleId, Path, description = "The schedule"),
+        ("Queue-Token" = String, Header, description = "An active queue token of this schedule"),
+    ),
+    request_body = HoldBody,
+    responses(
+        (status = 201, body = Held),
+        (status = 403, description = "token-not-active, token-not-yours, queue-token-required", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "unknown-seat, unknown-schedule", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "seat-unavailable, already-holding", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "schedule-past, too-expensive, invalid-seat-selection", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "schedule-not-ready", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn hold_seats(
     State(s): State<AppState>,
     User(user): User,
@@ -144,15 +174,11 @@ async fn hold_seats(
         Box::pin(once.run(w, move |w| {
             Box::pin(async move {
                 let held = hold(w, request).await?;
-                let expires_at = held
-                    .expires_at
-                    .format(&Rfc3339)
-                    .map_err(anyhow::Error::from)?;
-                let body = json!({
-                    "reservation_id": held.reservation,
-                    "seat_ids": held.seats,
-                    "amount": held.amount,
-                    "expires_at": expires_at,
+                let body = json!(Held {
+                    reservation_id: held.reservation,
+                    seat_ids: held.seats,
+                    amount: held.amount,
+                    expires_at: held.expires_at,
                 });
                 Ok(Answer::new(StatusCode::CREATED, body))
             })

@@ -16,6 +16,11 @@ use nats::web::command::Refused;
 use nats::web::{Answer, CommandRequest, Id, Problem, ProblemType, User, shed};
 use serde_json::json;
 
+/// The queue's routes, as the OpenAPI document describes them.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(join_queue, queue_status))]
+pub struct Api;
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/schedules/{id}/queue", post(join_queue))
@@ -39,10 +44,35 @@ impl From<QueueRefused> for Problem {
     }
 }
 
-fn answer(p: &Place) -> serde_json::Value {
-    json!({"token": p.token.token, "status": p.token.status, "position": p.position})
+/// Where a queue token stands.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct TokenPlace {
+    /// Sent as `Queue-Token` to hold seats once active.
+    #[schema(value_type = String)]
+    token: QueueToken,
+    status: super::domain::TokenStatus,
+    /// 1 for the first in line; 0 when not waiting.
+    position: i64,
 }
 
+fn answer(p: &Place) -> serde_json::Value {
+    json!(TokenPlace {
+        token: p.token.token.clone(),
+        status: p.token.status,
+        position: p.position,
+    })
+}
+
+/// Takes a place in the schedule's line (201), or answers the user's live token again (200).
+#[utoipa::path(post, path = "/schedules/{id}/queue", tag = "queue", security(("bearer" = [])),
+    params(("id" = ScheduleId, Path, description = "The schedule")),
+    responses(
+        (status = 201, description = "A new token", body = TokenPlace),
+        (status = 200, description = "The user's live token", body = TokenPlace),
+        (status = 404, description = "unknown-schedule", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "schedule-past", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "schedule-not-ready, overloaded", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn join_queue(
     State(s): State<AppState>,
     User(user): User,
@@ -76,6 +106,13 @@ async fn join_queue(
     }
 }
 
+/// Where the user's token stands; asking keeps it alive.
+#[utoipa::path(get, path = "/queue/{token}", tag = "queue", security(("bearer" = [])),
+    params(("token" = String, Path, description = "The queue token")),
+    responses(
+        (status = 200, body = TokenPlace),
+        (status = 404, description = "unknown-queue-token", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn queue_status(
     State(s): State<AppState>,
     User(user): User,
