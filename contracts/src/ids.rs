@@ -27,12 +27,7 @@ macro_rules! uuid_id {
             /// made it): what it names may still be on its way to another service. An id
             /// that is not a UUIDv7 carries no time and never is.
             pub fn made_within(&self, window: time::Duration, now: time::OffsetDateTime) -> bool {
-                let Some((secs, nanos)) = self.0.get_timestamp().map(|t| t.to_unix()) else {
-                    return false;
-                };
-                let made = time::OffsetDateTime::UNIX_EPOCH
-                    + time::Duration::new(secs as i64, nanos as i32);
-                (now - made).abs() <= window
+                made_at(&self.0).is_some_and(|made| (now - made).abs() <= window)
             }
         }
 
@@ -63,6 +58,17 @@ macro_rules! uuid_id {
 
         impl utoipa::ToSchema for $name {}
     )*};
+}
+
+/// When a UUIDv7 was made; `None` for any other UUID (a client may send anything, whatever
+/// time its bits would spell: never a panic).
+fn made_at(id: &Uuid) -> Option<time::OffsetDateTime> {
+    if id.get_version() != Some(uuid::Version::SortRand) {
+        return None;
+    }
+    let (secs, nanos) = id.get_timestamp()?.to_unix();
+    let made = time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).ok()?).ok()?;
+    made.checked_add(time::Duration::nanoseconds(i64::from(nanos)))
 }
 
 fn uuid_schema() -> RefOr<Schema> {
@@ -190,6 +196,23 @@ impl fmt::Display for Points {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_uuid_v7_made_lately_is_fresh_and_no_id_panics() {
+        let now = time::OffsetDateTime::now_utc();
+        let minute = time::Duration::minutes(1);
+        assert!(ReservationId::new().made_within(minute, now));
+        assert!(!ReservationId::new().made_within(minute, now + time::Duration::minutes(5)));
+        for raw in [
+            "45dd7d5f-eaf4-104e-8139-57f6ed0bdb05",
+            "ffffffff-ffff-7fff-bfff-ffffffffffff",
+            "00000000-0000-0000-0000-000000000000",
+        ] {
+            let id = ReservationId::parse(raw).unwrap();
+            let _ = id.made_within(minute, now);
+        }
+        assert!(!ReservationId(Uuid::new_v4()).made_within(minute, now));
+    }
 
     #[test]
     fn points_refuse_negative_values_even_when_deserialised() {

@@ -11,6 +11,7 @@ mod database;
 mod env;
 mod outage;
 mod server;
+mod venv;
 mod wait;
 
 pub use api::{Api, RawBody, Reply};
@@ -20,6 +21,7 @@ pub use database::{Databases, postgres_from_env};
 pub use env::TestEnv;
 pub use outage::{Breaker, Cut};
 pub use server::{MIN_VERSION, NatsServer, nats_server_binary, server_version, workspace_root};
+pub use venv::tool as venv_tool;
 pub use wait::eventually;
 
 /// A UUIDv7 made ten minutes ago: an id no service may still be waiting for (ids made within

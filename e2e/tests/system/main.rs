@@ -20,5 +20,6 @@ mod read_your_writes;
 mod rebuild;
 mod replicas;
 mod republish;
+mod schemathesis;
 mod secured;
 mod shutdown;
