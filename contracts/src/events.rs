@@ -4,6 +4,7 @@
 use crate::decode::DecodeError;
 use crate::ids::{ConcertId, Points, ReservationId, ScheduleId, SeatId, UserId};
 use crate::streams::Context;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -134,6 +135,13 @@ macro_rules! context_events {
             }
         }
 
+        impl $enum {
+            /// Each event's name and the JSON Schema of its payload (at [`SCHEMA_VERSION`]).
+            pub fn payload_schemas() -> Vec<(&'static str, schemars::Schema)> {
+                vec![$(($name, schemars::schema_for!($payload))),*]
+            }
+        }
+
         $(
             impl From<$payload> for $enum {
                 fn from(p: $payload) -> Self {
@@ -142,6 +150,23 @@ macro_rules! context_events {
             }
         )*
     };
+}
+
+/// An RFC 3339 date-time, as payloads carry times (for their JSON Schemas).
+struct Rfc3339;
+
+impl JsonSchema for Rfc3339 {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Rfc3339".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "format": "date-time"})
+    }
 }
 
 /// Which saga a payload belongs to.
@@ -162,7 +187,7 @@ macro_rules! correlated_by_reservation {
 // ---- concert ----
 
 /// One seat of a schedule's seat map, as concert-svc defines it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SeatSpec {
     pub seat_id: SeatId,
     pub label: String,
@@ -170,11 +195,12 @@ pub struct SeatSpec {
     pub price: Points,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ScheduleOpened {
     pub schedule_id: ScheduleId,
     pub concert_id: ConcertId,
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "Rfc3339")]
     pub starts_at: OffsetDateTime,
     pub seats: Vec<SeatSpec>,
 }
@@ -213,7 +239,7 @@ crate::string_enum! {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SeatHeld {
     pub reservation_id: ReservationId,
     pub user_id: UserId,
@@ -221,16 +247,18 @@ pub struct SeatHeld {
     pub seat_ids: Vec<SeatId>,
     pub amount: Points,
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "Rfc3339")]
     pub expires_at: OffsetDateTime,
     /// When the show starts (added in v1; absent from holds announced before).
     #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schemars(with = "Option<Rfc3339>")]
     pub starts_at: Option<OffsetDateTime>,
     /// See [`SeatVersions`].
     #[serde(default)]
     pub versions: SeatVersions,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SeatSold {
     pub reservation_id: ReservationId,
     pub seat_ids: Vec<SeatId>,
@@ -239,7 +267,7 @@ pub struct SeatSold {
     pub versions: SeatVersions,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SeatReleased {
     pub reservation_id: ReservationId,
     pub seat_ids: Vec<SeatId>,
@@ -249,7 +277,7 @@ pub struct SeatReleased {
     pub versions: SeatVersions,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SeatSaleRejected {
     pub reservation_id: ReservationId,
     pub reason: SaleRejection,
@@ -269,20 +297,20 @@ context_events! {
 
 // ---- reservation ----
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PaymentRequested {
     pub reservation_id: ReservationId,
     pub user_id: UserId,
     pub amount: Points,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ReservationCancelled {
     pub reservation_id: ReservationId,
     pub user_id: UserId,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ReservationConfirmed {
     pub reservation_id: ReservationId,
 }
@@ -306,20 +334,20 @@ crate::string_enum! {
     pub enum PaymentFailure { InsufficientPoints = "insufficient_points", Cancelled = "cancelled" }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PaymentCompleted {
     pub reservation_id: ReservationId,
     pub user_id: UserId,
     pub amount: Points,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PaymentFailed {
     pub reservation_id: ReservationId,
     pub reason: PaymentFailure,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PaymentRefunded {
     pub reservation_id: ReservationId,
     pub amount: Points,

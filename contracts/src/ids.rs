@@ -57,6 +57,20 @@ macro_rules! uuid_id {
         }
 
         impl utoipa::ToSchema for $name {}
+
+        impl schemars::JsonSchema for $name {
+            fn inline_schema() -> bool {
+                true
+            }
+
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({"type": "string", "format": "uuid"})
+            }
+        }
     )*};
 }
 
@@ -124,6 +138,20 @@ impl utoipa::PartialSchema for UserId {
 
 impl utoipa::ToSchema for UserId {}
 
+impl schemars::JsonSchema for UserId {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "UserId".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "minLength": 1})
+    }
+}
+
 impl utoipa::PartialSchema for Points {
     fn schema() -> RefOr<Schema> {
         ObjectBuilder::new()
@@ -138,6 +166,20 @@ impl utoipa::PartialSchema for Points {
 }
 
 impl utoipa::ToSchema for Points {}
+
+impl schemars::JsonSchema for Points {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Points".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "integer", "minimum": 0})
+    }
+}
 
 /// An amount of points (the only money in the system); never negative.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]

@@ -14,6 +14,7 @@ pub mod decode;
 pub mod events;
 
 pub mod envelope;
+pub mod schemas;
 
 pub use decode::DecodeError;
 pub use envelope::{Envelope, Message};

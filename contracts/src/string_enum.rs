@@ -20,7 +20,9 @@ pub struct UnknownWord {
 /// assert_eq!(HoldStatus::Held.as_str(), "held");
 /// assert_eq!("sold".parse::<HoldStatus>(), Ok(HoldStatus::Sold));
 /// ```
-/// For the macro's OpenAPI schemas, in crates that do not name utoipa themselves.
+/// For the macro's OpenAPI and JSON schemas, in crates that do not name these crates themselves.
+#[doc(hidden)]
+pub use schemars as __schemars;
 #[doc(hidden)]
 pub use utoipa as __utoipa;
 
@@ -90,6 +92,25 @@ macro_rules! string_enum {
         }
 
         impl $crate::string_enum::__utoipa::ToSchema for $name {}
+
+        impl $crate::string_enum::__schemars::JsonSchema for $name {
+            fn inline_schema() -> bool {
+                true
+            }
+
+            fn schema_name() -> ::std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+
+            fn json_schema(
+                _: &mut $crate::string_enum::__schemars::SchemaGenerator,
+            ) -> $crate::string_enum::__schemars::Schema {
+                $crate::string_enum::__schemars::json_schema!({
+                    "type": "string",
+                    "enum": [$($word),*],
+                })
+            }
+        }
     };
 }
 

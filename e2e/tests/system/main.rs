@@ -10,6 +10,7 @@ mod cluster;
 mod compensations;
 mod contracts;
 mod dlq;
+mod event_schemas;
 mod expiry;
 mod happy_path;
 mod idempotency;
