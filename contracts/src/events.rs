@@ -3,6 +3,7 @@
 
 use crate::decode::DecodeError;
 use crate::ids::{ConcertId, Points, ReservationId, ScheduleId, SeatId, UserId};
+use crate::rfc3339::Rfc3339;
 use crate::streams::Context;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -150,23 +151,6 @@ macro_rules! context_events {
             }
         )*
     };
-}
-
-/// An RFC 3339 date-time, as payloads carry times (for their JSON Schemas).
-struct Rfc3339;
-
-impl JsonSchema for Rfc3339 {
-    fn inline_schema() -> bool {
-        true
-    }
-
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Rfc3339".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({"type": "string", "format": "date-time"})
-    }
 }
 
 /// Which saga a payload belongs to.

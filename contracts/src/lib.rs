@@ -14,6 +14,7 @@ pub mod decode;
 pub mod events;
 
 pub mod envelope;
+mod rfc3339;
 pub mod schemas;
 
 pub use decode::DecodeError;
