@@ -40,6 +40,10 @@ impl Service for ConcertSvc {
             .with_state(rt.state(()))
     }
 
+    fn consumes() -> Vec<nats::messaging::topology::Consumes> {
+        vec![view::updater::SUBSCRIPTION.into()]
+    }
+
     fn api() -> utoipa::openapi::OpenApi {
         use utoipa::OpenApi as _;
         let mut api = catalog::http::Api::openapi();

@@ -12,6 +12,7 @@
 //! - [`chaos`]: a sale under random kills, and what became of what was accepted.
 //! - [`invariants`]: the checker every run ends with.
 
+pub mod asyncapi;
 pub mod chaos;
 pub mod flows;
 pub mod frontend;

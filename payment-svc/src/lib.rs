@@ -31,6 +31,11 @@ impl Service for PaymentSvc {
         &MIGRATOR
     }
 
+    fn consumes() -> Vec<nats::messaging::topology::Consumes> {
+        use payments::cashier::{REFUSED_SALES, RESERVATIONS};
+        vec![RESERVATIONS.into(), REFUSED_SALES.into()]
+    }
+
     fn api() -> utoipa::openapi::OpenApi {
         use utoipa::OpenApi as _;
         wallet::http::Api::openapi()

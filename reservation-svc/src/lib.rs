@@ -39,6 +39,10 @@ impl Service for ReservationSvc {
         &MIGRATOR
     }
 
+    fn consumes() -> Vec<nats::messaging::topology::Consumes> {
+        vec![tracker::SEATS.into(), tracker::PAYMENTS.into()]
+    }
+
     fn api() -> utoipa::openapi::OpenApi {
         use utoipa::OpenApi as _;
         http::Api::openapi()

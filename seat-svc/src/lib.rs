@@ -44,6 +44,14 @@ impl Service for SeatSvc {
         &MIGRATOR
     }
 
+    fn consumes() -> Vec<nats::messaging::topology::Consumes> {
+        let settle = (
+            holds::settle::PAYMENTS.into(),
+            holds::settle::CANCELS.into(),
+        );
+        vec![inventory::SUBSCRIPTION.into(), settle.0, settle.1]
+    }
+
     fn api() -> utoipa::openapi::OpenApi {
         use utoipa::OpenApi as _;
         let mut api = queue::http::Api::openapi();

@@ -1,5 +1,7 @@
-//! The published HTTP contracts: `docs/openapi/<service>.json` is what the code generates and
-//! what each running service serves at `/openapi.json`. Regenerate the committed copies with
+//! The published contracts: `docs/openapi/<service>.json` is what the code generates and what
+//! each running service serves at `/openapi.json`; `contracts/asyncapi.yaml` is what the event
+//! types and the services' subscriptions give, and the subscriptions are the durables the
+//! services create. Regenerate the committed copies with
 //! `BLESS=1 cargo test -p e2e --test system contracts`.
 
 use crate::helpers::on_system;
@@ -32,6 +34,90 @@ fn documents() -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Writes `generated` to `path` under `BLESS`, else requires the committed file to equal it.
+fn committed_as(path: &std::path::Path, generated: &str) {
+    if std::env::var_os("BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, generated).unwrap();
+        return;
+    }
+    let on_disk = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        on_disk == generated,
+        "{} differs from what the code generates: run \
+         `BLESS=1 cargo test -p e2e --test system contracts` and commit the result",
+        path.display()
+    );
+}
+
+fn asyncapi() -> serde_json::Value {
+    e2e::asyncapi::document(&contracts::schemas::all(), &e2e::asyncapi::consumers())
+}
+
+#[test]
+fn the_committed_asyncapi_document_is_what_the_code_generates() {
+    let yaml = e2e::asyncapi::to_yaml(&asyncapi());
+    committed_as(
+        &harness::workspace_root().join("contracts/asyncapi.yaml"),
+        &yaml,
+    );
+    // Every event type has a channel, a message and its sender; every message's payload is a
+    // committed schema file.
+    let doc = asyncapi();
+    for e in contracts::schemas::all() {
+        let message = e.ce_type.replace('.', "_");
+        let payload = &doc["components"]["messages"][&message]["payload"]["$ref"];
+        let file = payload.as_str().unwrap().trim_start_matches("./");
+        assert!(
+            harness::workspace_root()
+                .join("contracts")
+                .join(file)
+                .is_file(),
+            "{file}"
+        );
+        let sends = format!(
+            "{}-sends-{}_{}",
+            e.context.service(),
+            e.context.prefix(),
+            e.name
+        );
+        assert_eq!(doc["operations"][&sends]["action"], "send", "{sends}");
+    }
+    assert_eq!(
+        doc["operations"]["seat-svc-receives-payment_completed"]["action"],
+        "receive"
+    );
+}
+
+/// The YAML is the document: an independent YAML parser (PyYAML, installed with schemathesis)
+/// reads back exactly the JSON value it was written from.
+#[test]
+fn the_asyncapi_yaml_reads_back_as_the_document() {
+    let schemathesis = harness::venv_tool("schemathesis", "schemathesis").expect("schemathesis");
+    let python = schemathesis.with_file_name("python");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("asyncapi.yaml");
+    std::fs::write(&path, e2e::asyncapi::to_yaml(&asyncapi())).unwrap();
+    let out = std::process::Command::new(python)
+        .args([
+            "-c",
+            "import json,sys,yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        read == asyncapi(),
+        "the YAML does not read back as the document"
+    );
+}
+
 fn committed(name: &str) -> PathBuf {
     harness::workspace_root().join(format!("docs/openapi/{name}.json"))
 }
@@ -39,19 +125,7 @@ fn committed(name: &str) -> PathBuf {
 #[test]
 fn the_committed_openapi_documents_are_what_the_code_generates() {
     for (name, generated) in documents() {
-        let path = committed(name);
-        if std::env::var_os("BLESS").is_some() {
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(&path, &generated).unwrap();
-            continue;
-        }
-        let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(
-            on_disk == generated,
-            "{} differs from what {name}'s code generates: run \
-             `BLESS=1 cargo test -p e2e --test system contracts` and commit the result",
-            path.display()
-        );
+        committed_as(&committed(name), &generated);
     }
 }
 
@@ -97,10 +171,37 @@ fn collect_refs(v: &Value, out: &mut Vec<String>) {
     }
 }
 
-/// What the services serve is what is committed.
+/// What the services serve is what is committed, and the durables they create are what they
+/// declare they consume (the AsyncAPI document's receivers).
 #[tokio::test]
-async fn each_service_serves_its_document() {
+async fn each_service_serves_its_document_and_consumes_what_it_declares() {
     on_system(Options::default(), async |sys| {
+        let js = async_nats::jetstream::new(async_nats::connect(sys.nats.url()).await?);
+        for (service, consumes) in e2e::asyncapi::consumers() {
+            for c in consumes {
+                let stream = c.context.stream();
+                let mut durable: async_nats::jetstream::consumer::PullConsumer =
+                    harness::eventually(
+                        &format!("{service}'s durable on {stream}"),
+                        e2e::flows::STEP,
+                        async || Ok(js.get_consumer_from_stream(service, stream).await.ok()),
+                    )
+                    .await?;
+                let info = durable.info().await?;
+                let mut live = info.config.filter_subjects.clone();
+                if !info.config.filter_subject.is_empty() {
+                    live.push(info.config.filter_subject.clone());
+                }
+                // Besides its events, every durable takes the dead letters replayed to it.
+                let replays = format!("{}.replay.{service}.>", c.context.prefix());
+                live.retain(|f| *f != replays);
+                let mut declared: Vec<String> =
+                    c.events.iter().map(|e| c.context.filter(e)).collect();
+                live.sort();
+                declared.sort();
+                assert_eq!(live, declared, "{service} on {stream}");
+            }
+        }
         let apis = [sys.concert(), sys.seat(), sys.reservation(), sys.payment()];
         for ((name, generated), api) in documents().into_iter().zip(apis) {
             let served = api.get("/openapi.json", None).await?.expect(200);

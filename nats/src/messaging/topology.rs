@@ -219,6 +219,24 @@ impl<E: Event> Subscription<E> {
     }
 }
 
+/// What a service consumes of one context, its event type erased: for the published contract
+/// (AsyncAPI) and the check that it matches the durables the service creates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Consumes {
+    pub context: contracts::Context,
+    /// Event names within the context (`held`).
+    pub events: Vec<&'static str>,
+}
+
+impl<E: Event> From<Subscription<E>> for Consumes {
+    fn from(s: Subscription<E>) -> Self {
+        Consumes {
+            context: E::CONTEXT,
+            events: s.kinds.iter().map(|k| k.name()).collect(),
+        }
+    }
+}
+
 impl<E: Event> Clone for Subscription<E> {
     fn clone(&self) -> Self {
         *self

@@ -31,6 +31,10 @@ pub trait Service: 'static {
     /// Adds its consumers and periodic tasks to the started runtime; answers its routes.
     fn wire(runtime: &mut Runtime, settings: Self::Settings) -> Router;
 
+    /// What it consumes: the subscriptions `wire` subscribes to, for the published contract
+    /// (AsyncAPI); a test checks them against the durables it creates.
+    fn consumes() -> Vec<crate::messaging::topology::Consumes>;
+
     /// Its routes' OpenAPI description, from its handlers' annotations (see [`api_document`]
     /// for the whole document).
     fn api() -> utoipa::openapi::OpenApi;
