@@ -6,6 +6,25 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
 use uuid::Uuid;
 
+/// `$type`'s JSON Schema (for event payloads), written inline where it is used.
+macro_rules! json_schema_of {
+    ($type:ident, $schema:tt) => {
+        impl schemars::JsonSchema for $type {
+            fn inline_schema() -> bool {
+                true
+            }
+
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($type).into()
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!($schema)
+            }
+        }
+    };
+}
+
 macro_rules! uuid_id {
     ($(#[$doc:meta] $name:ident),* $(,)?) => {$(
         #[$doc]
@@ -58,19 +77,7 @@ macro_rules! uuid_id {
 
         impl utoipa::ToSchema for $name {}
 
-        impl schemars::JsonSchema for $name {
-            fn inline_schema() -> bool {
-                true
-            }
-
-            fn schema_name() -> std::borrow::Cow<'static, str> {
-                stringify!($name).into()
-            }
-
-            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-                schemars::json_schema!({"type": "string", "format": "uuid"})
-            }
-        }
+        json_schema_of!($name, {"type": "string", "format": "uuid"});
     )*};
 }
 
@@ -138,19 +145,7 @@ impl utoipa::PartialSchema for UserId {
 
 impl utoipa::ToSchema for UserId {}
 
-impl schemars::JsonSchema for UserId {
-    fn inline_schema() -> bool {
-        true
-    }
-
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "UserId".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({"type": "string", "minLength": 1})
-    }
-}
+json_schema_of!(UserId, {"type": "string", "minLength": 1});
 
 impl utoipa::PartialSchema for Points {
     fn schema() -> RefOr<Schema> {
@@ -167,19 +162,7 @@ impl utoipa::PartialSchema for Points {
 
 impl utoipa::ToSchema for Points {}
 
-impl schemars::JsonSchema for Points {
-    fn inline_schema() -> bool {
-        true
-    }
-
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Points".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({"type": "integer", "minimum": 0})
-    }
-}
+json_schema_of!(Points, {"type": "integer", "minimum": 0});
 
 /// An amount of points (the only money in the system); never negative.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]

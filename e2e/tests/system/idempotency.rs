@@ -42,49 +42,33 @@ async fn post_with_key(
 /// A charge answered, then payment-svc killed (-9) and started again: the charge sent again
 /// with its key is answered as the first time and charges nothing more.
 async fn charge_survives_a_kill(sys: &mut System) -> anyhow::Result<()> {
-    let charge = json!({"amount": 700});
-    let first = post_with_key(
-        sys,
-        sys.payment(),
-        "kim",
-        "/wallet/charge",
-        "c-1",
-        &[],
-        &charge,
-    )
-    .await?
-    .expect(200);
+    let charge = async |sys: &System, amount: i64| {
+        let body = json!({"amount": amount});
+        post_with_key(
+            sys,
+            sys.payment(),
+            "kim",
+            "/wallet/charge",
+            "c-1",
+            &[],
+            &body,
+        )
+        .await
+    };
+    let first = charge(sys, 700).await?.expect(200);
     assert_eq!(first.body["balance"], 700);
     assert!(!first.replayed);
     sys.payment.restart()?;
     sys.wait_ready(&sys.payment).await?;
-    let again = post_with_key(
-        sys,
-        sys.payment(),
-        "kim",
-        "/wallet/charge",
-        "c-1",
-        &[],
-        &charge,
-    )
-    .await?
-    .expect(200);
+    let again = charge(sys, 700).await?.expect(200);
     assert!(again.replayed, "{again:?}");
     assert_eq!(again.body, first.body);
     assert_eq!(flows::balance(sys, "kim").await?, 700);
     assert_eq!(flows::ledger_kinds(sys, "kim").await?, ["charge"]);
     // The key with another amount is another request: refused, nothing charged.
-    post_with_key(
-        sys,
-        sys.payment(),
-        "kim",
-        "/wallet/charge",
-        "c-1",
-        &[],
-        &json!({"amount": 1}),
-    )
-    .await?
-    .expect_problem(422, "idempotency-key-reused");
+    charge(sys, 1)
+        .await?
+        .expect_problem(422, "idempotency-key-reused");
     assert_eq!(flows::balance(sys, "kim").await?, 700);
     Ok(())
 }
