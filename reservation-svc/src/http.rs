@@ -142,7 +142,7 @@ async fn accept(
 
 /// Pays for a reservation awaiting payment: accepted at once, confirmed or failed by the saga.
 #[utoipa::path(post, path = "/reservations/{id}/payment", tag = "reservations", security(("bearer" = [])),
-    params(("id" = ReservationId, Path, description = "The reservation")),
+    params(("id" = ReservationId, Path, description = "The reservation"), nats::web::openapi::Command),
     responses(
         (status = 202, body = Accepted),
         (status = 404, description = "unknown-reservation", body = Problem, content_type = "application/problem+json"),
@@ -160,7 +160,7 @@ async fn pay(
 
 /// Cancels a reservation: its seats are released and, if it was paid, its points refunded.
 #[utoipa::path(post, path = "/reservations/{id}/cancel", tag = "reservations", security(("bearer" = [])),
-    params(("id" = ReservationId, Path, description = "The reservation")),
+    params(("id" = ReservationId, Path, description = "The reservation"), nats::web::openapi::Command),
     responses(
         (status = 202, body = Accepted),
         (status = 404, description = "unknown-reservation", body = Problem, content_type = "application/problem+json"),

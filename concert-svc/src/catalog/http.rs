@@ -96,6 +96,7 @@ pub struct ConcertCreated {
 
 /// Registers a concert (admin).
 #[utoipa::path(post, path = "/concerts", tag = "catalog", security(("bearer" = [])),
+    params(nats::web::openapi::Command),
     request_body = NewConcert,
     responses(
         (status = 201, body = ConcertCreated),
@@ -176,7 +177,7 @@ pub struct ScheduleCreated {
 
 /// Opens a schedule of the concert with its seat map (admin): its seats go on sale.
 #[utoipa::path(post, path = "/concerts/{id}/schedules", tag = "catalog", security(("bearer" = [])),
-    params(("id" = ConcertId, Path, description = "The concert")),
+    params(("id" = ConcertId, Path, description = "The concert"), nats::web::openapi::Command),
     request_body = NewSchedule,
     responses(
         (status = 201, body = ScheduleCreated),

@@ -1,8 +1,9 @@
 //! openapi: a service's OpenAPI 3.1 document, generated from its handlers' annotations (utoipa)
 //! and completed here with what every service shares, so no route has to repeat it: bearer
 //! identity, the problem+json shape, the answers any route may give (a malformed request, a
-//! missing token, an overloaded or unavailable service, with `Retry-After`), `Idempotency-Key`
-//! and `X-Request-Id` on commands, and the health routes. Served at `GET /openapi.json`; the
+//! missing token, an overloaded or unavailable service, with `Retry-After`), and the health
+//! routes. A command names its `Idempotency-Key` and `X-Request-Id` headers itself
+//! (`params(Command)`). Served at `GET /openapi.json`; the
 //! committed copies under `docs/openapi/` are checked against it by a test.
 
 use super::command;
@@ -15,6 +16,42 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaFormat, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ComponentsBuilder, InfoBuilder, OpenApi, Ref, RefOr, Required};
 use utoipa::{PartialSchema, ToSchema};
+
+/// The headers of a command: `params(nats::web::openapi::Command)` in its annotation.
+pub struct Command;
+
+impl utoipa::IntoParams for Command {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<utoipa::openapi::path::Parameter> {
+        let key = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(command::MAX_KEY))
+            .pattern(Some("^[\\x21-\\x7e]+$"));
+        let header = |name: &str, description: &str, schema: ObjectBuilder| {
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(description))
+                .schema(Some(schema))
+                .build()
+        };
+        vec![
+            header(
+                command::HEADER,
+                "Sent again with the same key, path and body, the command answers its first \
+                 answer and takes no second effect (kept 24 h).",
+                key,
+            ),
+            header(
+                "X-Request-Id",
+                "The request's id, returned in the answer (made when absent); the events the \
+                 command emits name it as their cause.",
+                ObjectBuilder::new().schema_type(Type::String),
+            ),
+        ]
+    }
+}
 
 /// The security scheme every authenticated route names.
 pub const BEARER: &str = "bearer";
@@ -140,7 +177,7 @@ pub fn document(name: &str, api: OpenApi) -> OpenApi {
         utoipa::openapi::Paths::new(),
     );
     doc.merge(api);
-    doc.merge(health());
+    doc.merge(shared_routes());
     let components = doc
         .components
         .get_or_insert_with(|| ComponentsBuilder::new().build());
@@ -180,7 +217,7 @@ pub fn document(name: &str, api: OpenApi) -> OpenApi {
     doc
 }
 
-/// Adds what any route may answer and, to a command, its `Idempotency-Key` and `X-Request-Id`.
+/// Adds what any route may answer.
 fn complete(method: HttpMethod, operation: &mut Operation) {
     for (status, response) in common(&method) {
         let answer = operation
@@ -195,43 +232,10 @@ fn complete(method: HttpMethod, operation: &mut Operation) {
                 .or_insert_with(|| retry.clone());
         }
     }
-    if method != HttpMethod::Post {
-        return;
-    }
-    let key = ObjectBuilder::new()
-        .schema_type(Type::String)
-        .min_length(Some(1))
-        .max_length(Some(command::MAX_KEY))
-        .pattern(Some("^[\\x21-\\x7e]+$"));
-    let parameters = operation.parameters.get_or_insert_with(Vec::new);
-    parameters.push(
-        ParameterBuilder::new()
-            .name(command::HEADER)
-            .parameter_in(ParameterIn::Header)
-            .required(Required::False)
-            .description(Some(
-                "Sent again with the same key, path and body, the command answers its first \
-                 answer and takes no second effect (kept 24 h).",
-            ))
-            .schema(Some(key))
-            .build(),
-    );
-    parameters.push(
-        ParameterBuilder::new()
-            .name("X-Request-Id")
-            .parameter_in(ParameterIn::Header)
-            .required(Required::False)
-            .description(Some(
-                "The request's id, returned in the answer (made when absent); the events the \
-                 command emits name it as their cause.",
-            ))
-            .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
-            .build(),
-    );
 }
 
-/// The health routes every service has.
-fn health() -> OpenApi {
+/// The routes every service has: health, metrics, and this document.
+fn shared_routes() -> OpenApi {
     let text = |description: &str| {
         ResponseBuilder::new()
             .description(description)
@@ -273,6 +277,10 @@ fn health() -> OpenApi {
         )
         .build();
     let paths = utoipa::openapi::Paths::builder()
+        .path(
+            "/openapi.json",
+            get("This document", text("The service's OpenAPI 3.1 document.")),
+        )
         .path("/healthz", get("Alive", text("Alive.")))
         .path("/readyz", ready)
         .path("/metrics", get("Prometheus metrics", metrics))

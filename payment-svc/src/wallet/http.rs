@@ -69,6 +69,7 @@ pub struct Charge {
 /// Adds points. A client that may send a charge again (it lost the answer) sends an
 /// `Idempotency-Key`: the same key charges once.
 #[utoipa::path(post, path = "/wallet/charge", tag = "wallet", security(("bearer" = [])),
+    params(nats::web::openapi::Command),
     request_body = Charge,
     responses(
         (status = 200, body = Balance),

@@ -133,6 +133,7 @@ pub struct Held {
     params(
         ("id" = ScheduleId, Path, description = "The schedule"),
         ("Queue-Token" = String, Header, description = "An active queue token of this schedule"),
+        nats::web::openapi::Command,
     ),
     request_body = HoldBody,
     responses(

@@ -65,7 +65,7 @@ fn answer(p: &Place) -> serde_json::Value {
 
 /// Takes a place in the schedule's line (201), or answers the user's live token again (200).
 #[utoipa::path(post, path = "/schedules/{id}/queue", tag = "queue", security(("bearer" = [])),
-    params(("id" = ScheduleId, Path, description = "The schedule")),
+    params(("id" = ScheduleId, Path, description = "The schedule"), nats::web::openapi::Command),
     responses(
         (status = 201, description = "A new token", body = TokenPlace),
         (status = 200, description = "The user's live token", body = TokenPlace),
