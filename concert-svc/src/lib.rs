@@ -44,6 +44,18 @@ impl Service for ConcertSvc {
         vec![view::updater::SUBSCRIPTION.into()]
     }
 
+    fn problems() -> Vec<nats::web::ProblemType> {
+        use catalog::http as c;
+        vec![
+            c::UNKNOWN_CONCERT,
+            c::INVALID_CATALOG_ENTRY,
+            c::SCHEDULE_PAST,
+            c::SEAT_MAP_TOO_LARGE,
+            view::http::UNKNOWN_SCHEDULE,
+            view::http::REBUILD_RUNNING,
+        ]
+    }
+
     fn api() -> utoipa::openapi::OpenApi {
         use utoipa::OpenApi as _;
         let mut api = catalog::http::Api::openapi();

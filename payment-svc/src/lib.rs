@@ -36,6 +36,10 @@ impl Service for PaymentSvc {
         vec![RESERVATIONS.into(), REFUSED_SALES.into()]
     }
 
+    fn problems() -> Vec<nats::web::ProblemType> {
+        vec![wallet::http::INVALID_CHARGE]
+    }
+
     fn api() -> utoipa::openapi::OpenApi {
         use utoipa::OpenApi as _;
         wallet::http::Api::openapi()

@@ -43,6 +43,16 @@ impl Service for ReservationSvc {
         vec![tracker::SEATS.into(), tracker::PAYMENTS.into()]
     }
 
+    fn problems() -> Vec<nats::web::ProblemType> {
+        vec![
+            http::NOT_AWAITING_PAYMENT,
+            http::NOT_CANCELLABLE,
+            http::SHOW_STARTED,
+            arrival::UNKNOWN_RESERVATION,
+            arrival::RESERVATION_NOT_READY,
+        ]
+    }
+
     fn api() -> utoipa::openapi::OpenApi {
         use utoipa::OpenApi as _;
         http::Api::openapi()

@@ -52,6 +52,24 @@ impl Service for SeatSvc {
         vec![inventory::SUBSCRIPTION.into(), settle.0, settle.1]
     }
 
+    fn problems() -> Vec<nats::web::ProblemType> {
+        use holds::http as h;
+        vec![
+            queue::http::UNKNOWN_QUEUE_TOKEN,
+            inventory::UNKNOWN_SCHEDULE,
+            inventory::SCHEDULE_NOT_READY,
+            inventory::SCHEDULE_PAST,
+            h::UNKNOWN_SEAT,
+            h::INVALID_SEAT_SELECTION,
+            h::QUEUE_TOKEN_REQUIRED,
+            h::TOKEN_NOT_YOURS,
+            h::TOKEN_NOT_ACTIVE,
+            h::ALREADY_HOLDING,
+            h::SEAT_UNAVAILABLE,
+            h::TOO_EXPENSIVE,
+        ]
+    }
+
     fn api() -> utoipa::openapi::OpenApi {
         use utoipa::OpenApi as _;
         let mut api = queue::http::Api::openapi();

@@ -158,6 +158,32 @@ fn every_reference_resolves_and_every_operation_documents_its_problems() {
     }
 }
 
+/// A problem `type` names one kind: the same slug never comes with two statuses or titles, in
+/// any service.
+#[test]
+fn each_problem_type_means_one_thing_everywhere() {
+    use nats::web::openapi::problem_types;
+    let all = [
+        problem_types(&concert_svc::ConcertSvc::problems()),
+        problem_types(&seat_svc::SeatSvc::problems()),
+        problem_types(&reservation_svc::ReservationSvc::problems()),
+        problem_types(&payment_svc::PaymentSvc::problems()),
+    ];
+    let mut seen = std::collections::HashMap::new();
+    for kind in all.iter().flatten() {
+        let first = seen.entry(kind.slug).or_insert(*kind);
+        assert_eq!(first, kind, "{} means two things", kind.slug);
+    }
+    for (name, generated) in documents() {
+        let doc: Value = serde_json::from_str(&generated).unwrap();
+        let types = &doc["components"]["schemas"]["Problem"]["properties"]["type"]["enum"];
+        assert!(
+            types.as_array().is_some_and(|t| t.len() > 20),
+            "{name}: {types}"
+        );
+    }
+}
+
 fn collect_refs(v: &Value, out: &mut Vec<String>) {
     match v {
         Value::Object(map) => {

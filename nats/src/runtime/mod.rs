@@ -38,12 +38,17 @@ pub trait Service: 'static {
     /// Its routes' OpenAPI description, from its handlers' annotations (see [`api_document`]
     /// for the whole document).
     fn api() -> utoipa::openapi::OpenApi;
+
+    /// The problem types its routes answer, beside the platform's (documented as the only
+    /// values of a problem's `type`).
+    fn problems() -> Vec<crate::web::ProblemType>;
 }
 
 /// The service's OpenAPI document, as `GET /openapi.json` serves it and `docs/openapi/` keeps
 /// it: its routes with what every service shares ([`crate::web::openapi`]).
 pub fn api_document<S: Service>() -> utoipa::openapi::OpenApi {
-    crate::web::openapi::document(S::NAME, S::api())
+    let problems = crate::web::openapi::problem_types(&S::problems());
+    crate::web::openapi::document(S::NAME, S::api(), &problems)
 }
 
 /// The service's configuration from the environment.

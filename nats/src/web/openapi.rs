@@ -7,7 +7,7 @@
 //! committed copies under `docs/openapi/` are checked against it by a test.
 
 use super::command;
-use super::problem::Problem;
+use super::problem::{Problem, ProblemType, kinds};
 use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{HttpMethod, Operation, ParameterBuilder, ParameterIn};
@@ -95,6 +95,18 @@ impl PartialSchema for Problem {
 
 impl ToSchema for Problem {}
 
+/// The problem shape, its `type` one of `problems`' URIs.
+fn problem_schema(problems: &[ProblemType]) -> RefOr<Schema> {
+    let mut schema = Problem::schema();
+    if let RefOr::T(Schema::Object(object)) = &mut schema
+        && let Some(RefOr::T(Schema::Object(kind))) = object.properties.get_mut("type")
+    {
+        let uris: Vec<serde_json::Value> = problems.iter().map(|p| p.uri().into()).collect();
+        kind.enum_values = Some(uris);
+    }
+    schema
+}
+
 /// A problem answer described as `description`.
 pub fn problem(description: &str) -> Response {
     ResponseBuilder::new()
@@ -163,8 +175,25 @@ fn common(method: &HttpMethod) -> Vec<(&'static str, Response)> {
     answers
 }
 
-/// `name`'s document: `api` (its routes) with what every service shares.
-pub fn document(name: &str, api: OpenApi) -> OpenApi {
+/// Every problem type a service may answer: the platform's, the commands', and `own`.
+pub fn problem_types(own: &[ProblemType]) -> Vec<ProblemType> {
+    let commands = [
+        command::INVALID_KEY,
+        command::KEY_REUSED,
+        command::KEY_IN_USE,
+    ];
+    let mut all: Vec<ProblemType> = kinds::ALL.iter().chain(&commands).copied().collect();
+    for kind in own {
+        if !all.contains(kind) {
+            all.push(*kind);
+        }
+    }
+    all
+}
+
+/// `name`'s document: `api` (its routes) with what every service shares; its problems' `type`
+/// is one of `problems` (see [`problem_types`]).
+pub fn document(name: &str, api: OpenApi, problems: &[ProblemType]) -> OpenApi {
     let mut doc = OpenApi::new(
         InfoBuilder::new()
             .title(name)
@@ -183,7 +212,7 @@ pub fn document(name: &str, api: OpenApi) -> OpenApi {
         .get_or_insert_with(|| ComponentsBuilder::new().build());
     components
         .schemas
-        .insert("Problem".into(), Problem::schema());
+        .insert("Problem".into(), problem_schema(problems));
     // The ids and amounts routes name in their paths as well as their bodies.
     for (name, schema) in [
         ("ConcertId", contracts::ConcertId::schema()),
