@@ -1,10 +1,11 @@
 //! command: what every HTTP command shares — its request id (`X-Request-Id`, the client's or
 //! one made here, returned in the answer), which the events it emits name as their cause; and
-//! its `Idempotency-Key`, as the IETF httpapi draft and payment APIs have it. A client that lost an answer sends the command again with the same key and gets the
-//! first answer again, with no second effect: the answer is stored in the same transaction as
-//! the effect, so a kill between the two cannot split them. The same key with another request
-//! is refused (422); while the first is still being handled here, 409. A command that is
-//! refused keeps nothing, its key included: sending it again runs it again. Keys are kept
+//! its `Idempotency-Key`, as the IETF httpapi draft and payment APIs have it. A client that lost
+//! an answer sends the command again with the same key and gets the first answer again, with no
+//! second effect: the answer is stored in the same transaction as the effect, so a kill between
+//! the two cannot split them. The same key with another request is refused (422); while the
+//! first is still being handled here, 409. A command that is refused keeps nothing, its key
+//! included: sending it again runs it again. Keys are kept
 //! [`crate::runtime::housekeeping::Retention::keys`] (24 h), then purged.
 
 use super::problem::{Problem, ProblemType};
@@ -21,6 +22,7 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
+/// The header a client names a command's key in.
 pub const HEADER: &str = "Idempotency-Key";
 /// The header an answer given again carries (as Stripe's).
 pub const REPLAYED: &str = "Idempotent-Replayed";
@@ -127,6 +129,8 @@ impl Drop for Handling {
 /// The request id a command's answer carries (`X-Request-Id`), made here when the client sent
 /// none (by the service runtime's layer, before any handler runs).
 pub const REQUEST_ID: &str = "x-request-id";
+/// The longest request id that becomes its events' cause.
+pub const MAX_REQUEST_ID: usize = 200;
 
 /// What identifies a command: its request id, and its `Idempotency-Key` if one was sent, with
 /// what identifies the request it came with (method, path and body) and the keys in flight
@@ -146,10 +150,12 @@ impl<S: Send + Sync> FromRequestParts<S> for CommandRequest {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Problem> {
+        // A client's id travels on every event the command causes: a long one is not taken.
         let request_id = parts
             .headers
             .get(REQUEST_ID)
             .and_then(|v| v.to_str().ok())
+            .filter(|id| id.len() <= MAX_REQUEST_ID)
             .map(str::to_owned);
         let Some(raw) = parts.headers.get(HEADER) else {
             return Ok(CommandRequest {
