@@ -108,8 +108,10 @@ impl System {
             (NatsServer::start_with_config(&config)?, Vec::new())
         };
         let nats_url = node_urls(&nats, &peers).join(",");
+        // E2E_KEEP: the system's folder (logs, SQLite files) stays for a look after the run.
         let dir = tempfile::Builder::new()
             .prefix("ticketing-e2e-")
+            .disable_cleanup(std::env::var_os("E2E_KEEP").is_some())
             .tempdir()?;
         let databases = harness::Databases::new(opts.postgres, dir.path().to_path_buf());
         // A fresh random secret per system: services refuse short or publicly known ones.

@@ -23,6 +23,10 @@ use tokio_util::sync::CancellationToken;
 
 /// Most messages handled at once.
 pub const MAX_BATCH: usize = 256;
+/// At shutdown, how long without a message ends giving back what the broker sent.
+const GIVE_BACK_IDLE: Duration = Duration::from_millis(50);
+/// After how long what a stopping process gave back is delivered again: once its pull is gone.
+const GIVE_BACK_DELAY: Duration = Duration::from_secs(1);
 
 /// One decoded message.
 #[derive(Clone, Debug)]
@@ -177,7 +181,10 @@ impl<E: Event, H: EventHandler<E>> Consumer<E, H> {
             .context("open message stream")?;
         loop {
             let first = tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
+                _ = shutdown.cancelled() => {
+                    give_back(&mut messages).await;
+                    return Ok(());
+                }
                 next = messages.next() => next,
             };
             let first = first.context("message stream ended")??;
@@ -362,6 +369,18 @@ impl<E: Event, H: EventHandler<E>> Consumer<E, H> {
             reason,
         };
         dlq::dead_letter(js, msg, &failed).await
+    }
+}
+
+/// At shutdown: what the broker has already sent this process for the pull under way goes back,
+/// for the next process (this one restarted, or a replica) to take in a moment, instead of
+/// waiting out the ack wait (30 s) as a delivery nobody will ever settle. Given back with a
+/// delay: at once, the broker would send it to this process's pull again.
+async fn give_back(messages: &mut jetstream::consumer::pull::Stream) {
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout(GIVE_BACK_IDLE, messages.next()).await {
+        if let Err(e) = msg.ack_with(AckKind::Nak(Some(GIVE_BACK_DELAY))).await {
+            tracing::debug!(error = %e, "give a message back at shutdown");
+        }
     }
 }
 
