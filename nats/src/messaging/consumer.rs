@@ -3,18 +3,19 @@
 //! with its effects, all in one commit when they all succeed), then acks, NAKs with a delay, or
 //! dead-letters what can never succeed. The handler owns business logic; this owns acks.
 
+pub use super::handler::{Delivery, EventHandler, NotHandled};
+
 use super::dlq;
 use super::inbox;
 use super::retries::Failures;
 use super::topology::{ConsumerSpec, ensure_consumer, retry_delay};
 use crate::db;
-use crate::unit_of_work::{Error, Rejection, Unit, UnitOfWork, Work};
+use crate::unit_of_work::{Error, Unit, UnitOfWork, Work};
 use anyhow::Context as _;
 use async_nats::jetstream::{self, AckKind};
 use contracts::{Envelope, Event};
 use futures::{FutureExt as _, StreamExt as _};
 use std::any::Any;
-use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,39 +28,6 @@ pub const MAX_BATCH: usize = 256;
 const GIVE_BACK_IDLE: Duration = Duration::from_millis(50);
 /// After how long what a stopping process gave back is delivered again: once its pull is gone.
 const GIVE_BACK_DELAY: Duration = Duration::from_secs(1);
-
-/// One decoded message.
-#[derive(Clone, Debug)]
-pub struct Delivery<E> {
-    pub envelope: Envelope,
-    pub event: E,
-    /// Position in the stream: later events of one stream have higher sequences.
-    pub stream_seq: u64,
-    /// 1 on first delivery.
-    pub delivered: i64,
-}
-
-/// Why a handler did not handle an event now. A business "no" is not one of these: it is
-/// answered with an event, and the delivery is handled.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum NotHandled {
-    /// It cannot be handled yet (e.g. the event it follows has not arrived): retry later.
-    NotYet(String),
-    /// It can never be handled: to the DLQ with the reason.
-    Never(String),
-}
-
-impl Rejection for NotHandled {}
-
-/// Handles one event of context `E` inside a unit of work: its effects and the events it emits
-/// commit together with the inbox record, or not at all.
-pub trait EventHandler<E: Event>: Send + Sync + 'static {
-    fn handle(
-        &self,
-        w: &mut Work,
-        d: &Delivery<E>,
-    ) -> impl Future<Output = Result<(), Error<NotHandled>>> + Send;
-}
 
 /// What became of one message of a batch.
 #[derive(Clone, Debug, PartialEq)]

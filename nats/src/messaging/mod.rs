@@ -4,7 +4,8 @@
 //! - [`inbox`]: the ids of handled events, recorded inside the unit of work that handles them.
 //! - [`dlq`]: dead letters, and the tools to work them off; [`retries`]: when to give up.
 //! - [`relay`]: publishes the outbox (written by the unit of work) after each commit.
-//! - [`consumer`]: pulls batches, runs them as units of work, acks.
+//! - [`handler`]: what a service writes to handle events; [`consumer`]: pulls batches, runs
+//!   them through the handler as units of work, acks.
 
 pub mod topology;
 pub mod users;
@@ -13,6 +14,8 @@ pub mod inbox;
 
 pub mod dlq;
 pub mod retries;
+
+pub mod handler;
 
 pub mod consumer;
 pub mod relay;

@@ -1,0 +1,40 @@
+//! handler: what a service writes to handle one context's events — the [`EventHandler`] trait,
+//! the [`Delivery`] it is given, and [`NotHandled`], how it says "not now" or "never". The loop
+//! around it, and every ack, is [`super::consumer`]'s.
+
+use crate::unit_of_work::{Error, Rejection, Work};
+use contracts::{Envelope, Event};
+use std::future::Future;
+
+/// One decoded message.
+#[derive(Clone, Debug)]
+pub struct Delivery<E> {
+    pub envelope: Envelope,
+    pub event: E,
+    /// Position in the stream: later events of one stream have higher sequences.
+    pub stream_seq: u64,
+    /// 1 on first delivery.
+    pub delivered: i64,
+}
+
+/// Why a handler did not handle an event now. A business "no" is not one of these: it is
+/// answered with an event, and the delivery is handled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NotHandled {
+    /// It cannot be handled yet (e.g. the event it follows has not arrived): retry later.
+    NotYet(String),
+    /// It can never be handled: to the DLQ with the reason.
+    Never(String),
+}
+
+impl Rejection for NotHandled {}
+
+/// Handles one event of context `E` inside a unit of work: its effects and the events it emits
+/// commit together with the inbox record, or not at all.
+pub trait EventHandler<E: Event>: Send + Sync + 'static {
+    fn handle(
+        &self,
+        w: &mut Work,
+        d: &Delivery<E>,
+    ) -> impl Future<Output = Result<(), Error<NotHandled>>> + Send;
+}
