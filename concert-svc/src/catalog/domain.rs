@@ -44,8 +44,12 @@ pub fn parse_title(raw: &str) -> Result<String, Invalid> {
 /// A seat as the admin describes it.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct SeatInput {
+    /// Unique within the schedule.
+    #[schema(min_length = 1, max_length = 64, pattern = "\\S")]
     pub label: String,
+    #[schema(min_length = 1, max_length = 32, pattern = "\\S")]
     pub grade: String,
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub price: i64,
 }
 

@@ -83,7 +83,8 @@ fn unknown_concert(concert: ConcertId) -> Problem {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct NewConcert {
-    /// 1 to 200 characters.
+    /// 1 to 200 characters, not all blank.
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     title: String,
 }
 
@@ -155,6 +156,8 @@ pub struct NewSchedule {
     /// When the show starts (RFC 3339); in the future.
     #[schema(format = DateTime)]
     starts_at: String,
+    /// 1 to 10,000 seats.
+    #[schema(min_items = 1, max_items = 10_000)]
     seats: Vec<SeatInput>,
 }
 

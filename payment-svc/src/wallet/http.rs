@@ -63,6 +63,7 @@ async fn wallet(
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct Charge {
     /// Points to add: 1 to 1,000,000,000.
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     amount: i64,
 }
 

@@ -115,6 +115,7 @@ impl From<HoldRefused> for Problem {
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct HoldBody {
     /// 1 to a few seats of the schedule, none twice: all are held or none.
+    #[schema(min_items = 1, max_items = 10)]
     seat_ids: Vec<String>,
 }
 
