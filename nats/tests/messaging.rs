@@ -821,9 +821,25 @@ async fn old_outbox_rows_and_inbox_ids_are_swept_and_a_range_can_be_published_ag
     assert_eq!(stream_ids(&s.js).await, ids_before);
     uow.run(|_| Box::pin(async { Ok(()) })).await.unwrap();
 
-    // One more row, not published yet; then every window is zero: the published rows and the
-    // ids go, the pending row stays.
+    // One more row, not published yet, and a command's stored answer; then every window is
+    // zero: the published rows, the ids and the answer go, the pending row stays.
     emit_sold(&uow).await;
+    uow.run(|w| {
+        Box::pin(async move {
+            let now = w.now_ms();
+            w.sql(
+                "INSERT INTO idempotency_keys
+                     (user_id, idempotency_key, request, status, body, created_at)
+                 VALUES ('ann', 'k-1', 'r', 200, '{}', $1)",
+            )
+            .bind(now)
+            .execute()
+            .await?;
+            Ok(())
+        })
+    })
+    .await
+    .unwrap();
     let none = Retention {
         outbox: Duration::ZERO,
         inbox: Duration::ZERO,
@@ -835,7 +851,7 @@ async fn old_outbox_rows_and_inbox_ids_are_swept_and_a_range_can_be_published_ag
         tokio::task::yield_now().await;
     }
     let swept = housekeeping::sweep(&uow, none).await.unwrap();
-    assert_eq!((swept.outbox_rows, swept.inbox_ids), (3, 3));
+    assert_eq!((swept.outbox_rows, swept.inbox_ids, swept.keys), (3, 3, 1));
     let pending = outbox::pending(&mut db.reader().await.unwrap(), 10)
         .await
         .unwrap();

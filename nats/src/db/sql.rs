@@ -38,6 +38,39 @@ pub trait Sql: Send {
     fn statement(&mut self, text: Cow<'static, str>) -> Statement<'_>;
 }
 
+/// A table of the runtime's own whose rows are forgotten after a while (handled ids, stored
+/// answers): its name, its key's columns, and the column saying when a row was written.
+pub struct Retained {
+    pub table: &'static str,
+    pub key: &'static str,
+    pub written_at: &'static str,
+}
+
+impl Retained {
+    /// Forgets up to `limit` rows written before `cutoff_ms`; returns how many.
+    pub async fn sweep(
+        &self,
+        sql: &mut impl Sql,
+        cutoff_ms: i64,
+        limit: i64,
+    ) -> anyhow::Result<u64> {
+        let Retained {
+            table,
+            key,
+            written_at,
+        } = self;
+        // Fixed names of our own; the values are bound.
+        sql.sql_built(format!(
+            "DELETE FROM {table} WHERE ({key}) IN (
+                 SELECT {key} FROM {table} WHERE {written_at} < $1 LIMIT $2)"
+        ))
+        .bind(cutoff_ms)
+        .bind(limit)
+        .execute()
+        .await
+    }
+}
+
 /// `$first, $first+1, …` for `n` values: an `IN` list of bind parameters.
 pub fn placeholders(first: usize, n: usize) -> String {
     (first..first + n)

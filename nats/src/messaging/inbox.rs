@@ -2,6 +2,7 @@
 //! redelivered event is recognised and only acked.
 
 use crate::db::Sql;
+use crate::db::sql::Retained;
 use std::borrow::Cow;
 use uuid::Uuid;
 
@@ -19,19 +20,14 @@ pub fn ddl() -> Vec<Cow<'static, str>> {
     ]
 }
 
-/// Forgets up to `limit` ids handled before `cutoff_ms`; returns how many. An event delivered
-/// again after its id is forgotten would be applied again: the retention window must reach
-/// further back than any redelivery, DLQ replay or outbox re-publish.
-pub async fn sweep(sql: &mut impl Sql, cutoff_ms: i64, limit: i64) -> anyhow::Result<u64> {
-    sql.sql(
-        "DELETE FROM inbox WHERE (consumer, event_id) IN (
-             SELECT consumer, event_id FROM inbox WHERE handled_at < $1 LIMIT $2)",
-    )
-    .bind(cutoff_ms)
-    .bind(limit)
-    .execute()
-    .await
-}
+/// The handled ids, forgotten after their retention window. An event delivered again after its
+/// id is forgotten would be applied again: the window must reach further back than any
+/// redelivery, DLQ replay or outbox re-publish.
+pub const RETAINED: Retained = Retained {
+    table: "inbox",
+    key: "consumer, event_id",
+    written_at: "handled_at",
+};
 
 /// Records that `consumer` handles `event_id` now; `false` means it already had (a redelivery)
 /// and the caller must not apply the event again. If the unit of work does not succeed, the

@@ -65,18 +65,13 @@ pub async fn sweep(uow: &UnitOfWork, retention: Retention) -> anyhow::Result<Swe
                     let now = w.now_ms();
                     let rows =
                         outbox::sweep(w, now.saturating_sub(millis(retention.outbox))).await?;
-                    let ids = inbox::sweep(
-                        w,
-                        now.saturating_sub(millis(retention.inbox)),
-                        outbox::SWEEP_ROWS,
-                    )
-                    .await?;
-                    let keys = command::sweep(
-                        w,
-                        now.saturating_sub(millis(retention.keys)),
-                        outbox::SWEEP_ROWS,
-                    )
-                    .await?;
+                    let before = |window| now.saturating_sub(millis(window));
+                    let ids = inbox::RETAINED
+                        .sweep(w, before(retention.inbox), outbox::SWEEP_ROWS)
+                        .await?;
+                    let keys = command::RETAINED
+                        .sweep(w, before(retention.keys), outbox::SWEEP_ROWS)
+                        .await?;
                     Ok((rows, ids, keys))
                 })
             })

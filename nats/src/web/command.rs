@@ -10,6 +10,7 @@
 
 use super::problem::{Problem, ProblemType};
 use crate::db::Sql;
+use crate::db::sql::Retained;
 use crate::unit_of_work::{Error, Rejection, Work};
 use axum::extract::FromRequestParts;
 use axum::http::{HeaderValue, StatusCode, request::Parts};
@@ -66,17 +67,12 @@ pub fn ddl() -> Vec<Cow<'static, str>> {
     ]
 }
 
-/// Forgets up to `limit` keys stored before `cutoff_ms`; returns how many.
-pub async fn sweep(sql: &mut impl Sql, cutoff_ms: i64, limit: i64) -> anyhow::Result<u64> {
-    sql.sql(
-        "DELETE FROM idempotency_keys WHERE (user_id, idempotency_key) IN (
-             SELECT user_id, idempotency_key FROM idempotency_keys WHERE created_at < $1 LIMIT $2)",
-    )
-    .bind(cutoff_ms)
-    .bind(limit)
-    .execute()
-    .await
-}
+/// The stored keys and answers, forgotten after their retention window.
+pub const RETAINED: Retained = Retained {
+    table: "idempotency_keys",
+    key: "user_id, idempotency_key",
+    written_at: "created_at",
+};
 
 /// A command's answer: its status and JSON body; told again as it was for the same key.
 #[derive(Debug, Clone)]
