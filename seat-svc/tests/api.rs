@@ -256,6 +256,11 @@ async fn bad_hold_requests_get_the_right_problem() {
         .await
         .unwrap()
         .expect_problem(404, "unknown-queue-token");
+    // Text no database could look up is no token either.
+    api.get("/queue/a%00b", Some(&ann))
+        .await
+        .unwrap()
+        .expect_problem(404, "unknown-queue-token");
     api.get(&format!("/queue/{t}"), Some(&ann))
         .await
         .unwrap()

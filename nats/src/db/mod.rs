@@ -33,7 +33,7 @@ mod tx;
 pub fn unavailable(e: &anyhow::Error) -> bool {
     e.chain().any(|cause| {
         if let Some(rusqlite::Error::SqliteFailure(failure, _)) = cause.downcast_ref() {
-            return transient_code(&failure.extended_code.to_string());
+            return sqlite_transient(failure.extended_code);
         }
         if let Some(tx::Unavailable(_)) = cause.downcast_ref() {
             return true;
@@ -47,21 +47,35 @@ pub fn unavailable(e: &anyhow::Error) -> bool {
                 | sqlx::Error::WorkerCrashed
                 | sqlx::Error::BeginFailed,
             ) => true,
-            Some(sqlx::Error::Database(db)) => db.code().is_some_and(|code| transient_code(&code)),
+            // PostgreSQL names errors by SQLSTATE, SQLite (sqlx's migrations) by number; a
+            // SQLSTATE of digits alone (22021) is no SQLite code.
+            Some(sqlx::Error::Database(db)) => match db.code() {
+                None => false,
+                Some(code)
+                    if db
+                        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                        .is_some() =>
+                {
+                    postgres_transient(&code)
+                }
+                Some(code) => code.parse().is_ok_and(sqlite_transient),
+            },
             _ => false,
         }
     })
 }
 
-/// PostgreSQL SQLSTATEs and SQLite result codes that mean "not now" rather than "never".
-fn transient_code(code: &str) -> bool {
-    // SQLite: an extended result code; its low byte is the primary code.
-    if let Ok(n) = code.parse::<i32>() {
-        // BUSY, LOCKED, READONLY (the file became read-only), IOERR, FULL, CANTOPEN, PROTOCOL.
-        return matches!(n & 0xff, 5 | 6 | 8 | 10 | 13 | 14 | 15);
-    }
-    // PostgreSQL: connection exceptions, insufficient resources, operator intervention
-    // (shutdown), system errors; serialization failures and deadlocks.
+/// SQLite result codes that mean "not now" rather than "never": an extended result code,
+/// whose low byte is the primary code.
+fn sqlite_transient(code: i32) -> bool {
+    // BUSY, LOCKED, READONLY (the file became read-only), IOERR, FULL, CANTOPEN, PROTOCOL.
+    matches!(code & 0xff, 5 | 6 | 8 | 10 | 13 | 14 | 15)
+}
+
+/// PostgreSQL SQLSTATEs that mean "not now" rather than "never": connection exceptions,
+/// insufficient resources, operator intervention (shutdown), system errors; serialization
+/// failures and deadlocks.
+fn postgres_transient(code: &str) -> bool {
     ["08", "53", "57P", "58"]
         .iter()
         .any(|class| code.starts_with(class))
@@ -359,6 +373,17 @@ fn prepare_sqlite_url(url: &str) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sqlstates_of_digits_are_not_read_as_sqlite_codes() {
+        // 22021 (a NUL in text) would be SQLITE_BUSY (5) in its low byte.
+        assert!(!postgres_transient("22021"));
+        assert!(!postgres_transient("23505"));
+        assert!(postgres_transient("40P01") && postgres_transient("08006"));
+        assert!(postgres_transient("57P01") && postgres_transient("53300"));
+        assert!(sqlite_transient(5) && sqlite_transient(261));
+        assert!(!sqlite_transient(19));
+    }
 
     #[test]
     fn database_urls_lose_their_password_in_logs() {

@@ -10,44 +10,23 @@ use axum::http::{StatusCode, request::Parts};
 use serde::de::DeserializeOwned;
 use std::str::FromStr;
 
-/// A JSON request body: malformed JSON is 400, well-formed JSON of the wrong shape is 422, and a
-/// missing `Content-Type: application/json` is 415, each as a problem with serde's explanation.
+/// A JSON request body: malformed JSON is 400, well-formed JSON of the wrong shape is 422 (text
+/// with a NUL character too: no database stores one), and a missing `Content-Type:
+/// application/json` is 415, each as a problem with serde's explanation.
 pub struct Body<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Body(v)),
-            Err(rejection) => Err(match rejection {
-                JsonRejection::JsonSyntaxError(e) => Problem::new(
-                    kinds::MALFORMED_BODY,
-                    format!("the body is not valid JSON: {}", e.body_text()),
-                ),
-                JsonRejection::JsonDataError(e) => Problem::new(
-                    kinds::INVALID_BODY,
-                    format!(
-                        "the body does not have the expected fields: {}",
-                        e.body_text()
-                    ),
-                ),
-                JsonRejection::MissingJsonContentType(_) => Problem::new(
-                    kinds::UNSUPPORTED_MEDIA_TYPE,
-                    "send the body as JSON with Content-Type: application/json",
-                ),
-                // A body over the limit, or one that could not be read.
-                other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                    Problem::new(kinds::BODY_TOO_LARGE, other.body_text())
-                }
-                other => Problem::new(kinds::MALFORMED_BODY, other.body_text()),
-            }),
-        }
+        Sent::from_request(req, state)
+            .await
+            .map(|sent| Body(sent.body))
     }
 }
 
 /// A JSON request body as [`Body`] has it, with the bytes it came as: what identifies the
-/// request of an `Idempotency-Key` ([`super::idempotency`]).
+/// request of an `Idempotency-Key` ([`super::command`]).
 pub struct Sent<T> {
     pub body: T,
     pub bytes: Bytes,
@@ -66,8 +45,58 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Sent<T> {
                 _ => Problem::new(kinds::MALFORMED_BODY, e.body_text()),
             })?;
         let again = Request::from_parts(parts, axum::body::Body::from(bytes.clone()));
-        let Body(body) = Body::from_request(again, state).await?;
+        let body = match axum::Json::<T>::from_request(again, state).await {
+            Ok(axum::Json(v)) => v,
+            Err(rejection) => return Err(refused(rejection)),
+        };
+        if has_nul(&bytes) {
+            return Err(Problem::new(
+                kinds::INVALID_BODY,
+                "text in the body may not contain the NUL character (\\u0000)",
+            ));
+        }
         Ok(Sent { body, bytes })
+    }
+}
+
+/// Whether a JSON document (valid, as parsed) has a NUL character in a string: only the escape
+/// `\u0000` can write one, so the text is walked only when it holds that escape.
+fn has_nul(json: &[u8]) -> bool {
+    fn walk(v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::String(s) => s.contains('\0'),
+            serde_json::Value::Array(items) => items.iter().any(walk),
+            serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || walk(v)),
+            _ => false,
+        }
+    }
+    json.windows(6).any(|w| w == b"\\u0000")
+        && serde_json::from_slice::<serde_json::Value>(json).is_ok_and(|v| walk(&v))
+}
+
+/// The problem a body's rejection is.
+fn refused(rejection: JsonRejection) -> Problem {
+    match rejection {
+        JsonRejection::JsonSyntaxError(e) => Problem::new(
+            kinds::MALFORMED_BODY,
+            format!("the body is not valid JSON: {}", e.body_text()),
+        ),
+        JsonRejection::JsonDataError(e) => Problem::new(
+            kinds::INVALID_BODY,
+            format!(
+                "the body does not have the expected fields: {}",
+                e.body_text()
+            ),
+        ),
+        JsonRejection::MissingJsonContentType(_) => Problem::new(
+            kinds::UNSUPPORTED_MEDIA_TYPE,
+            "send the body as JSON with Content-Type: application/json",
+        ),
+        // A body over the limit, or one that could not be read.
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            Problem::new(kinds::BODY_TOO_LARGE, other.body_text())
+        }
+        other => Problem::new(kinds::MALFORMED_BODY, other.body_text()),
     }
 }
 

@@ -118,6 +118,11 @@ async fn queue_status(
     User(user): User,
     Path(token): Path<QueueToken>,
 ) -> Result<impl IntoResponse, Problem> {
+    // A token is a UUID: text with a NUL in it (a path's `%00`) was never issued, and no
+    // database could even look it up.
+    if token.as_str().contains('\0') {
+        return Err(QueueRefused::UnknownToken.into());
+    }
     let limit = s.settings.queue_active_limit;
     // Asking keeps a token alive; a tenth of its time to live is soon enough to write that down.
     let touch_every = (s.settings.queue_token_ttl / 10).as_millis() as i64;

@@ -155,6 +155,12 @@ fn claims(parts: &Parts, auth: &Auth) -> Result<Claims, Problem> {
     if claims.sub.trim().is_empty() {
         return Err(unauthorized("the bearer token names no user (empty sub)"));
     }
+    // A user id is stored and sent on events: no control characters (no database keeps a NUL).
+    if claims.sub.chars().any(char::is_control) {
+        return Err(unauthorized(
+            "the bearer token's sub has control characters",
+        ));
+    }
     Ok(claims)
 }
 
