@@ -228,6 +228,24 @@ async fn each_service_serves_its_document_and_consumes_what_it_declares() {
                 assert_eq!(live, declared, "{service} on {stream}");
             }
         }
+        // A problem's type is a link that says what it names; one never issued is unknown.
+        let kind = sys
+            .seat()
+            .get("/problems/seat-unavailable", None)
+            .await?
+            .expect(200);
+        assert_eq!(kind.body["status"], 409, "{}", kind.body);
+        assert_eq!(kind.body["type"], "/problems/seat-unavailable");
+        let platform = sys
+            .payment()
+            .get("/problems/overloaded", None)
+            .await?
+            .expect(200);
+        assert_eq!(platform.body["status"], 503);
+        sys.concert()
+            .get("/problems/no-such-kind", None)
+            .await?
+            .expect_problem(404, "not-found");
         let apis = [sys.concert(), sys.seat(), sys.reservation(), sys.payment()];
         for ((name, generated), api) in documents().into_iter().zip(apis) {
             let served = api.get("/openapi.json", None).await?.expect(200);

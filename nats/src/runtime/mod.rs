@@ -65,18 +65,25 @@ pub async fn build<S: Service>(config: Config<S::Settings>) -> anyhow::Result<Ap
     let document = api_document::<S>()
         .to_pretty_json()
         .context("write the OpenAPI document")?;
-    let routes = S::wire(&mut runtime, config.settings).route(
-        "/openapi.json",
-        axum::routing::get(move || {
-            let document = document.clone();
-            async move {
-                (
-                    [(axum::http::header::CONTENT_TYPE, "application/json")],
-                    document,
-                )
-            }
-        }),
-    );
+    let problems = crate::web::openapi::problem_types(&S::problems());
+    let routes = S::wire(&mut runtime, config.settings)
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let document = document.clone();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        document,
+                    )
+                }
+            }),
+        )
+        // A problem's `type` is a link a client can follow.
+        .route(
+            "/problems/{slug}",
+            axum::routing::get(move |slug| crate::web::problem::describe(problems.clone(), slug)),
+        );
     Ok(runtime.with_routes(routes))
 }
 

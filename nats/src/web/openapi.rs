@@ -263,6 +263,40 @@ fn complete(method: HttpMethod, operation: &mut Operation) {
     }
 }
 
+/// `GET /problems/{slug}`: what a problem's `type` names.
+fn problem_type() -> utoipa::openapi::PathItem {
+    let kind = ObjectBuilder::new()
+        .property("type", ObjectBuilder::new().schema_type(Type::String))
+        .property("title", ObjectBuilder::new().schema_type(Type::String))
+        .property("status", ObjectBuilder::new().schema_type(Type::Integer))
+        .required("type")
+        .required("title")
+        .required("status");
+    let mut operation = Operation::new();
+    operation.summary = Some("The kind of error a problem's type names".into());
+    operation.tags = Some(vec!["problems".into()]);
+    operation.parameters = Some(vec![
+        ParameterBuilder::new()
+            .name("slug")
+            .parameter_in(ParameterIn::Path)
+            .required(Required::True)
+            .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+            .build(),
+    ]);
+    let found = ResponseBuilder::new()
+        .description("The kind: its type, title and status.")
+        .content(
+            "application/json",
+            ContentBuilder::new().schema(Some(kind)).build(),
+        )
+        .build();
+    operation
+        .responses
+        .responses
+        .insert("200".into(), RefOr::T(found));
+    utoipa::openapi::PathItem::new(HttpMethod::Get, operation)
+}
+
 /// The routes every service has: health, metrics, and this document.
 fn shared_routes() -> OpenApi {
     let text = |description: &str| {
@@ -310,6 +344,7 @@ fn shared_routes() -> OpenApi {
             "/openapi.json",
             get("This document", text("The service's OpenAPI 3.1 document.")),
         )
+        .path("/problems/{slug}", problem_type())
         .path("/healthz", get("Alive", text("Alive.")))
         .path("/readyz", ready)
         .path("/metrics", get("Prometheus metrics", metrics))

@@ -223,6 +223,22 @@ impl From<anyhow::Error> for Problem {
     }
 }
 
+/// What `GET /problems/{slug}` answers: the kind a problem's `type` names, among `known`.
+pub async fn describe(
+    known: Vec<ProblemType>,
+    axum::extract::Path(slug): axum::extract::Path<String>,
+) -> Result<axum::Json<serde_json::Value>, Problem> {
+    let kind = known
+        .into_iter()
+        .find(|k| k.slug == slug)
+        .ok_or_else(|| Problem::new(kinds::NOT_FOUND, format!("no problem type {slug:?}")))?;
+    Ok(axum::Json(serde_json::json!({
+        "type": kind.uri(),
+        "title": kind.title,
+        "status": kind.status.as_u16(),
+    })))
+}
+
 pub async fn not_found_fallback() -> Problem {
     Problem::new(kinds::NO_SUCH_ROUTE, "no such route")
 }
