@@ -5,6 +5,26 @@
 //! `ids`, `streams` (contexts, streams, subjects), `decode` (why a message cannot be read),
 //! `events` (the payloads of every context), `envelope` (CloudEvents headers around a payload).
 
+/// `$type`'s JSON Schema (for event payloads), written inline where it is used: the ids and
+/// amounts (`ids`), payload times (`rfc3339`).
+macro_rules! json_schema_of {
+    ($type:ident, $schema:tt) => {
+        impl schemars::JsonSchema for $type {
+            fn inline_schema() -> bool {
+                true
+            }
+
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($type).into()
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!($schema)
+            }
+        }
+    };
+}
+
 pub mod string_enum;
 
 pub mod ids;

@@ -108,7 +108,7 @@ fn problem_schema(problems: &[ProblemType]) -> RefOr<Schema> {
 }
 
 /// A problem answer described as `description`.
-pub fn problem(description: &str) -> Response {
+fn problem(description: &str) -> Response {
     ResponseBuilder::new()
         .description(description)
         .content(

@@ -143,10 +143,6 @@ impl Problem {
         }
     }
 
-    pub fn status(&self) -> StatusCode {
-        self.kind.status
-    }
-
     /// Tells the client when to try again.
     pub fn retry_after(mut self, seconds: u64) -> Self {
         self.retry_after = Some(seconds);
