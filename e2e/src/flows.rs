@@ -278,9 +278,17 @@ pub async fn status_events(
     id: String,
     opened: tokio::sync::oneshot::Sender<()>,
 ) -> anyhow::Result<Vec<String>> {
-    let mut resp = api
+    let resp = api
         .get_streaming(&format!("/reservations/{id}/events"), &token)
         .await?;
+    read_statuses(resp, opened).await
+}
+
+/// Reads a live status stream already opened to its end; answers the statuses in order.
+pub async fn read_statuses(
+    mut resp: reqwest::Response,
+    opened: tokio::sync::oneshot::Sender<()>,
+) -> anyhow::Result<Vec<String>> {
     if resp.status() != 200 {
         bail!("status stream: {}", resp.status());
     }

@@ -7,6 +7,7 @@
 //! - [`process`]: one service as an OS process (spawn, kill, SIGTERM, restart, replicas).
 //! - [`system`]: NATS and the four services together, and waiting for them to settle.
 //! - [`frontend`]: what a frontend has: the four APIs and a way to sign in.
+//! - [`gateway`]: the front door in front of a system, and a frontend that goes through it.
 //! - [`flows`]: a reservation's steps as a frontend takes them.
 //! - [`sale`]: many users at once, each retrying through faults; what the system accepted.
 //! - [`chaos`]: a sale under random kills, and what became of what was accepted.
@@ -16,12 +17,14 @@ pub mod asyncapi;
 pub mod chaos;
 pub mod flows;
 pub mod frontend;
+pub mod gateway;
 pub mod invariants;
 pub mod process;
 pub mod sale;
 pub mod system;
 
 pub use frontend::{Client, Frontend};
+pub use gateway::Gateway;
 pub use harness::{Api, RawBody, Reply, eventually};
 pub use process::{ServiceProcess, service_binary};
 pub use system::System;

@@ -20,13 +20,13 @@ pub const SERVICES: [&str; 4] = [
     payment_svc::PaymentSvc::NAME,
 ];
 
-/// Builds the four service binaries in the running profile (a tool's `cargo run` builds only
+/// Builds the four service binaries and the gateway in the running profile (a tool's `cargo run` builds only
 /// the tool itself), so the demo and the bench never run stale ones.
 pub fn build_services() -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.args(["build", "--quiet", "--bins"]);
-    for p in SERVICES {
+    for p in SERVICES.into_iter().chain([crate::gateway::NAME]) {
         cmd.args(["-p", p]);
     }
     if !cfg!(debug_assertions) {
@@ -185,6 +185,26 @@ impl ServiceProcess {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// SIGSTOP: the process stays, its sockets still accept connections, nothing is answered.
+    pub fn pause(&self) -> anyhow::Result<()> {
+        self.signal("-STOP")
+    }
+
+    /// SIGCONT after [`ServiceProcess::pause`].
+    pub fn resume(&self) -> anyhow::Result<()> {
+        self.signal("-CONT")
+    }
+
+    fn signal(&self, which: &str) -> anyhow::Result<()> {
+        let pid = self.pid().context("the process is not running")?;
+        let ok = Command::new("kill")
+            .args([which, &pid.to_string()])
+            .status()?
+            .success();
+        anyhow::ensure!(ok, "kill {which} {pid} failed");
+        Ok(())
     }
 
     /// SIGTERM, then waits up to `within` for a clean exit; returns whether it exited 0.

@@ -76,6 +76,8 @@ pub struct System {
     /// The other nodes when the bus is a cluster.
     pub peers: Vec<NatsServer>,
     auth: Arc<Auth>,
+    /// The secret tokens are signed with (a gateway in front of this system verifies with it).
+    secret: String,
     urls: Databases,
     /// What makes each service's database unavailable, when `outages` asked for it.
     breakers: Vec<(&'static str, harness::Breaker)>,
@@ -206,6 +208,7 @@ impl System {
             nats,
             peers,
             auth: Auth::new(&secret),
+            secret,
             urls,
             breakers,
             databases,
@@ -286,6 +289,53 @@ impl System {
             payment: self.payment.api(),
             auth: self.auth.clone(),
         }
+    }
+
+    /// The gateway in front of this system, with `extra` in its environment (e.g. a lower rate
+    /// limit); development login on.
+    pub async fn gateway(&self, extra: &[(&str, &str)]) -> anyhow::Result<crate::Gateway> {
+        let [concert, seat, reservation, payment] = self.services().map(|p| p.url().to_owned());
+        let mut env: Vec<(String, String)> = [
+            ("HTTP_ADDR", "127.0.0.1:0".to_owned()),
+            ("CONCERT_URL", concert),
+            ("SEAT_URL", seat),
+            ("RESERVATION_URL", reservation),
+            ("PAYMENT_URL", payment),
+            ("JWT_SECRET", self.secret.clone()),
+            ("DEV_LOGIN", "true".to_owned()),
+            (
+                "RUST_LOG",
+                std::env::var("E2E_SERVICE_LOG").unwrap_or_else(|_| "info".into()),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let process = ServiceProcess::spawn(
+            crate::gateway::NAME,
+            env,
+            self.dir.path().join("gateway.log"),
+        )?;
+        let gateway = crate::Gateway {
+            process,
+            auth: self.auth.clone(),
+        };
+        eventually(
+            "the gateway to be ready",
+            Duration::from_secs(30),
+            async || {
+                Ok(gateway
+                    .api()
+                    .get("/readyz", None)
+                    .await?
+                    .is(200)
+                    .then_some(()))
+            },
+        )
+        .await
+        .with_context(|| gateway.process.log_tail(20))?;
+        Ok(gateway)
     }
 
     /// What makes `service`'s database unavailable (with `Options::outages`).

@@ -164,6 +164,50 @@ pub async fn list_schedules(
         .map(Some)
 }
 
+/// One schedule as a page shows it: its concert's title, when it starts, live seat counts.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ScheduleDetail {
+    pub id: ScheduleId,
+    pub concert_id: ConcertId,
+    pub concert_title: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub starts_at: time::OffsetDateTime,
+    pub total_seats: i64,
+    pub available_seats: i64,
+}
+
+/// The schedule with its concert's title and live seat counts; `None` if unknown.
+pub async fn schedule(
+    sql: &mut impl Sql,
+    schedule: ScheduleId,
+) -> anyhow::Result<Option<ScheduleDetail>> {
+    let row = sql
+        .sql(
+            "SELECT s.id, s.concert_id, c.title, s.starts_at,
+                COUNT(v.seat_id) AS total_seats,
+                COALESCE(SUM(CASE WHEN v.status = $2 THEN 1 ELSE 0 END), 0) AS available_seats
+         FROM schedules s JOIN concerts c ON c.id = s.concert_id
+              LEFT JOIN seat_view v ON v.schedule_id = s.id
+         WHERE s.id = $1
+         GROUP BY s.id, s.concert_id, c.title, s.starts_at",
+        )
+        .bind(schedule)
+        .bind(SeatStatus::Available.as_str())
+        .fetch_optional()
+        .await?;
+    row.map(|r| {
+        Ok(ScheduleDetail {
+            id: r.parse("id")?,
+            concert_id: r.parse("concert_id")?,
+            concert_title: r.get("title")?,
+            starts_at: from_millis(r.get("starts_at")?),
+            total_seats: r.get("total_seats")?,
+            available_seats: r.get("available_seats")?,
+        })
+    })
+    .transpose()
+}
+
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SeatRow {
     pub seat_id: SeatId,

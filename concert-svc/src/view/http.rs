@@ -1,4 +1,5 @@
-//! http: `GET /schedules/{id}/seats` (the seat map with live statuses) and the admin's
+//! http: `GET /schedules/{id}` (a date with its concert and live counts), `GET
+//! /schedules/{id}/seats` (the seat map with live statuses) and the admin's
 //! `POST /admin/view/rebuild[?apply=true]`.
 
 use crate::catalog::store as catalog;
@@ -28,16 +29,38 @@ pub const REBUILD_RUNNING: ProblemType =
 
 /// The availability view's routes, as the OpenAPI document describes them.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(schedule_seats, rebuild_view))]
+#[openapi(paths(schedule, schedule_seats, rebuild_view))]
 pub struct Api;
 
 pub fn routes() -> Router<AppState<()>> {
     Router::new()
+        .route("/schedules/{id}", get(schedule))
         .route("/schedules/{id}/seats", get(schedule_seats))
         .route(
             "/admin/view/rebuild",
             post(rebuild_view).layer(Extension(Rebuilding::default())),
         )
+}
+
+fn unknown_schedule(schedule: ScheduleId) -> Problem {
+    Problem::new(UNKNOWN_SCHEDULE, format!("no schedule {schedule}"))
+}
+
+/// The schedule: its concert's title, when it starts, and its live seat counts.
+#[utoipa::path(get, path = "/schedules/{id}", tag = "availability",
+    params(("id" = ScheduleId, Path, description = "The schedule")),
+    responses(
+        (status = 200, body = crate::catalog::store::ScheduleDetail),
+        (status = 404, description = "unknown-schedule", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn schedule(
+    State(s): State<AppState<()>>,
+    Id(schedule): Id<ScheduleId>,
+) -> Result<impl IntoResponse, Problem> {
+    catalog::schedule(&mut s.db.reader().await?, schedule)
+        .await?
+        .map(Json)
+        .ok_or_else(|| unknown_schedule(schedule))
 }
 
 /// The schedule's seat map with each seat's live status.
@@ -54,7 +77,7 @@ async fn schedule_seats(
     catalog::schedule_seats(&mut s.db.reader().await?, schedule)
         .await?
         .map(Json)
-        .ok_or_else(|| Problem::new(UNKNOWN_SCHEDULE, format!("no schedule {schedule}")))
+        .ok_or_else(|| unknown_schedule(schedule))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

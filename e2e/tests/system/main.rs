@@ -12,6 +12,7 @@ mod contracts;
 mod dlq;
 mod event_schemas;
 mod expiry;
+mod gateway;
 mod happy_path;
 mod idempotency;
 mod identity;

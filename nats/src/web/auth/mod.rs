@@ -9,7 +9,7 @@ pub use key::{AuthConfig, DEV_JWT_SECRET, Key, MIN_SECRET_BYTES};
 
 use super::problem::{Problem, kinds};
 use axum::extract::FromRequestParts;
-use axum::http::{header, request::Parts};
+use axum::http::{HeaderMap, header, request::Parts};
 use contracts::UserId;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use key::{key_set, public_key};
@@ -139,9 +139,10 @@ impl Auth {
     }
 }
 
-fn claims(parts: &Parts, auth: &Auth) -> Result<Claims, Problem> {
-    let value = parts
-        .headers
+/// The claims of the request's bearer token, verified and checked (a gateway at the edge and
+/// every service's extractors alike).
+pub fn claims(headers: &HeaderMap, auth: &Auth) -> Result<Claims, Problem> {
+    let value = headers
         .get(header::AUTHORIZATION)
         .ok_or_else(|| unauthorized("an Authorization: Bearer <token> header is required"))?;
     let token = value
@@ -190,7 +191,7 @@ impl<S: Send + Sync> FromRequestParts<S> for User {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Problem> {
         let auth = verifier(parts)?;
-        claims(parts, &auth).map(|c| User(UserId(c.sub)))
+        claims(&parts.headers, &auth).map(|c| User(UserId(c.sub)))
     }
 }
 
@@ -206,7 +207,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Problem> {
         let auth = verifier(parts)?;
-        let c = claims(parts, &auth)?;
+        let c = claims(&parts.headers, &auth)?;
         let expires_at = i64::try_from(c.exp)
             .ok()
             .and_then(|exp| time::OffsetDateTime::from_unix_timestamp(exp).ok())
@@ -223,7 +224,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Problem> {
         let auth = verifier(parts)?;
-        let claims = claims(parts, &auth)?;
+        let claims = claims(&parts.headers, &auth)?;
         if claims.role.as_deref() != Some(ADMIN_ROLE) {
             return Err(Problem::new(
                 kinds::ADMIN_ONLY,

@@ -1,0 +1,138 @@
+//! catalog: the public catalog reads (concerts, dates, a date's seats), with the last good
+//! answer to each kept so that while concert-svc cannot answer the catalog still does, marked
+//! stale (`X-Stale: true`, `Age`). The reservation composition reads through here too.
+
+use crate::Gateway;
+use crate::config::Upstream;
+use crate::proxy::outgoing;
+use crate::upstream::{Outgoing, relay};
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use nats::web::Problem;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// The most kept, all answers together: the oldest go first.
+const MAX_KEPT_BYTES: usize = 64 << 20;
+
+/// Marks an answer served from what was kept while concert-svc could not answer.
+pub const STALE: &str = "x-stale";
+
+#[derive(Default)]
+pub struct Catalog {
+    kept: Mutex<Kept>,
+}
+
+#[derive(Default)]
+struct Kept {
+    answers: HashMap<String, (Bytes, Instant)>,
+    bytes: usize,
+}
+
+/// A catalog read's outcome.
+pub enum Read {
+    /// concert-svc's 200, just now.
+    Fresh(Bytes),
+    /// The last good answer, from `age` ago: concert-svc did not answer.
+    Stale(Bytes, std::time::Duration),
+    /// concert-svc's answer other than 200 (a 404, say), passed on as it is.
+    Other(Response),
+}
+
+impl Catalog {
+    fn keep(&self, key: &str, body: &Bytes) {
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        if body.len() > MAX_KEPT_BYTES / 8 {
+            return;
+        }
+        if let Some((old, _)) = kept.answers.remove(key) {
+            kept.bytes -= old.len();
+        }
+        while kept.bytes + body.len() > MAX_KEPT_BYTES {
+            let Some(oldest) = kept
+                .answers
+                .iter()
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            if let Some((old, _)) = kept.answers.remove(&oldest) {
+                kept.bytes -= old.len();
+            }
+        }
+        kept.bytes += body.len();
+        kept.answers
+            .insert(key.to_owned(), (body.clone(), Instant::now()));
+    }
+
+    fn kept(&self, key: &str) -> Option<(Bytes, std::time::Duration)> {
+        let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        kept.answers
+            .get(key)
+            .map(|(body, at)| (body.clone(), at.elapsed()))
+    }
+}
+
+/// Reads `out` (a GET) from concert-svc, falling back to the last good answer.
+pub async fn read(gw: &Gateway, out: Outgoing) -> Result<Read, Problem> {
+    let key = out.path_and_query.clone();
+    let failure = match gw.upstreams.send(Upstream::Concert, out).await {
+        Ok(resp) if resp.status() == StatusCode::OK => match resp.bytes().await {
+            Ok(body) => {
+                gw.catalog.keep(&key, &body);
+                return Ok(Read::Fresh(body));
+            }
+            Err(e) => Problem::new(
+                crate::upstream::UPSTREAM_UNAVAILABLE,
+                format!("concert-svc's answer was cut off: {e}"),
+            )
+            .retry_after(1),
+        },
+        Ok(resp) if !resp.status().is_server_error() => return Ok(Read::Other(relay(resp))),
+        Ok(resp) => match gw.catalog.kept(&key) {
+            Some(_) => Problem::new(crate::upstream::UPSTREAM_UNAVAILABLE, "concert-svc failed"),
+            None => return Ok(Read::Other(relay(resp))),
+        },
+        Err(failure) => failure.into(),
+    };
+    match gw.catalog.kept(&key) {
+        Some((body, age)) => Ok(Read::Stale(body, age)),
+        None => Err(failure),
+    }
+}
+
+/// `GET /api/concerts…`, `GET /api/schedules/{id}[/seats]`: the catalog, stale if need be.
+pub async fn get(
+    axum::extract::State(gw): axum::extract::State<Arc<Gateway>>,
+    req: Request,
+) -> Response {
+    let out = match outgoing(req).await {
+        Ok(out) => Outgoing::get(out.path_and_query, out.headers),
+        Err(problem) => return problem.into_response(),
+    };
+    match read(&gw, out).await {
+        Ok(Read::Fresh(body)) => json(body, HeaderMap::new()),
+        Ok(Read::Stale(body, age)) => {
+            let mut headers = HeaderMap::new();
+            headers.insert(STALE, HeaderValue::from_static("true"));
+            headers.insert(header::AGE, age.as_secs().into());
+            json(body, headers)
+        }
+        Ok(Read::Other(resp)) => resp,
+        Err(problem) => problem.into_response(),
+    }
+}
+
+fn json(body: Bytes, headers: HeaderMap) -> Response {
+    let mut resp = (
+        [(header::CONTENT_TYPE, "application/json")],
+        axum::body::Body::from(body),
+    )
+        .into_response();
+    resp.headers_mut().extend(headers);
+    resp
+}

@@ -1,0 +1,11 @@
+//! The gateway binary: settings from the environment, then the front door until SIGTERM.
+
+fn main() -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            nats::runtime::telemetry::init_logging();
+            gateway::serve(gateway::config::Config::from_env()?).await
+        })
+}
