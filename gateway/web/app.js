@@ -160,7 +160,7 @@ async function loadConcerts() {
   const { data } = await api("GET", "/concerts?upcoming=true&limit=100");
   const list = $("concert-list");
   list.replaceChildren(...data.map((c) => {
-    const b = el("button", { "data-testid": "concert", "data-id": c.id }, c.title);
+    const b = el("button", { "data-testid": "concert", "data-id": c.id, "data-title": c.title }, c.title);
     b.addEventListener("click", action(async () => {
       choose(list, b);
       await loadSchedules(c);
@@ -270,6 +270,7 @@ $("hold").addEventListener("click", action(async () => {
   state.selected.clear();
   showReservation(data);
   loadSeats().catch(() => {});
+  loadTickets().catch(() => {});
 }));
 
 // ---- reservation ----

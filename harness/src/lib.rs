@@ -1,10 +1,12 @@
 //! harness: real components for tests and tools, never mocks — a current `nats-server` (or a
 //! three-node cluster) on ports and store folders of its own, a fresh database per service
 //! (SQLite files, or PostgreSQL with `TEST_DATABASE=postgres`), a test environment that runs a
-//! service in-process, and an HTTP client that talks to it as a frontend would. A dev-only
+//! service in-process, an HTTP client that talks to it as a frontend would, and a headless
+//! Chromium (chromedriver) for the web page. A dev-only
 //! crate: no service links it.
 
 pub mod api;
+mod browser;
 mod bus;
 mod cluster;
 mod database;
@@ -15,6 +17,7 @@ mod venv;
 mod wait;
 
 pub use api::{Api, RawBody, Reply};
+pub use browser::{CHROMIUM, Chromedriver};
 pub use bus::{Watched, publish_message, stream_messages};
 pub use cluster::NatsCluster;
 pub use database::{Databases, postgres_from_env};

@@ -1,6 +1,7 @@
-//! demo: starts the whole system locally (a current nats-server and the four services on
-//! SQLite) and walks one reservation through the saga, printing each step with the service that
-//! took it and how long it took. `--serve` keeps the system running afterwards.
+//! demo: starts the whole system locally (a current nats-server, the four services on SQLite and
+//! the gateway in front of them) and walks one reservation through the saga by the gateway,
+//! printing each step with the service that took it and how long it took. `--serve` keeps the
+//! system running afterwards, with the web page on the gateway.
 
 use anyhow::bail;
 use clap::Parser;
@@ -53,12 +54,21 @@ async fn main() -> anyhow::Result<()> {
     for p in sys.services() {
         println!("  {:<20} {}", p.name, p.url());
     }
+    // The gateway on its default port when that is free, else on any.
+    let default = "127.0.0.1:8080";
+    let addr = if std::net::TcpListener::bind(default).is_ok() {
+        default
+    } else {
+        "127.0.0.1:0"
+    };
+    let gw = sys.gateway(&[("HTTP_ADDR", addr)]).await?;
+    println!("  {:<20} {}", "gateway", gw.url());
     println!("\nOne reservation, step by step:");
     let mut steps = Steps {
         start: Instant::now(),
         last: Instant::now(),
     };
-    let result = walk(&sys, &mut steps).await;
+    let result = walk(&gw.client(), &mut steps).await;
     if let Err(e) = result {
         eprintln!(
             "\nThe demo failed: {e:#}\n\nService logs:\n{}",
@@ -67,7 +77,20 @@ async fn main() -> anyhow::Result<()> {
         std::process::exit(1);
     }
     if args.serve {
-        println!("\nServing until Ctrl-C. Tokens for trying it out (valid 1 hour):");
+        // A second concert with a larger hall, for the page.
+        flows::open_schedule(
+            &gw.client(),
+            "Evening Lights",
+            &flows::numbered_seats("B", 24, 120),
+        )
+        .await?;
+        println!("\nServing until Ctrl-C.");
+        println!(
+            "  The web page: {}/  (sign in with any user name; \"demo-user\" has 800 points left)",
+            gw.url()
+        );
+        println!("  The API: {0}/api (reference at {0}/api/docs)", gw.url());
+        println!("Tokens for calling the API directly (valid 1 hour):");
         println!("  admin: {}", sys.admin_token());
         println!("  user:  {}", sys.user_token("demo-user"));
         tokio::signal::ctrl_c().await?;
@@ -75,7 +98,7 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn walk(sys: &System, steps: &mut Steps) -> anyhow::Result<()> {
+async fn walk(sys: &impl Frontend, steps: &mut Steps) -> anyhow::Result<()> {
     let user = "demo-user";
     let s = flows::open_schedule(
         sys,

@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod browser;
 mod chaos;
 mod clock;
 mod cluster;
