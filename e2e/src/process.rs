@@ -20,13 +20,16 @@ pub const SERVICES: [&str; 4] = [
     payment_svc::PaymentSvc::NAME,
 ];
 
+/// The gateway's binary.
+pub const GATEWAY: &str = "gateway";
+
 /// Builds the four service binaries and the gateway in the running profile (a tool's `cargo run` builds only
 /// the tool itself), so the demo and the bench never run stale ones.
 pub fn build_services() -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.args(["build", "--quiet", "--bins"]);
-    for p in SERVICES.into_iter().chain([crate::gateway::NAME]) {
+    for p in SERVICES.into_iter().chain([GATEWAY]) {
         cmd.args(["-p", p]);
     }
     if !cfg!(debug_assertions) {

@@ -291,51 +291,9 @@ impl System {
         }
     }
 
-    /// The gateway in front of this system, with `extra` in its environment (e.g. a lower rate
-    /// limit); development login on.
-    pub async fn gateway(&self, extra: &[(&str, &str)]) -> anyhow::Result<crate::Gateway> {
-        let [concert, seat, reservation, payment] = self.services().map(|p| p.url().to_owned());
-        let mut env: Vec<(String, String)> = [
-            ("HTTP_ADDR", "127.0.0.1:0".to_owned()),
-            ("CONCERT_URL", concert),
-            ("SEAT_URL", seat),
-            ("RESERVATION_URL", reservation),
-            ("PAYMENT_URL", payment),
-            ("JWT_SECRET", self.secret.clone()),
-            ("DEV_LOGIN", "true".to_owned()),
-            (
-                "RUST_LOG",
-                std::env::var("E2E_SERVICE_LOG").unwrap_or_else(|_| "info".into()),
-            ),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let process = ServiceProcess::spawn(
-            crate::gateway::NAME,
-            env,
-            self.dir.path().join("gateway.log"),
-        )?;
-        let gateway = crate::Gateway {
-            process,
-            auth: self.auth.clone(),
-        };
-        eventually(
-            "the gateway to be ready",
-            Duration::from_secs(30),
-            async || {
-                Ok(gateway
-                    .api()
-                    .get("/readyz", None)
-                    .await?
-                    .is(200)
-                    .then_some(()))
-            },
-        )
-        .await
-        .with_context(|| gateway.process.log_tail(20))?;
-        Ok(gateway)
+    /// The secret tokens are signed with, for a gateway in front of this system.
+    pub(crate) fn secret(&self) -> &str {
+        &self.secret
     }
 
     /// What makes `service`'s database unavailable (with `Options::outages`).

@@ -2,35 +2,19 @@
 //! answer to each kept so that while concert-svc cannot answer the catalog still does, marked
 //! stale (`X-Stale: true`, `Age`). The reservation composition reads through here too.
 
-use crate::Gateway;
 use crate::config::Upstream;
 use crate::proxy::outgoing;
+use crate::state::Gateway;
 use crate::upstream::{Outgoing, relay};
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use nats::web::Problem;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
-
-/// The most kept, all answers together: the oldest go first.
-const MAX_KEPT_BYTES: usize = 64 << 20;
+use std::sync::Arc;
 
 /// Marks an answer served from what was kept while concert-svc could not answer.
 pub const STALE: &str = "x-stale";
-
-#[derive(Default)]
-pub struct Catalog {
-    kept: Mutex<Kept>,
-}
-
-#[derive(Default)]
-struct Kept {
-    answers: HashMap<String, (Bytes, Instant)>,
-    bytes: usize,
-}
 
 /// A catalog read's outcome.
 pub enum Read {
@@ -40,41 +24,6 @@ pub enum Read {
     Stale(Bytes, std::time::Duration),
     /// concert-svc's answer other than 200 (a 404, say), passed on as it is.
     Other(Response),
-}
-
-impl Catalog {
-    fn keep(&self, key: &str, body: &Bytes) {
-        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
-        if body.len() > MAX_KEPT_BYTES / 8 {
-            return;
-        }
-        if let Some((old, _)) = kept.answers.remove(key) {
-            kept.bytes -= old.len();
-        }
-        while kept.bytes + body.len() > MAX_KEPT_BYTES {
-            let Some(oldest) = kept
-                .answers
-                .iter()
-                .min_by_key(|(_, (_, at))| *at)
-                .map(|(k, _)| k.clone())
-            else {
-                break;
-            };
-            if let Some((old, _)) = kept.answers.remove(&oldest) {
-                kept.bytes -= old.len();
-            }
-        }
-        kept.bytes += body.len();
-        kept.answers
-            .insert(key.to_owned(), (body.clone(), Instant::now()));
-    }
-
-    fn kept(&self, key: &str) -> Option<(Bytes, std::time::Duration)> {
-        let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
-        kept.answers
-            .get(key)
-            .map(|(body, at)| (body.clone(), at.elapsed()))
-    }
 }
 
 /// Reads `out` (a GET) from concert-svc, falling back to the last good answer.

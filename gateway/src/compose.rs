@@ -3,10 +3,10 @@
 //! price from the catalog (stale if need be), so no page joins two services itself. When the
 //! catalog cannot tell, those fields are null and the reservation is still answered.
 
-use crate::Gateway;
 use crate::catalog::{Read, read};
 use crate::config::Upstream;
 use crate::proxy::outgoing;
+use crate::state::Gateway;
 use crate::upstream::Outgoing;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};

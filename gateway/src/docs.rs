@@ -3,16 +3,15 @@
 //! problem types added; `GET /api/docs` renders it as a readable reference, and
 //! `GET /problems/{slug}` tells what any problem `type` the gateway passes on means.
 
-use crate::Gateway;
 use crate::config::Upstream;
+use crate::state::Gateway;
 use crate::upstream::Outgoing;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use nats::web::{Problem, ProblemType, kinds};
 use serde_json::{Value, json};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// The services' routes that stay theirs: operators reach them on each service, not through the
 /// gateway.
@@ -23,10 +22,6 @@ const NOT_PUBLISHED: [&str; 5] = [
     "/openapi.json",
     "/problems/{slug}",
 ];
-
-/// Each service's document, as last fetched.
-#[derive(Default)]
-pub struct Documents(Mutex<HashMap<Upstream, Value>>);
 
 /// The problem types the gateway answers itself.
 pub fn problems() -> Vec<ProblemType> {
@@ -50,13 +45,12 @@ async fn document(gw: &Gateway, which: Upstream) -> Option<Value> {
         Ok(resp) if resp.status() == StatusCode::OK => resp.json::<Value>().await.ok(),
         _ => None,
     };
-    let mut kept = gw.documents.0.lock().unwrap_or_else(|p| p.into_inner());
     match fetched {
         Some(doc) => {
-            kept.insert(which, doc.clone());
+            gw.documents.keep(which, doc.clone());
             Some(doc)
         }
-        None => kept.get(&which).cloned(),
+        None => gw.documents.kept(which),
     }
 }
 

@@ -3,7 +3,7 @@
 //! is verified here (the services verify it again) and handed on as `Authorization`. Also the
 //! session routes: sign in with a token, sign out, who am I, and the development login.
 
-use crate::Gateway;
+use crate::state::Gateway;
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};

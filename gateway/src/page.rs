@@ -2,7 +2,7 @@
 //! binary (a clone needs no front-end toolchain). Served with a strict Content-Security-Policy:
 //! scripts and styles from this origin only, nothing inline.
 
-use crate::Gateway;
+use crate::state::Gateway;
 use axum::Router;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};

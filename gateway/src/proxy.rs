@@ -1,8 +1,8 @@
 //! proxy: a request under `/api` passed to the service that owns its path, unchanged but for the
 //! prefix and the connection's own headers, and the answer streamed back.
 
-use crate::Gateway;
 use crate::config::Upstream;
+use crate::state::Gateway;
 use crate::upstream::{Outgoing, relay};
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};

@@ -45,7 +45,8 @@ fn installed() -> anyhow::Result<PathBuf> {
             .is_ok_and(|s| s.success())
     };
     let install = ["install", "-y", "-qq", "chromium", "chromium-driver"];
-    if !apt(&install) && !(apt(&["update", "-qq"]) && apt(&install)) {
+    let done = apt(&install) || (apt(&["update", "-qq"]) && apt(&install));
+    if !done {
         bail!(
             "the browser tests need Debian's chromium and chromium-driver, and installing them \
              failed: run `apt-get install chromium chromium-driver` (as .ci/run does)"

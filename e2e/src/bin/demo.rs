@@ -6,7 +6,7 @@
 use anyhow::bail;
 use clap::Parser;
 use e2e::flows;
-use e2e::{Frontend, System};
+use e2e::{Frontend, Gateway, System};
 use harness::{eventually, nats_server_binary, server_version};
 use std::time::Instant;
 
@@ -61,7 +61,7 @@ async fn main() -> anyhow::Result<()> {
     } else {
         "127.0.0.1:0"
     };
-    let gw = sys.gateway(&[("HTTP_ADDR", addr)]).await?;
+    let gw = Gateway::start(&sys, &[("HTTP_ADDR", addr)]).await?;
     println!("  {:<20} {}", "gateway", gw.url());
     println!("\nOne reservation, step by step:");
     let mut steps = Steps {

@@ -26,11 +26,11 @@ async fn browser(driver: &harness::Chromedriver) -> anyhow::Result<Client> {
         }),
     );
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    Ok(ClientBuilder::new(connector)
+    ClientBuilder::new(connector)
         .capabilities(caps)
         .connect(driver.url())
         .await
-        .context("open a Chromium session")?)
+        .context("open a Chromium session")
 }
 
 /// The element `testid`, with `extra` CSS after it (e.g. `[data-label="S1"]`).
@@ -123,7 +123,7 @@ async fn sign_in_and_open(
 #[tokio::test]
 async fn a_user_books_and_pays_in_the_browser_while_another_watches_the_seat_go() {
     on_system(Options::default(), async |sys| {
-        let gw = sys.gateway(&[]).await?;
+        let gw = Gateway::start(sys, &[]).await?;
         let concert = "Browser Ballads";
         flows::open_schedule(&gw.client(), concert, &flows::numbered_seats("S", 12, 100)).await?;
         let driver = harness::Chromedriver::start()?;

@@ -5,6 +5,7 @@
 use crate::helpers::on_system;
 use e2e::system::Options;
 use e2e::{Frontend, Gateway, flows};
+use nats::runtime::Service as _;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -59,7 +60,7 @@ async fn statuses_by_cookie(
 #[tokio::test]
 async fn the_saga_runs_through_the_gateways_one_port() {
     on_system(Options::default(), async |sys| {
-        let gw = sys.gateway(&[]).await?;
+        let gw = Gateway::start(sys, &[]).await?;
         let fe = gw.client();
         let s = flows::open_schedule(&fe, "Gateway Nights", &flows::numbered_seats("G", 3, 100))
             .await?;
@@ -147,6 +148,7 @@ async fn the_saga_runs_through_the_gateways_one_port() {
         assert_eq!(failed["reason"], "insufficient_points", "{failed}");
         assert_eq!(flows::balance(&fe, "carol").await?, 50);
 
+        every_documented_operation_is_routed(&gw).await?;
         let report = sys.settle(Duration::from_secs(30)).await?;
         assert!(report.is_clean(), "{report}");
         Ok(())
@@ -154,13 +156,67 @@ async fn the_saga_runs_through_the_gateways_one_port() {
     .await;
 }
 
+/// The merged document and the gateway's routes agree: every operation it lists is routed
+/// (answered by a service or the gateway, never `no-such-route` or `method-not-allowed`), and it
+/// lists every service's public operation.
+async fn every_documented_operation_is_routed(gw: &Gateway) -> anyhow::Result<()> {
+    let doc = gw
+        .api()
+        .get("/api/openapi.json", None)
+        .await?
+        .expect(200)
+        .body;
+    let paths = doc["paths"].as_object().expect("paths");
+    for service in [
+        concert_svc::ConcertSvc::api(),
+        seat_svc::SeatSvc::api(),
+        reservation_svc::ReservationSvc::api(),
+        payment_svc::PaymentSvc::api(),
+    ] {
+        for path in service.paths.paths.keys() {
+            assert!(
+                paths.contains_key(&format!("/api{path}")),
+                "{path} is not published"
+            );
+        }
+    }
+    let admin = gw.client().admin_token();
+    let unknown = harness::id_made_long_ago().to_string();
+    let (empty, mut checked) = (json!({}), 0);
+    for (path, item) in paths {
+        let concrete = path
+            .replace("{id}", &unknown)
+            .replace("{token}", "no-such-token")
+            .replace("{slug}", "not-found");
+        for method in item.as_object().expect("an operation").keys() {
+            let method: reqwest::Method = method.to_uppercase().parse()?;
+            let body = (method == reqwest::Method::POST).then_some(harness::RawBody::Json(&empty));
+            let r = gw
+                .api()
+                .send(method.clone(), &concrete, Some(&admin), &[], body)
+                .await?;
+            let kind = r.body["type"].as_str().unwrap_or_default();
+            assert!(
+                kind != "/problems/no-such-route" && kind != "/problems/method-not-allowed",
+                "{method} {path}: {}",
+                r.body
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 20, "only {checked} operations");
+    Ok(())
+}
+
 #[tokio::test]
 async fn the_edge_answers_cors_limits_and_identity_itself() {
     on_system(Options::default(), async |sys| {
         let allowed = "https://tickets.example";
-        let gw = sys
-            .gateway(&[("CORS_ORIGINS", allowed), ("RATE_LIMIT_PER_SEC", "5")])
-            .await?;
+        let gw = Gateway::start(
+            sys,
+            &[("CORS_ORIGINS", allowed), ("RATE_LIMIT_PER_SEC", "5")],
+        )
+        .await?;
         let http = reqwest::Client::new();
         let preflight = async |origin: &str| {
             http.request(
@@ -255,9 +311,11 @@ async fn the_edge_answers_cors_limits_and_identity_itself() {
 #[tokio::test]
 async fn a_hung_upstream_is_cut_off_at_once_and_the_catalog_outlives_its_service() {
     on_system(Options::default(), async |sys| {
-        let gw = sys
-            .gateway(&[("UPSTREAM_TIMEOUT_MS", "300"), ("BREAKER_OPEN_MS", "1000")])
-            .await?;
+        let gw = Gateway::start(
+            sys,
+            &[("UPSTREAM_TIMEOUT_MS", "300"), ("BREAKER_OPEN_MS", "1000")],
+        )
+        .await?;
         let fe = gw.client();
         let s =
             flows::open_schedule(&fe, "Breaker Blues", &flows::numbered_seats("B", 2, 10)).await?;
