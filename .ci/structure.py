@@ -19,7 +19,7 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CRATES = ["contracts", "nats", "harness", "concert-svc", "seat-svc", "reservation-svc",
-          "payment-svc", "gateway", "e2e"]
+          "payment-svc", "gateway", "ticketctl", "e2e"]
 MAX_LINES = 400
 
 problems = []

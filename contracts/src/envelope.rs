@@ -155,6 +155,16 @@ impl Envelope {
 }
 
 impl Message {
+    /// The same message in the trace `trace` (a `traceparent` header), if any.
+    pub fn traced(mut self, trace: Option<&crate::trace::TraceParent>) -> Self {
+        if let Some(t) = trace {
+            self.headers.retain(|(k, _)| k != header::TRACEPARENT);
+            self.headers
+                .push((header::TRACEPARENT.to_owned(), t.to_string()));
+        }
+        self
+    }
+
     /// The message for `event`, caused by `causation_id`, stamped `now`.
     pub fn new<E: Event>(
         source: &str,

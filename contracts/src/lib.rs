@@ -3,7 +3,8 @@
 //!
 //! Modules, each depending only on those above it: `string_enum` (words with one spelling),
 //! `ids`, `streams` (contexts, streams, subjects), `decode` (why a message cannot be read),
-//! `events` (the payloads of every context), `envelope` (CloudEvents headers around a payload).
+//! `events` (the payloads of every context), `envelope` (CloudEvents headers around a payload),
+//! `trace` (W3C trace context carried with the events).
 
 /// `$type`'s JSON Schema (for event payloads), written inline where it is used: the ids and
 /// amounts (`ids`), payload times (`rfc3339`).
@@ -36,6 +37,7 @@ pub mod events;
 pub mod envelope;
 mod rfc3339;
 pub mod schemas;
+pub mod trace;
 
 pub use decode::DecodeError;
 pub use envelope::{Envelope, Message};

@@ -27,6 +27,8 @@ pub struct Options {
     pub queue_token_ttl_secs: u64,
     /// Deliveries of a failing event before the DLQ.
     pub max_deliver: u64,
+    /// When reservation-svc counts a saga not ended as stuck.
+    pub saga_stuck_after_secs: u64,
     /// Processes of seat-svc, reservation-svc and payment-svc (their consumer groups).
     pub replicas: usize,
     /// Each service connects with a NATS user of its own, limited to its own subjects.
@@ -53,6 +55,7 @@ impl Default for Options {
             queue_active_limit: 100,
             queue_token_ttl_secs: 600,
             max_deliver: 10,
+            saga_stuck_after_secs: 360,
             replicas: 1,
             secured: false,
             cluster: false,
@@ -173,6 +176,12 @@ impl System {
             if secured {
                 env.push(("NATS_USER".into(), name.to_owned()));
                 env.push(("NATS_PASSWORD".into(), BUS_PASSWORD.into()));
+            }
+            if name == reservation {
+                env.push((
+                    "SAGA_STUCK_AFTER_SECS".into(),
+                    opts.saga_stuck_after_secs.to_string(),
+                ));
             }
             if name == seat {
                 env.push(("SEAT_HOLD_TTL_SECS".into(), opts.hold_ttl_secs.to_string()));

@@ -26,8 +26,7 @@ pub async fn run(w: &mut Work, c: Command) -> Result<Status, Error<Rejection>> {
         .ok_or(Rejection::Unknown(c.id))?;
     let fact = (c.decide)(&r, w.now())?;
     r.facts.learn(&fact);
-    let now = w.now_ms();
-    store::save_facts(w, c.id, &r.facts, now).await?;
+    store::save_facts(w, c.id, &r.facts, r.status).await?;
     let event = match fact {
         Fact::PaymentRequested => ReservationEvent::PaymentRequested(PaymentRequested {
             reservation_id: c.id,

@@ -21,7 +21,14 @@ use serde_json::json;
 
 /// The reservations' routes, as the OpenAPI document describes them.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(list, get_one, pay, cancel, crate::live::status_stream))]
+#[openapi(paths(
+    list,
+    get_one,
+    pay,
+    cancel,
+    crate::live::status_stream,
+    crate::stuck::list
+))]
 pub struct Api;
 
 /// A command accepted: the saga carries it out.

@@ -10,6 +10,7 @@
 //! - [`http`] and [`live`]: the routes, and the server-sent status stream; [`arrival`]: a
 //!   reservation just handed out by seat-svc is waited for briefly, never answered 404;
 //!   [`watchers`]: who in this process waits on which reservation.
+//! - [`stuck`]: sagas not ended long after they should be: a gauge, and a list for admins.
 //! - [`audit`]: every reservation's status, for the whole-system checks.
 
 pub mod arrival;
@@ -19,6 +20,7 @@ pub mod domain;
 pub mod http;
 pub mod live;
 pub mod store;
+pub mod stuck;
 pub mod tracker;
 pub mod watchers;
 
@@ -33,7 +35,7 @@ pub struct ReservationSvc;
 impl Service for ReservationSvc {
     const NAME: &'static str = "reservation-svc";
     const DEFAULT_PORT: u16 = 8083;
-    type Settings = ();
+    type Settings = stuck::Threshold;
 
     fn migrator() -> &'static sqlx::migrate::Migrator {
         &MIGRATOR
@@ -58,7 +60,7 @@ impl Service for ReservationSvc {
         http::Api::openapi()
     }
 
-    fn wire(rt: &mut Runtime, _: ()) -> Router {
+    fn wire(rt: &mut Runtime, threshold: stuck::Threshold) -> Router {
         // The status streams of this process, woken by the commits that change their reservation.
         let watchers = watchers::Watchers::default();
         let tracker = tracker::SagaTracker {
@@ -66,9 +68,15 @@ impl Service for ReservationSvc {
         };
         rt.consume::<SeatEvent, _>(tracker::SEATS, tracker.clone());
         rt.consume::<PaymentEvent, _>(tracker::PAYMENTS, tracker);
+        let db = rt.db();
+        let counting = threshold.clone();
+        rt.every("count stuck sagas", threshold.recount_every(), move || {
+            stuck::count(db.clone(), counting.clone())
+        });
         Router::new()
             .merge(http::routes())
             .merge(live::routes())
             .with_state(rt.state(watchers))
+            .merge(stuck::routes().with_state(rt.state(threshold)))
     }
 }

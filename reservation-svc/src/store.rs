@@ -5,6 +5,7 @@ use crate::domain::{Facts, FailureReason, Status};
 use contracts::events::SeatHeld;
 use contracts::{Points, ReservationId, ScheduleId, SeatId, UserId};
 use nats::db::{Row, Sql, from_millis, to_millis};
+use nats::unit_of_work::Work;
 use serde::Serialize;
 
 /// A reservation as its owner sees it.
@@ -139,15 +140,17 @@ pub async fn list_for_user(
     .collect()
 }
 
-/// Stores the facts and the status and reason they amount to.
+/// Stores the facts and the status and reason they amount to. A saga that ends here (its
+/// status was `before`) is counted in `saga_outcomes_total` once the commit is through.
 pub async fn save_facts(
-    sql: &mut impl Sql,
+    w: &mut Work,
     id: ReservationId,
     facts: &Facts,
-    now_ms: i64,
+    before: Status,
 ) -> anyhow::Result<()> {
     let (status, reason) = facts.status();
-    sql.sql(
+    let now_ms = w.now_ms();
+    w.sql(
         "UPDATE reservations SET facts = $1, status = $2, reason = $3, updated_at = $4 WHERE id = $5",
     )
     .bind(serde_json::to_string(facts)?)
@@ -157,6 +160,11 @@ pub async fn save_facts(
     .bind(id)
     .execute()
     .await?;
+    if status.is_terminal() && !before.is_terminal() {
+        w.after_commit(move || {
+            metrics::counter!("saga_outcomes_total", "status" => status.as_str()).increment(1);
+        });
+    }
     Ok(())
 }
 
@@ -202,4 +210,54 @@ pub async fn ended(sql: &mut impl Sql) -> anyhow::Result<(i64, i64)> {
         .fetch_one()
         .await?;
     Ok((row.get("n")?, row.get("last")?))
+}
+
+/// A saga not terminal, started before some time.
+#[derive(Debug, Clone)]
+pub struct Unfinished {
+    pub id: ReservationId,
+    pub status: Status,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// The sagas not terminal that started before `created_before_ms`, oldest first (at most
+/// `limit`), and how many there are in all.
+pub async fn unfinished(
+    sql: &mut impl Sql,
+    created_before_ms: i64,
+    limit: i64,
+) -> anyhow::Result<(Vec<Unfinished>, i64)> {
+    let [a, b, c, d] = Status::TERMINAL;
+    let rows = sql
+        .sql(
+            "SELECT id, status, created_at, updated_at, COUNT(*) OVER () AS total
+             FROM reservations
+             WHERE status NOT IN ($1, $2, $3, $4) AND created_at < $5
+             ORDER BY created_at, id LIMIT $6",
+        )
+        .bind(a.as_str())
+        .bind(b.as_str())
+        .bind(c.as_str())
+        .bind(d.as_str())
+        .bind(created_before_ms)
+        .bind(limit)
+        .fetch_all()
+        .await?;
+    let total = match rows.first() {
+        Some(r) => r.get("total")?,
+        None => 0,
+    };
+    let unfinished = rows
+        .iter()
+        .map(|r| {
+            Ok(Unfinished {
+                id: r.parse("id")?,
+                status: r.parse("status")?,
+                created_at_ms: r.get("created_at")?,
+                updated_at_ms: r.get("updated_at")?,
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok((unfinished, total))
 }

@@ -47,8 +47,7 @@ async fn learn<E: Event>(
     };
     let before = r.facts.status().0;
     r.facts.learn(&fact);
-    let now = w.now_ms();
-    store::save_facts(w, id, &r.facts, now).await?;
+    store::save_facts(w, id, &r.facts, before).await?;
     let watchers = watchers.clone();
     w.after_commit(move || watchers.changed(id));
     if before != Status::Confirmed && r.facts.status().0 == Status::Confirmed {

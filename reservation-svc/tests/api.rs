@@ -14,7 +14,7 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(15);
 
 async fn start(env: &TestEnv) -> Api {
-    env.start::<ReservationSvc>(())
+    env.start::<ReservationSvc>(Default::default())
         .await
         .expect("reservation-svc ready")
 }

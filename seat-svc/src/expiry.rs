@@ -32,6 +32,9 @@ pub async fn expire_holds(uow: &UnitOfWork, db: &Db, limits: &Limits) -> anyhow:
                     released += 1;
                 }
             }
+            // Counted once the releases are durable (a failed scan is run again).
+            let counted = released as u64;
+            w.after_commit(move || metrics::counter!("holds_expired_total").increment(counted));
             Ok(released)
         })
     })

@@ -9,7 +9,7 @@ use e2e::system::Options;
 
 /// An event that keeps failing is retried a bounded number of times, then dead-lettered with
 /// its reason while the other sagas go on; once its cause is fixed, replaying it from the DLQ
-/// (with the `dlq` tool) completes it.
+/// (with `ticketctl dlq`) completes it.
 #[tokio::test]
 async fn a_poison_event_goes_to_the_dlq_without_blocking_others_and_replays_once_fixed() {
     let opts = Options {
@@ -44,9 +44,10 @@ async fn poison(sys: &System) -> anyhow::Result<()> {
     flows::wait_reservation(sys, "ok", &ok, "confirmed").await?;
 
     // After its two deliveries it is in the DLQ, with why and from where.
-    let dlq = e2e::service_binary("dlq")?;
+    let ticketctl = e2e::service_binary("ticketctl")?;
     let run = |args: &[&str]| -> anyhow::Result<String> {
-        let out = std::process::Command::new(&dlq)
+        let out = std::process::Command::new(&ticketctl)
+            .arg("dlq")
             .args(args)
             .env("NATS_URL", sys.nats.url())
             .output()?;

@@ -23,6 +23,7 @@ mod read_your_writes;
 mod rebuild;
 mod replicas;
 mod republish;
+mod sagas;
 mod schemathesis;
 mod secured;
 mod shutdown;

@@ -13,6 +13,7 @@ use crate::db;
 use crate::unit_of_work::{Error, Unit, UnitOfWork, Work};
 use anyhow::Context as _;
 use async_nats::jetstream::{self, AckKind};
+use contracts::trace::TraceParent;
 use contracts::{Envelope, Event};
 use futures::{FutureExt as _, StreamExt as _};
 use std::any::Any;
@@ -222,12 +223,15 @@ impl<E: Event, H: EventHandler<E>> Consumer<E, H> {
                 Err(reason) => self.dead_letter(js, &msg, delivered, &reason).await,
             }
         }
+        // Handled together, committed together: each event took the batch's time.
+        let started = std::time::Instant::now();
         let outcomes = self.handle(deliveries).await;
+        let took = started.elapsed().as_secs_f64();
         let wait = outcomes
             .iter()
             .any(|(o, _)| matches!(o, Outcome::Wait { .. }));
         for (msg, (outcome, delivered)) in readable.iter().zip(outcomes) {
-            self.settle(js, msg, delivered, outcome).await;
+            self.settle(js, msg, delivered, outcome, took).await;
         }
         wait
     }
@@ -246,6 +250,15 @@ impl<E: Event, H: EventHandler<E>> Consumer<E, H> {
                     let (handler, d) = (handler.clone(), d.clone());
                     Box::pin(async move {
                         w.caused_by(d.envelope.id);
+                        // The trace the event is part of goes on to what handling it emits.
+                        if let Some(trace) = d
+                            .envelope
+                            .traceparent
+                            .as_deref()
+                            .and_then(TraceParent::parse)
+                        {
+                            w.in_trace(trace.child());
+                        }
                         let now = w.now_ms();
                         if !inbox::first_delivery(w, inbox_key, d.envelope.id, now).await? {
                             return Ok(());
@@ -279,6 +292,7 @@ impl<E: Event, H: EventHandler<E>> Consumer<E, H> {
         msg: &jetstream::Message,
         delivered: i64,
         outcome: Outcome,
+        took: f64,
     ) {
         let label = match &outcome {
             Outcome::Done => "done",
@@ -286,8 +300,16 @@ impl<E: Event, H: EventHandler<E>> Consumer<E, H> {
             Outcome::Reject { .. } => "rejected",
             Outcome::Wait { .. } => "wait",
         };
-        metrics::counter!("events_handled_total", "stream" => self.spec.stream, "outcome" => label)
+        let ce_type = msg
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(contracts::envelope::header::TYPE))
+            .map(|t| t.as_str().to_owned())
+            .unwrap_or_default();
+        metrics::counter!("events_handled_total", "stream" => self.spec.stream, "type" => ce_type.clone(), "outcome" => label)
             .increment(1);
+        metrics::histogram!("event_handle_duration_seconds", "type" => ce_type, "outcome" => label)
+            .record(took);
         let seq = msg.info().map(|i| i.stream_sequence).unwrap_or(0);
         let acked = match outcome {
             Outcome::Done => {

@@ -84,6 +84,9 @@ pub struct Entry {
     pub delivered: String,
     pub ce_type: String,
     pub ce_id: String,
+    /// When it was dead-lettered.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: time::OffsetDateTime,
     #[serde(skip)]
     pub headers: HeaderMap,
     pub payload: String,
@@ -105,6 +108,7 @@ fn entry(msg: jetstream::message::StreamMessage) -> Entry {
         delivered: h(dlq_header::DELIVERED),
         ce_type: h(header::TYPE),
         ce_id: h(header::ID),
+        at: msg.time,
         payload: String::from_utf8_lossy(&msg.payload).into_owned(),
         headers: msg.headers,
     }

@@ -6,6 +6,8 @@
 //! - [`relay`]: publishes the outbox (written by the unit of work) after each commit.
 //! - [`handler`]: what a service writes to handle events; [`consumer`]: pulls batches, runs
 //!   them through the handler as units of work, acks.
+//! - [`timeline`]: one saga's events across every stream, and where each consumer stands;
+//!   [`lag`]: how far behind each durable consumer is.
 
 pub mod topology;
 pub mod users;
@@ -19,3 +21,6 @@ pub mod handler;
 
 pub mod consumer;
 pub mod relay;
+
+pub mod lag;
+pub mod timeline;

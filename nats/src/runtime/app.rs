@@ -84,6 +84,7 @@ impl Runtime {
         // Clocks drift: measure this machine's against the database's again and again.
         let clock_db = db.clone();
         let (sweeper, retention) = (uow.clone(), config.retention);
+        let (gauge_db, gauge_js, name) = (db.clone(), js.clone(), config.name);
         let periodic: Vec<(&'static str, Duration, PeriodicTask)> = vec![
             (
                 "clock",
@@ -99,6 +100,14 @@ impl Runtime {
                 Box::new(move || {
                     let uow = sweeper.clone();
                     Box::pin(async move { housekeeping::sweep(&uow, retention).await.map(drop) })
+                }),
+            ),
+            (
+                "gauges",
+                super::gauges::EVERY,
+                Box::new(move || {
+                    let (db, js) = (gauge_db.clone(), gauge_js.clone());
+                    Box::pin(async move { super::gauges::report(name, &db, &js).await })
                 }),
             ),
         ];

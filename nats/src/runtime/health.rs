@@ -78,8 +78,8 @@ pub(crate) async fn track_requests(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let resp = next.run(req).await;
     let status = resp.status().as_u16().to_string();
-    metrics::counter!("http_requests_total", "method" => method.clone(), "path" => path.clone(), "status" => status).increment(1);
-    metrics::histogram!("http_request_duration_seconds", "method" => method, "path" => path)
+    metrics::counter!("http_requests_total", "method" => method.clone(), "path" => path.clone(), "status" => status.clone()).increment(1);
+    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => path, "status" => status)
         .record(start.elapsed().as_secs_f64());
     resp
 }

@@ -3,6 +3,7 @@
 //! [`App`] that `main` and the tests both run; [`main`] is a service binary's whole `main`.
 
 pub mod config;
+pub mod gauges;
 pub mod housekeeping;
 pub mod shutdown;
 pub mod telemetry;

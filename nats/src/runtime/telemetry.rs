@@ -14,11 +14,20 @@ pub fn init_logging() {
         .try_init();
 }
 
+/// Upper bounds of every histogram's buckets, in seconds: 1 ms to 10 s.
+const BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
 /// The process's metrics recorder, installed on first use.
 pub fn metrics() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
-        let recorder = PrometheusBuilder::new().build_recorder();
+        // Histograms with buckets (not summaries): they add up across replicas.
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(BUCKETS)
+            .expect("the buckets are not empty")
+            .build_recorder();
         let handle = recorder.handle();
         // Fails only if another recorder was installed first; then ours stays empty but valid.
         let _ = metrics::set_global_recorder(recorder);

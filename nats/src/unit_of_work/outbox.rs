@@ -159,6 +159,15 @@ pub async fn backlog(sql: &mut impl Sql) -> anyhow::Result<(i64, i64)> {
     Ok((row.get("pending")?, row.get("parked")?))
 }
 
+/// Rows not published yet, and when the oldest of them was committed (ms since the epoch).
+pub async fn oldest(sql: &mut impl Sql) -> anyhow::Result<(i64, Option<i64>)> {
+    let row = sql
+        .sql("SELECT COUNT(*) AS pending, MIN(created_at) AS oldest FROM outbox WHERE published_at IS NULL")
+        .fetch_one()
+        .await?;
+    Ok((row.get("pending")?, row.get("oldest")?))
+}
+
 /// Sets row `seq` aside: the relay publishes the rows after it.
 pub async fn park(sql: &mut impl Sql, seq: i64, reason: &str, now_ms: i64) -> anyhow::Result<()> {
     sql.sql(

@@ -3,6 +3,7 @@
 //! rejection or a technical failure).
 
 use crate::db::{Clock, Sql, Statement, Tx, to_millis};
+use contracts::trace::TraceParent;
 use contracts::{Event, Message};
 use futures::future::BoxFuture;
 use std::borrow::Cow;
@@ -79,6 +80,8 @@ pub struct Work {
     /// Where `now` comes from: the database's time, so every replica agrees on deadlines.
     clock: Clock,
     cause: Option<String>,
+    /// The trace the unit's events are part of (their `traceparent`).
+    trace: Option<TraceParent>,
     /// Events of the unit running now; they join `committing` if it succeeds.
     emitted: Vec<Message>,
     /// Events of the units that succeeded in this transaction, written at the commit.
@@ -100,6 +103,7 @@ impl Work {
             now: clock.now(),
             clock,
             cause: None,
+            trace: None,
             emitted: Vec::new(),
             committing: Vec::new(),
             hooks: Vec::new(),
@@ -120,12 +124,10 @@ impl Work {
     /// to the outbox with the unit's effects and published after the commit. An event too large
     /// to publish fails the unit (see [`Work::fits`] to refuse it first).
     pub fn emit<E: Event>(&mut self, event: &E) {
-        self.emitted.push(Message::new(
-            self.service,
-            event,
-            self.cause.as_deref(),
-            self.now,
-        ));
+        self.emitted.push(
+            Message::new(self.service, event, self.cause.as_deref(), self.now)
+                .traced(self.trace.as_ref()),
+        );
     }
 
     /// Runs `hook` after the commit that makes this unit's effects durable; never if the unit
@@ -136,7 +138,8 @@ impl Work {
 
     /// Whether `event` is small enough to publish, as this unit would emit it.
     pub fn fits<E: Event>(&self, event: &E) -> Result<(), EventTooLarge> {
-        let msg = Message::new(self.service, event, self.cause.as_deref(), self.now);
+        let msg = Message::new(self.service, event, self.cause.as_deref(), self.now)
+            .traced(self.trace.as_ref());
         match size_of(&msg) {
             bytes if bytes > MAX_EVENT_BYTES => Err(EventTooLarge {
                 subject: msg.subject,
@@ -151,6 +154,12 @@ impl Work {
         self.cause = Some(cause.to_string());
     }
 
+    /// The trace span the unit's events are emitted in (their `traceparent`): the command's, or
+    /// a child of the handled event's.
+    pub fn in_trace(&mut self, span: TraceParent) {
+        self.trace = Some(span);
+    }
+
     /// Runs `unit` in this transaction: its events are kept for the commit if it succeeds.
     pub(super) async fn unit<T, R>(
         &mut self,
@@ -158,6 +167,7 @@ impl Work {
     ) -> Result<T, Error<R>> {
         self.now = self.clock.now();
         self.cause = None;
+        self.trace = None;
         self.emitted.clear();
         self.hooks.clear();
         let mut outcome = unit(self).await;

@@ -16,6 +16,8 @@ use axum::extract::FromRequestParts;
 use axum::http::{HeaderValue, StatusCode, request::Parts};
 use axum::response::{IntoResponse, Response};
 use contracts::UserId;
+use contracts::envelope::header::TRACEPARENT;
+use contracts::trace::TraceParent;
 use futures::future::BoxFuture;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -133,6 +135,8 @@ pub const MAX_REQUEST_ID: usize = 200;
 /// here ([`InFlight`], put on every request by the service runtime).
 pub struct CommandRequest {
     request_id: Option<String>,
+    /// The caller's trace (`traceparent`), or one begun here.
+    trace: TraceParent,
     key: Option<Sent>,
 }
 
@@ -153,9 +157,17 @@ impl<S: Send + Sync> FromRequestParts<S> for CommandRequest {
             .and_then(|v| v.to_str().ok())
             .filter(|id| id.len() <= MAX_REQUEST_ID)
             .map(str::to_owned);
+        // The trace every event the command causes is part of (W3C trace context).
+        let trace = parts
+            .headers
+            .get(TRACEPARENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(TraceParent::parse)
+            .unwrap_or_else(TraceParent::root);
         let Some(raw) = parts.headers.get(HEADER) else {
             return Ok(CommandRequest {
                 request_id,
+                trace,
                 key: None,
             });
         };
@@ -183,6 +195,7 @@ impl<S: Send + Sync> FromRequestParts<S> for CommandRequest {
             .ok_or_else(|| Problem::internal("no InFlight extension on the router"))?;
         Ok(CommandRequest {
             request_id,
+            trace,
             key: Some(Sent {
                 key: key.to_owned(),
                 request,
@@ -197,14 +210,21 @@ impl CommandRequest {
     /// empty for a command without one): 409 while another request of theirs with this key is
     /// being handled here. Keep the [`Handling`] until the answer is sent.
     pub fn claim(self, user: &UserId, body: &[u8]) -> Result<(Once, Option<Handling>), Problem> {
-        let cause = self.request_id;
+        let (cause, trace) = (self.request_id, self.trace);
         let Some(Sent {
             key,
             mut request,
             in_flight,
         }) = self.key
         else {
-            return Ok((Once { cause, key: None }, None));
+            return Ok((
+                Once {
+                    cause,
+                    trace,
+                    key: None,
+                },
+                None,
+            ));
         };
         request.update(body);
         let id = (user.clone(), key.clone());
@@ -225,7 +245,7 @@ impl CommandRequest {
             key,
             request,
         });
-        Ok((Once { cause, key }, Some(handling)))
+        Ok((Once { cause, trace, key }, Some(handling)))
     }
 }
 
@@ -246,6 +266,7 @@ struct Claimed {
 pub struct Once {
     /// The command's request id.
     cause: Option<String>,
+    trace: TraceParent,
     key: Option<Claimed>,
 }
 
@@ -287,6 +308,7 @@ impl Once {
         if let Some(cause) = &self.cause {
             w.caused_by(cause);
         }
+        w.in_trace(self.trace.child());
         let Some(c) = self.key else {
             return command(w).await.map_err(refused);
         };
@@ -353,42 +375,4 @@ async fn stored<R>(w: &mut Work, c: &Claimed) -> Result<Answer, Error<Refused<R>
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn key(k: &str) -> Result<CommandRequest, Problem> {
-        key_in(k, &InFlight::default())
-    }
-
-    fn key_in(k: &str, in_flight: &InFlight) -> Result<CommandRequest, Problem> {
-        let (mut parts, ()) = axum::http::Request::post("/wallet/charge")
-            .header(HEADER, k)
-            .extension(in_flight.clone())
-            .body(())
-            .unwrap()
-            .into_parts();
-        futures::executor::block_on(CommandRequest::from_request_parts(&mut parts, &()))
-    }
-
-    #[test]
-    fn keys_are_one_to_255_visible_ascii_characters() {
-        assert!(key("k-1").is_ok());
-        assert!(key(&"k".repeat(MAX_KEY)).is_ok());
-        for bad in ["", "a b", &"k".repeat(MAX_KEY + 1)] {
-            let refused = key(bad).err().expect("refused");
-            assert_eq!(refused.kind, INVALID_KEY, "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn a_key_in_flight_is_refused_until_its_first_request_is_answered() {
-        let (in_flight, ann) = (InFlight::default(), UserId("ann".into()));
-        let claim = |user: &UserId| key_in("k", &in_flight).unwrap().claim(user, b"{}");
-        let (_, first) = claim(&ann).unwrap();
-        assert_eq!(claim(&ann).err().expect("in flight").kind, KEY_IN_USE);
-        // Another user's key of the same text is theirs.
-        assert!(claim(&UserId("bob".into())).is_ok());
-        drop(first);
-        assert!(claim(&ann).is_ok());
-    }
-}
+mod tests;
