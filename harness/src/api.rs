@@ -157,6 +157,19 @@ impl Api {
             .await?)
     }
 
+    /// The sum of the series `name` in the service's `/metrics` whose labels include `labels`
+    /// (0 when there is none).
+    pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> anyhow::Result<f64> {
+        let text = self
+            .client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await?
+            .text()
+            .await?;
+        Ok(metric_sum(&text, name, labels))
+    }
+
     pub async fn get(&self, path: &str, token: Option<&str>) -> anyhow::Result<Reply> {
         self.send(Method::GET, path, token, &[], None).await
     }
@@ -172,8 +185,40 @@ impl Api {
     }
 }
 
+/// The sum of the series `name{…}` in Prometheus text whose labels include `labels`.
+fn metric_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (series_name, series_labels) = match series.split_once('{') {
+                Some((n, rest)) => (n, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            let all = labels.iter().all(|(k, v)| {
+                series_labels
+                    .split(',')
+                    .any(|kv| kv == format!("{k}=\"{v}\""))
+            });
+            (series_name == name && all).then(|| value.parse::<f64>().ok())?
+        })
+        .sum()
+}
+
 /// A request body: JSON, or raw text sent as JSON (to test malformed input).
 pub enum RawBody<'a> {
     Json(&'a Value),
     Text(&'a str),
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn series_are_summed_by_name_and_labels() {
+        let text = "# TYPE x counter\nx{a=\"1\",b=\"2\"} 3\nx{a=\"1\",b=\"3\"} 4\nx_count 9\ny 1\n";
+        assert_eq!(super::metric_sum(text, "x", &[("a", "1")]), 7.0);
+        assert_eq!(super::metric_sum(text, "x", &[("b", "3")]), 4.0);
+        assert_eq!(super::metric_sum(text, "x_count", &[]), 9.0);
+        assert_eq!(super::metric_sum(text, "z", &[]), 0.0);
+    }
 }

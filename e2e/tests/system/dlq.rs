@@ -68,6 +68,33 @@ async fn poison(sys: &System) -> anyhow::Result<()> {
         "{listed}"
     );
     let seq = listed.split_whitespace().next().unwrap().to_owned();
+    // Every service reports the DLQ's depth.
+    let depth = async |want: f64| {
+        eventually("dlq_messages", flows::STEP, async || {
+            let v = sys.reservation.api().metric("dlq_messages", &[]).await?;
+            Ok((v == want).then_some(()))
+        })
+        .await
+    };
+    depth(1.0).await?;
+    // A dry run says what it would do, and does nothing.
+    let dry = run(&[
+        "replay",
+        "--all",
+        "--service",
+        "reservation-svc",
+        "--dry-run",
+    ])?;
+    assert!(
+        dry.contains("would replay") && dry.contains(&format!("seat.sold.{r}")),
+        "{dry}"
+    );
+    let none = run(&["list", "--service", "payment-svc"])?;
+    assert_eq!(
+        none.trim(),
+        "the DLQ is empty",
+        "filtered to another service"
+    );
     let shown: serde_json::Value = serde_json::from_str(&run(&["show", &seq])?)?;
     assert_eq!(shown["delivered"], "2");
     assert!(
@@ -124,6 +151,7 @@ async fn poison(sys: &System) -> anyhow::Result<()> {
     );
     flows::wait_reservation(sys, "late", &r.to_string(), "confirmed").await?;
     assert_eq!(run(&["list"])?.trim(), "the DLQ is empty");
+    depth(0.0).await?;
     concert_svc_caught_up().await?;
     assert_eq!(
         concert_svc().await?,

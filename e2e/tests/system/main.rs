@@ -17,6 +17,7 @@ mod gateway;
 mod happy_path;
 mod idempotency;
 mod identity;
+mod metrics;
 mod outages;
 mod queue;
 mod read_your_writes;

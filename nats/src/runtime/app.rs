@@ -103,11 +103,19 @@ impl Runtime {
                 }),
             ),
             (
-                "gauges",
+                "outbox gauges",
                 super::gauges::EVERY,
                 Box::new(move || {
-                    let (db, js) = (gauge_db.clone(), gauge_js.clone());
-                    Box::pin(async move { super::gauges::report(name, &db, &js).await })
+                    let db = gauge_db.clone();
+                    Box::pin(async move { super::gauges::outbox(&db).await })
+                }),
+            ),
+            (
+                "bus gauges",
+                super::gauges::EVERY,
+                Box::new(move || {
+                    let js = gauge_js.clone();
+                    Box::pin(async move { super::gauges::bus(name, &js).await })
                 }),
             ),
         ];

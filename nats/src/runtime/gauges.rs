@@ -12,30 +12,27 @@ use contracts::DLQ_STREAM;
 /// How often the gauges are read again.
 pub const EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Reads every gauge once. The outbox is read from the database and the rest from JetStream, so
-/// one being down does not keep the other's gauges from moving.
-pub async fn report(name: &'static str, db: &Db, js: &jetstream::Context) -> anyhow::Result<()> {
-    let outbox = async {
-        let (pending, oldest_ms) = outbox::oldest(&mut db.reader().await?).await?;
-        metrics::gauge!("outbox_pending").set(pending as f64);
-        let age_ms = oldest_ms.map_or(0, |t| (db.clock().now_ms() - t).max(0));
-        metrics::gauge!("outbox_oldest_age_seconds").set(age_ms as f64 / 1000.0);
-        anyhow::Ok(())
-    };
-    let bus = async {
-        for l in lag::all(js).await? {
-            if l.consumer == name {
-                metrics::gauge!("consumer_pending", "stream" => l.stream).set(l.pending as f64);
-                metrics::gauge!("consumer_ack_pending", "stream" => l.stream)
-                    .set(l.ack_pending as f64);
-            }
+/// The outbox's gauges, read from the database. A task of its own beside [`bus`]: with NATS down
+/// (when the outbox grows) the bus's calls wait, and these must not wait with them.
+pub async fn outbox(db: &Db) -> anyhow::Result<()> {
+    let (pending, oldest_ms) = outbox::oldest(&mut db.reader().await?).await?;
+    metrics::gauge!("outbox_pending").set(pending as f64);
+    let age_ms = oldest_ms.map_or(0, |t| (db.clock().now_ms() - t).max(0));
+    metrics::gauge!("outbox_oldest_age_seconds").set(age_ms as f64 / 1000.0);
+    Ok(())
+}
+
+/// The gauges read from JetStream: this service's consumers' lag, the DLQ's depth.
+pub async fn bus(name: &'static str, js: &jetstream::Context) -> anyhow::Result<()> {
+    for l in lag::all(js).await? {
+        if l.consumer == name {
+            metrics::gauge!("consumer_pending", "stream" => l.stream).set(l.pending as f64);
+            metrics::gauge!("consumer_ack_pending", "stream" => l.stream).set(l.ack_pending as f64);
         }
-        if let Ok(mut dlq) = js.get_stream(DLQ_STREAM).await {
-            let messages = dlq.info().await?.state.messages;
-            metrics::gauge!("dlq_messages").set(messages as f64);
-        }
-        anyhow::Ok(())
-    };
-    let (a, b) = futures::join!(outbox, bus);
-    a.and(b)
+    }
+    if let Ok(mut dlq) = js.get_stream(DLQ_STREAM).await {
+        let messages = dlq.info().await?.state.messages;
+        metrics::gauge!("dlq_messages").set(messages as f64);
+    }
+    Ok(())
 }

@@ -1,0 +1,144 @@
+//! The metrics that matter move the way a run implies: request durations and handled events as
+//! histograms by route and type, each way a saga ended counted once, expired holds, consumer
+//! lag while payment-svc's database is cut, the outbox's backlog and age while NATS is down.
+
+use crate::helpers::on_system;
+use e2e::system::Options;
+use e2e::{Api, System, eventually, flows};
+use std::time::Duration;
+
+/// Waits until `api`'s series `name{labels}` satisfies `ok`; answers its value.
+async fn until(
+    api: &Api,
+    name: &str,
+    labels: &[(&str, &str)],
+    ok: impl Fn(f64) -> bool,
+) -> anyhow::Result<f64> {
+    let what = format!("{name}{labels:?} at {}", api.base());
+    eventually(&what, flows::STEP, async || {
+        let v = api.metric(name, labels).await?;
+        Ok(ok(v).then_some(v))
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_metrics_move_the_way_the_run_implies() {
+    let opts = Options {
+        hold_ttl_secs: 4,
+        outages: true,
+        ..Default::default()
+    };
+    on_system(opts, async |sys| run(sys).await).await;
+}
+
+async fn run(sys: &mut System) -> anyhow::Result<()> {
+    let s = flows::open_schedule(sys, "Metered", &flows::numbered_seats("M", 6, 100)).await?;
+    let seat = |i: usize| vec![s.seat_ids[i].clone()];
+    let (reservations, seats) = (sys.reservation.api(), sys.seat.api());
+
+    // One saga of each ending.
+    let confirmed = flows::holding(sys, "cora", 100, &s.schedule_id, &seat(0)).await?;
+    flows::pay(sys, "cora", &confirmed).await?.expect(202);
+    let failed = flows::holding(sys, "fred", 10, &s.schedule_id, &seat(1)).await?;
+    flows::pay(sys, "fred", &failed).await?.expect(202);
+    let cancelled = flows::holding(sys, "cass", 100, &s.schedule_id, &seat(2)).await?;
+    flows::cancel(sys, "cass", &cancelled).await?.expect(202);
+    let expired = flows::holding(sys, "emma", 100, &s.schedule_id, &seat(3)).await?;
+    for (user, id, status) in [
+        ("cora", &confirmed, "confirmed"),
+        ("fred", &failed, "failed"),
+        ("cass", &cancelled, "cancelled"),
+        ("emma", &expired, "expired"),
+    ] {
+        flows::wait_reservation(sys, user, id, status).await?;
+        until(
+            &reservations,
+            "saga_outcomes_total",
+            &[("status", status)],
+            |v| v == 1.0,
+        )
+        .await?;
+    }
+    assert_eq!(seats.metric("holds_expired_total", &[]).await?, 1.0);
+    assert_eq!(reservations.metric("sagas_stuck", &[]).await?, 0.0);
+
+    // Requests and handled events as histograms: by route and status, by type and outcome.
+    let paid = [("route", "/reservations/{id}/payment"), ("status", "202")];
+    assert_eq!(
+        reservations
+            .metric("http_request_duration_seconds_count", &paid)
+            .await?,
+        2.0
+    );
+    let le = [paid[0], paid[1], ("le", "10")];
+    assert_eq!(
+        reservations
+            .metric("http_request_duration_seconds_bucket", &le)
+            .await?,
+        2.0
+    );
+    let held = [("type", "seat.held.v1"), ("outcome", "done")];
+    assert_eq!(
+        reservations.metric("events_handled_total", &held).await?,
+        4.0
+    );
+    assert_eq!(
+        reservations
+            .metric("event_handle_duration_seconds_count", &held)
+            .await?,
+        4.0
+    );
+    let cashier = sys.payment.api();
+    let requested = [
+        ("type", "reservation.payment_requested.v1"),
+        ("outcome", "done"),
+    ];
+    assert_eq!(
+        cashier.metric("events_handled_total", &requested).await?,
+        2.0
+    );
+
+    // payment-svc's database cut: what it is sent waits in its consumer, and is counted.
+    let late = flows::holding(sys, "lena", 100, &s.schedule_id, &seat(4)).await?;
+    let cut = sys
+        .breaker("payment-svc")
+        .expect("outages on")
+        .cut()
+        .await?;
+    flows::pay(sys, "lena", &late).await?.expect(202);
+    let lag = [("stream", "RESERVATION")];
+    eventually("payment-svc's consumer to lag", flows::STEP, async || {
+        let waiting = cashier.metric("consumer_pending", &lag).await?
+            + cashier.metric("consumer_ack_pending", &lag).await?;
+        Ok((waiting >= 1.0).then_some(()))
+    })
+    .await?;
+    drop(cut);
+    flows::wait_reservation(sys, "lena", &late, "confirmed").await?;
+    until(&cashier, "consumer_pending", &lag, |v| v == 0.0).await?;
+    until(&cashier, "consumer_ack_pending", &lag, |v| v == 0.0).await?;
+
+    // NATS down: a hold commits, its event waits in seat-svc's outbox, getting older.
+    let token = flows::join_queue(sys, "olga", &s.schedule_id).await?;
+    flows::charge(sys, "olga", 100).await?;
+    sys.nats.kill();
+    flows::hold(
+        sys,
+        "olga",
+        &s.schedule_id,
+        token["token"].as_str().unwrap_or_default(),
+        &seat(5),
+    )
+    .await?
+    .expect(201);
+    until(&seats, "outbox_pending", &[], |v| v >= 1.0).await?;
+    until(&seats, "outbox_oldest_age_seconds", &[], |v| v >= 1.0).await?;
+    sys.nats.restart()?;
+    until(&seats, "outbox_pending", &[], |v| v == 0.0).await?;
+    until(&seats, "outbox_oldest_age_seconds", &[], |v| v == 0.0).await?;
+
+    let report = sys.settle(Duration::from_secs(30)).await?;
+    assert!(report.is_clean(), "{report}");
+    Ok(())
+}
