@@ -29,6 +29,8 @@ pub struct Options {
     pub max_deliver: u64,
     /// When reservation-svc counts a saga not ended as stuck.
     pub saga_stuck_after_secs: u64,
+    /// Services log JSON lines, with a line for every handled event (`LOG_FORMAT=json`).
+    pub log_json: bool,
     /// Processes of seat-svc, reservation-svc and payment-svc (their consumer groups).
     pub replicas: usize,
     /// Each service connects with a NATS user of its own, limited to its own subjects.
@@ -56,6 +58,7 @@ impl Default for Options {
             queue_token_ttl_secs: 600,
             max_deliver: 10,
             saga_stuck_after_secs: 360,
+            log_json: false,
             replicas: 1,
             secured: false,
             cluster: false,
@@ -165,7 +168,18 @@ impl System {
                 // E2E_SERVICE_LOG: the services' log filter, e.g. `sqlx=debug` to see statements.
                 (
                     "RUST_LOG".into(),
-                    std::env::var("E2E_SERVICE_LOG").unwrap_or_else(|_| "info".into()),
+                    std::env::var("E2E_SERVICE_LOG").unwrap_or_else(|_| {
+                        let handled = if opts.log_json {
+                            ",nats::messaging::consumer=debug"
+                        } else {
+                            ""
+                        };
+                        format!("info{handled}")
+                    }),
+                ),
+                (
+                    "LOG_FORMAT".into(),
+                    if opts.log_json { "json" } else { "text" }.into(),
                 ),
                 ("CONSUMER_MAX_DELIVER".into(), opts.max_deliver.to_string()),
                 (

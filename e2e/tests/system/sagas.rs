@@ -49,7 +49,11 @@ fn trace_id(headers: &async_nats::HeaderMap) -> String {
 
 #[tokio::test]
 async fn every_event_a_payment_causes_carries_the_payments_trace() {
-    on_system(Options::default(), async |sys| {
+    let opts = Options {
+        log_json: true,
+        ..Default::default()
+    };
+    on_system(opts, async |sys| {
         let s = flows::open_schedule(sys, "Traced", &[("T1", 100)]).await?;
         let id = flows::holding(sys, "tracy", 100, &s.schedule_id, &s.seat_ids).await?;
         let traceparent = format!("00-{TRACE_ID}-00f067aa0ba902b7-01");

@@ -300,12 +300,23 @@ impl<E: Event, H: EventHandler<E>> Consumer<E, H> {
             Outcome::Reject { .. } => "rejected",
             Outcome::Wait { .. } => "wait",
         };
-        let ce_type = msg
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(contracts::envelope::header::TYPE))
-            .map(|t| t.as_str().to_owned())
-            .unwrap_or_default();
+        let header = |name: &str| {
+            msg.headers
+                .as_ref()
+                .and_then(|h| h.get(name))
+                .map(|v| v.as_str().to_owned())
+        };
+        use contracts::envelope::header as h;
+        let ce_type = header(h::TYPE).unwrap_or_default();
+        let trace = header(h::TRACEPARENT).and_then(|t| TraceParent::parse(&t));
+        tracing::debug!(
+            event_type = %ce_type,
+            event_id = header(h::ID).unwrap_or_default(),
+            correlation_id = header(h::CORRELATION_ID).unwrap_or_default(),
+            trace_id = trace.as_ref().map(|t| t.trace_id().to_owned()).unwrap_or_default(),
+            outcome = label,
+            "event handled"
+        );
         metrics::counter!("events_handled_total", "stream" => self.spec.stream, "type" => ce_type.clone(), "outcome" => label)
             .increment(1);
         metrics::histogram!("event_handle_duration_seconds", "type" => ce_type, "outcome" => label)
