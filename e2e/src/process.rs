@@ -191,8 +191,35 @@ impl ServiceProcess {
     }
 
     /// SIGSTOP: the process stays, its sockets still accept connections, nothing is answered.
+    /// Returns once every thread is stopped (a signal reaches a thread running on another core
+    /// a moment after `kill` returns).
     pub fn pause(&self) -> anyhow::Result<()> {
-        self.signal("-STOP")
+        self.signal("-STOP")?;
+        let pid = self.pid().context("the process is not running")?;
+        let stopped = || -> bool {
+            let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+                return false;
+            };
+            tasks.flatten().all(|t| {
+                std::fs::read_to_string(t.path().join("stat"))
+                    .ok()
+                    .and_then(|s| {
+                        s.rsplit_once(')')
+                            .map(|(_, rest)| rest.trim_start().starts_with('T'))
+                    })
+                    .unwrap_or(false)
+            })
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !stopped() {
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "{} did not stop",
+                self.name
+            );
+            std::thread::yield_now();
+        }
+        Ok(())
     }
 
     /// SIGCONT after [`ServiceProcess::pause`].

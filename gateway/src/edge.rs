@@ -79,6 +79,15 @@ fn api() -> Router<Arc<Gateway>> {
             "/api/reservations/{id}/events",
             private(to(Reservation, get_.clone())),
         )
+        .route(
+            "/api/reservations/{id}/timeline",
+            private(to(Reservation, get_.clone())),
+        )
+        // Operators: a saga's timeline (and the stuck ones, `/api/admin/sagas/stuck`).
+        .route(
+            "/api/admin/sagas/{id}",
+            private(to(Reservation, get_.clone())),
+        )
         // Wallets.
         .route("/api/wallet", private(to(Payment, get_.clone())))
         .route("/api/wallet/charge", private(to(Payment, post_)))

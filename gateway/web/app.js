@@ -277,6 +277,7 @@ $("hold").addEventListener("click", action(async () => {
 
 function showReservation(held) {
   state.reservation = { id: held.reservation_id, expiresAt: new Date(held.expires_at) };
+  $("timeline").replaceChildren();
   $("reservation").hidden = false;
   $("reservation-summary").textContent =
     `${held.seat_ids.length} seat${held.seat_ids.length > 1 ? "s" : ""} for ${held.amount} points.`;
@@ -306,6 +307,19 @@ function showStatus(event) {
     refreshBalance().catch(() => {});
     loadTickets().catch(() => {});
   }
+  loadTimeline().catch(() => {});
+}
+
+// The saga's events on the bus, in order, with the time each step took.
+async function loadTimeline() {
+  const id = state.reservation && state.reservation.id;
+  if (!id) return;
+  const { data } = await api("GET", `/reservations/${id}/timeline`, { retries: 0 });
+  if (!state.reservation || state.reservation.id !== id) return;
+  $("timeline").replaceChildren(...data.map((step) =>
+    el("li", { "data-type": step.type },
+      el("code", {}, step.type), ` from ${step.source}`,
+      step.after_ms === null ? "" : el("span", { class: "muted" }, ` +${step.after_ms} ms`))));
 }
 
 // The live status, as server-sent events; the session cookie signs the stream in. A stream

@@ -27,7 +27,9 @@ use serde_json::json;
     pay,
     cancel,
     crate::live::status_stream,
-    crate::stuck::list
+    crate::stuck::list,
+    crate::timeline::for_owner,
+    crate::timeline::for_admin
 ))]
 pub struct Api;
 

@@ -10,7 +10,8 @@
 //! - [`http`] and [`live`]: the routes, and the server-sent status stream; [`arrival`]: a
 //!   reservation just handed out by seat-svc is waited for briefly, never answered 404;
 //!   [`watchers`]: who in this process waits on which reservation.
-//! - [`stuck`]: sagas not ended long after they should be: a gauge, and a list for admins.
+//! - [`stuck`]: sagas not ended long after they should be: a gauge, and a list for admins;
+//!   [`timeline`]: a saga's events on the bus, for its owner and for admins.
 //! - [`audit`]: every reservation's status, for the whole-system checks.
 
 pub mod arrival;
@@ -21,6 +22,7 @@ pub mod http;
 pub mod live;
 pub mod store;
 pub mod stuck;
+pub mod timeline;
 pub mod tracker;
 pub mod watchers;
 
@@ -76,6 +78,7 @@ impl Service for ReservationSvc {
         Router::new()
             .merge(http::routes())
             .merge(live::routes())
+            .merge(timeline::routes())
             .with_state(rt.state(watchers))
             .merge(stuck::routes().with_state(rt.state(threshold)))
     }

@@ -154,6 +154,8 @@ async fn a_user_books_and_pays_in_the_browser_while_another_watches_the_seat_go(
         screenshot(&alice, "3-held").await?;
         click(&alice, &by("pay", "")).await?;
         wait_text(&alice, &by("reservation-status", ""), "confirmed").await?;
+        // The saga's timeline beside the status, down to the confirmation.
+        wait_text(&alice, &by("timeline", ""), "reservation.confirmed.v1").await?;
         wait_text(&alice, &by("balance", ""), "400").await?;
         wait_text(&alice, &by("ticket", ""), concert).await?;
         screenshot(&alice, "4-confirmed").await?;

@@ -34,6 +34,24 @@ async fn secured(sys: &System) -> anyhow::Result<()> {
     anyhow::ensure!(rebuilt.is(200), "rebuild: {rebuilt:?}");
     assert_eq!(rebuilt.body["differences"], json!([]), "{}", rebuilt.body);
     assert!(rebuilt.body["events"].as_u64().unwrap() >= 2);
+    // reservation-svc reads a saga across every stream with its own credentials.
+    let timeline = sys
+        .reservation
+        .api()
+        .get(&format!("/admin/sagas/{r}"), Some(&sys.admin_token()))
+        .await?
+        .expect(200);
+    let types: Vec<&str> = timeline
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["type"].as_str())
+        .collect();
+    assert!(
+        types.contains(&"payment.completed.v1") && types.contains(&"seat.sold.v1"),
+        "{types:?}"
+    );
     let logs = sys.logs_tail(100_000);
     assert!(
         !logs.contains("Permissions Violation"),

@@ -1,6 +1,6 @@
 //! lag: where every durable consumer stands — messages not delivered yet (`pending`) and
-//! delivered but not acked (`ack_pending`) — for operators (`ticketctl lag`) and the
-//! `consumer_pending` / `consumer_ack_pending` gauges.
+//! delivered but not acked (`ack_pending`) — for operators (`ticketctl lag`; each service's
+//! gauges ask for their own durables only, as their bus users may).
 
 use anyhow::Context as _;
 use async_nats::jetstream;

@@ -1,22 +1,24 @@
 //! timeline: one saga as it happened on the bus — every event whose subject ends in the
 //! reservation id, from every context's stream, in order, each with its type, source, time,
 //! cause, trace and the time since the step before, and where each durable consumer that takes
-//! it stands on it (delivered, acked, dead-lettered). Read with an ephemeral consumer per stream;
-//! nothing is acked or changed.
+//! it stands on it (delivered, acked, dead-lettered). Read with the streams' get-message API:
+//! nothing is created, acked or changed.
 
 use super::dlq;
 use anyhow::Context as _;
+use async_nats::jetstream::ErrorCode;
+use async_nats::jetstream::stream::RawMessageErrorKind;
 use async_nats::jetstream::{self, consumer};
-use contracts::Context;
 use contracts::envelope::Envelope;
+use contracts::streams::DLQ_PREFIX;
+use contracts::{Context, DLQ_STREAM};
 use futures::StreamExt as _;
 use serde::Serialize;
-use std::time::Duration;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// One event of a saga.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Step {
     pub stream: &'static str,
     pub seq: u64,
@@ -36,13 +38,14 @@ pub struct Step {
     pub consumers: Vec<Position>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// Where one durable consumer stands on an event.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Position {
     pub consumer: String,
     pub state: Delivery,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Delivery {
     /// Not delivered yet.
@@ -82,57 +85,89 @@ async fn durables(stream: &mut jetstream::stream::Stream) -> anyhow::Result<Vec<
     Ok(out)
 }
 
-/// The events of `stream` whose subject ends in `id`.
+/// The messages of `stream` whose subject matches `filter`, in stream order, read one by one
+/// with the stream's get-message API (read-only: no consumer is created).
+async fn messages(
+    js: &jetstream::Context,
+    stream: &str,
+    filter: &str,
+) -> anyhow::Result<Vec<jetstream::message::StreamMessage>> {
+    let Ok(stream) = js.get_stream_no_info(stream).await else {
+        return Ok(Vec::new());
+    };
+    let mut out: Vec<jetstream::message::StreamMessage> = Vec::new();
+    loop {
+        let from = out.last().map_or(0, |m| m.sequence + 1);
+        let next = stream
+            .raw_message_builder()
+            .sequence(from)
+            .next_by_subject(filter)
+            .send()
+            .await;
+        match next {
+            Ok(msg) => out.push(msg),
+            Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => return Ok(out),
+            // A stream not created yet holds nothing.
+            Err(e) if matches!(e.kind(), RawMessageErrorKind::JetStream(ref j) if j.error_code() == ErrorCode::STREAM_NOT_FOUND) =>
+            {
+                return Ok(out);
+            }
+            Err(e) => return Err(anyhow::anyhow!("read {filter}: {e}")),
+        }
+    }
+}
+
+/// The events of `context`'s stream whose subject ends in `id`, and the stream's durables.
 async fn events_of(
     js: &jetstream::Context,
     context: Context,
     id: Uuid,
 ) -> anyhow::Result<(Vec<(u64, String, Envelope)>, Vec<consumer::Info>)> {
-    let Ok(mut stream) = js.get_stream(context.stream()).await else {
-        return Ok((Vec::new(), Vec::new()));
-    };
-    let reader = stream
-        .create_consumer(consumer::pull::Config {
-            filter_subject: format!("{}.*.{id}", context.prefix()),
-            deliver_policy: consumer::DeliverPolicy::All,
-            ack_policy: consumer::AckPolicy::None,
-            inactive_threshold: Duration::from_secs(30),
-            ..Default::default()
+    let filter = format!("{}.*.{id}", context.prefix());
+    let events = messages(js, context.stream(), &filter)
+        .await?
+        .into_iter()
+        // An event that cannot be read as one is left out (the DLQ tells of those).
+        .filter_map(|m| {
+            let envelope = Envelope::from_headers(|k| m.headers.get(k).map(|v| v.as_str())).ok()?;
+            Some((m.sequence, m.subject.to_string(), envelope))
         })
-        .await
-        .context("create a reading consumer")?;
-    let mut pending = reader.cached_info().num_pending as usize;
-    let mut events = Vec::new();
-    while pending > 0 {
-        let mut batch = reader
-            .batch()
-            .max_messages(pending.min(1_000))
-            .expires(Duration::from_secs(2))
-            .messages()
-            .await?;
-        let mut got = 0;
-        while let Some(msg) = batch.next().await {
-            let msg = msg.map_err(|e| anyhow::anyhow!("read {}: {e}", context.stream()))?;
-            got += 1;
-            let seq = msg.info().map(|i| i.stream_sequence).unwrap_or(0);
-            let headers = msg.headers.clone().unwrap_or_default();
-            // An event that cannot be read as one is left out (the DLQ tells of those).
-            if let Ok(envelope) = Envelope::from_headers(|k| headers.get(k).map(|v| v.as_str())) {
-                events.push((seq, msg.subject.to_string(), envelope));
-            }
-        }
-        if got == 0 {
-            break;
-        }
-        pending = pending.saturating_sub(got);
+        .collect::<Vec<_>>();
+    if events.is_empty() {
+        return Ok((events, Vec::new()));
     }
-    let _ = stream.delete_consumer(&reader.cached_info().name).await;
+    let mut stream = js.get_stream(context.stream()).await?;
     Ok((events, durables(&mut stream).await?))
+}
+
+/// The DLQ entries of the saga `id`: (consumer, stream, stream sequence) of each.
+async fn dead_letters(
+    js: &jetstream::Context,
+    id: Uuid,
+) -> anyhow::Result<Vec<(String, String, u64)>> {
+    let filter = format!("{DLQ_PREFIX}.*.*.*.{id}");
+    Ok(messages(js, DLQ_STREAM, &filter)
+        .await?
+        .into_iter()
+        .map(|m| {
+            let h = |k: &str| {
+                m.headers
+                    .get(k)
+                    .map(|v| v.as_str().to_owned())
+                    .unwrap_or_default()
+            };
+            (
+                h(dlq::dlq_header::CONSUMER),
+                h(dlq::dlq_header::STREAM),
+                h(dlq::dlq_header::STREAM_SEQ).parse().unwrap_or(0),
+            )
+        })
+        .collect())
 }
 
 /// Every event of the saga `id`, in the order they happened.
 pub async fn saga(js: &jetstream::Context, id: Uuid) -> anyhow::Result<Vec<Step>> {
-    let dead = dlq::list(js, usize::MAX).await.unwrap_or_default();
+    let dead = dead_letters(js, id).await?;
     let mut steps = Vec::new();
     for context in Context::ALL {
         let (events, durables) = events_of(js, context, id).await?;
@@ -151,14 +186,8 @@ pub async fn saga(js: &jetstream::Context, id: Uuid) -> anyhow::Result<Vec<Step>
                 })
                 .map(|d| {
                     let name = d.name.clone();
-                    let dead_lettered = dead.iter().any(|e| {
-                        e.consumer == name
-                            && e.headers.get(dlq::dlq_header::STREAM).map(|v| v.as_str())
-                                == Some(context.stream())
-                            && e.headers
-                                .get(dlq::dlq_header::STREAM_SEQ)
-                                .map(|v| v.as_str())
-                                == Some(seq.to_string().as_str())
+                    let dead_lettered = dead.iter().any(|(consumer, stream, at)| {
+                        *consumer == name && stream == context.stream() && *at == seq
                     });
                     let state = if dead_lettered {
                         Delivery::DeadLettered

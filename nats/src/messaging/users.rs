@@ -97,6 +97,14 @@ pub fn permissions(service: &str, own: Context) -> Permissions {
             format!("$JS.API.CONSUMER.INFO.SEAT.{name}"),
         ]);
     }
+    if own == Context::Reservation {
+        // It follows every saga: it reads a saga's events from every stream, one by one, and
+        // asks where each consumer stands (the timeline). Reads only.
+        publish.extend([
+            "$JS.API.STREAM.MSG.GET.*".to_owned(),
+            "$JS.API.CONSUMER.LIST.*".to_owned(),
+        ]);
+    }
     Permissions {
         publish,
         subscribe: vec![format!("{}.>", inbox_prefix(service))],

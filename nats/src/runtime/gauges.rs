@@ -4,10 +4,9 @@
 //! DLQ's depth (`dlq_messages`, the same for every service: take the max across them).
 
 use crate::db::Db;
-use crate::messaging::lag;
 use crate::unit_of_work::outbox;
-use async_nats::jetstream;
-use contracts::DLQ_STREAM;
+use async_nats::jetstream::{self, consumer};
+use contracts::{Context, DLQ_STREAM};
 
 /// How often the gauges are read again.
 pub const EVERY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -22,13 +21,20 @@ pub async fn outbox(db: &Db) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The gauges read from JetStream: this service's consumers' lag, the DLQ's depth.
+/// The gauges read from JetStream: this service's consumers' lag (its own durables, asked by
+/// name, as its bus user may), the DLQ's depth.
 pub async fn bus(name: &'static str, js: &jetstream::Context) -> anyhow::Result<()> {
-    for l in lag::all(js).await? {
-        if l.consumer == name {
-            metrics::gauge!("consumer_pending", "stream" => l.stream).set(l.pending as f64);
-            metrics::gauge!("consumer_ack_pending", "stream" => l.stream).set(l.ack_pending as f64);
-        }
+    for context in Context::ALL {
+        let durable = js
+            .get_consumer_from_stream::<consumer::pull::Config, _, _>(name, context.stream())
+            .await;
+        // It does not consume every stream.
+        let Ok(mut durable) = durable else { continue };
+        let info = durable.info().await?;
+        let stream = context.stream();
+        metrics::gauge!("consumer_pending", "stream" => stream).set(info.num_pending as f64);
+        metrics::gauge!("consumer_ack_pending", "stream" => stream)
+            .set(info.num_ack_pending as f64);
     }
     if let Ok(mut dlq) = js.get_stream(DLQ_STREAM).await {
         let messages = dlq.info().await?.state.messages;
