@@ -5,7 +5,8 @@
 //!
 //! # Layout
 //! - [`process`]: one service as an OS process (spawn, kill, SIGTERM, restart, replicas).
-//! - [`system`]: NATS and the four services together, and waiting for them to settle.
+//! - [`system`]: NATS and the four services together, and waiting for them to settle, with the
+//!   knobs of a run ([`options`]).
 //! - [`frontend`]: what a frontend has: the four APIs and a way to sign in.
 //! - [`gateway`]: the front door in front of a system, and a frontend that goes through it.
 //! - [`flows`]: a reservation's steps as a frontend takes them.
@@ -19,6 +20,7 @@ pub mod flows;
 pub mod frontend;
 pub mod gateway;
 pub mod invariants;
+pub mod options;
 pub mod process;
 pub mod sale;
 pub mod system;

@@ -3,7 +3,7 @@
 //! with its effects, all in one commit when they all succeed), then acks, NAKs with a delay, or
 //! dead-letters what can never succeed. The handler owns business logic; this owns acks.
 
-pub use super::handler::{Delivery, EventHandler, NotHandled};
+pub use super::handler::{Delivery, EventHandler, NotHandled, decode};
 
 use super::dlq;
 use super::inbox;
@@ -13,8 +13,8 @@ use crate::db;
 use crate::unit_of_work::{Error, Unit, UnitOfWork, Work};
 use anyhow::Context as _;
 use async_nats::jetstream::{self, AckKind};
+use contracts::Event;
 use contracts::trace::TraceParent;
-use contracts::{Envelope, Event};
 use futures::{FutureExt as _, StreamExt as _};
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
@@ -392,18 +392,4 @@ pub fn panic_message(panic: &(dyn Any + Send)) -> String {
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a panic without a message".into())
-}
-
-/// Reads the envelope and payload of a message as an event of context `E`; the error says why not.
-pub fn decode<E: Event>(msg: &jetstream::Message) -> Result<(Envelope, E), String> {
-    let headers = msg
-        .headers
-        .as_ref()
-        .ok_or_else(|| "message has no headers (no CloudEvents envelope)".to_owned())?;
-    let envelope = Envelope::from_headers(|name| headers.get(name).map(|v| v.as_str()))
-        .map_err(|e| e.to_string())?;
-    let event = envelope
-        .decode::<E>(&msg.payload)
-        .map_err(|e| e.to_string())?;
-    Ok((envelope, event))
 }

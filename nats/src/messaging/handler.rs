@@ -1,6 +1,6 @@
 //! handler: what a service writes to handle one context's events — the [`EventHandler`] trait,
-//! the [`Delivery`] it is given, and [`NotHandled`], how it says "not now" or "never". The loop
-//! around it, and every ack, is [`super::consumer`]'s.
+//! the [`Delivery`] it is given (read from a message by [`decode`]), and [`NotHandled`], how it
+//! says "not now" or "never". The loop around it, and every ack, is [`super::consumer`]'s.
 
 use crate::unit_of_work::{Error, Rejection, Work};
 use contracts::{Envelope, Event};
@@ -37,4 +37,18 @@ pub trait EventHandler<E: Event>: Send + Sync + 'static {
         w: &mut Work,
         d: &Delivery<E>,
     ) -> impl Future<Output = Result<(), Error<NotHandled>>> + Send;
+}
+
+/// Reads the envelope and payload of a message as an event of context `E`; the error says why not.
+pub fn decode<E: Event>(msg: &async_nats::jetstream::Message) -> Result<(Envelope, E), String> {
+    let headers = msg
+        .headers
+        .as_ref()
+        .ok_or_else(|| "message has no headers (no CloudEvents envelope)".to_owned())?;
+    let envelope = Envelope::from_headers(|name| headers.get(name).map(|v| v.as_str()))
+        .map_err(|e| e.to_string())?;
+    let event = envelope
+        .decode::<E>(&msg.payload)
+        .map_err(|e| e.to_string())?;
+    Ok((envelope, event))
 }
