@@ -12,6 +12,8 @@ pub struct Options {
     pub saga_stuck_after_secs: u64,
     /// Services log JSON lines, with a line for every handled event (`LOG_FORMAT=json`).
     pub log_json: bool,
+    /// Where services export their spans (`OTEL_EXPORTER_OTLP_ENDPOINT`), if anywhere.
+    pub otlp_endpoint: Option<String>,
     /// Processes of seat-svc, reservation-svc and payment-svc (their consumer groups).
     pub replicas: usize,
     /// Each service connects with a NATS user of its own, limited to its own subjects.
@@ -40,6 +42,7 @@ impl Default for Options {
             max_deliver: 10,
             saga_stuck_after_secs: 360,
             log_json: false,
+            otlp_endpoint: None,
             replicas: 1,
             secured: false,
             cluster: false,

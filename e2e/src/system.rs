@@ -137,6 +137,11 @@ impl System {
                     opts.db_connections.to_string(),
                 ),
             ];
+            if let Some(endpoint) = &opts.otlp_endpoint {
+                env.push(("OTEL_EXPORTER_OTLP_ENDPOINT".into(), endpoint.clone()));
+                // Spans leave within a fifth of a second, not the default five.
+                env.push(("OTEL_BSP_SCHEDULE_DELAY".into(), "200".into()));
+            }
             if secured {
                 env.push(("NATS_USER".into(), name.to_owned()));
                 env.push(("NATS_PASSWORD".into(), BUS_PASSWORD.into()));

@@ -5,7 +5,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?
         .block_on(async {
-            nats::runtime::telemetry::init_logging();
+            nats::runtime::telemetry::init_logging("gateway");
             gateway::serve(gateway::config::Config::from_env()?).await
         })
 }

@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! Each layer uses only the layers above it.
+//! - [`traces`]: spans exported over OTLP, each continuing the trace its saga carries.
 //! - [`db`]: the database (a SQLite file, or PostgreSQL by URL) and the small SQL API every store
 //!   is written in ([`db::Sql`], [`db::Row`]), once for both backends. Reads start here.
 //! - [`unit_of_work`]: the one place state changes are written. A unit of work runs in a
@@ -18,6 +19,8 @@
 //!
 //! A reader new to the code starts with [`unit_of_work`] and [`messaging::consumer`]; a
 //! service's `lib.rs` shows how they are put together.
+
+pub mod traces;
 
 pub mod db;
 pub mod unit_of_work;

@@ -140,5 +140,44 @@ async fn run(sys: &mut System) -> anyhow::Result<()> {
 
     let report = sys.settle(Duration::from_secs(30)).await?;
     assert!(report.is_clean(), "{report}");
+    dashboards_name_only_what_the_services_serve(sys).await
+}
+
+/// Every metric the committed dashboard and alert rules query is one a service serves: a renamed
+/// metric breaks this test, not a dashboard nobody looks at until the night it is needed.
+async fn dashboards_name_only_what_the_services_serve(sys: &System) -> anyhow::Result<()> {
+    let mut served = String::new();
+    for p in sys.services() {
+        served += &reqwest::get(format!("{}/metrics", p.url()))
+            .await?
+            .text()
+            .await?;
+    }
+    let docs = harness::workspace_root().join("docs/observability");
+    for file in ["grafana-dashboard.json", "alerts.yml"] {
+        let text = std::fs::read_to_string(docs.join(file))?;
+        let queried: std::collections::BTreeSet<&str> = text
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| {
+                [
+                    "_total",
+                    "_seconds",
+                    "_bucket",
+                    "_pending",
+                    "_messages",
+                    "_stuck",
+                ]
+                .iter()
+                .any(|end| w.ends_with(end))
+            })
+            .collect();
+        assert!(queried.len() >= 6, "{file}: {queried:?}");
+        for name in queried {
+            assert!(
+                served.lines().any(|l| l.starts_with(name)),
+                "{file} queries {name}, which no service serves"
+            );
+        }
+    }
     Ok(())
 }

@@ -289,3 +289,116 @@ async fn a_saga_frozen_by_a_stopped_payment_service_is_stuck_until_it_is_back() 
     })
     .await;
 }
+
+/// An OTLP/HTTP receiver: keeps the body of every export it is sent (protobuf, read here as
+/// bytes: what is looked for are ids and names, which protobuf stores as they are).
+async fn otlp_receiver() -> anyhow::Result<(String, std::sync::Arc<std::sync::Mutex<Vec<u8>>>)> {
+    use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = received.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let kept = kept.clone();
+            tokio::spawn(async move {
+                let mut conn = tokio::io::BufReader::new(socket);
+                loop {
+                    let (mut line, mut length) = (String::new(), 0usize);
+                    // The request line and headers, then the body by its length.
+                    loop {
+                        line.clear();
+                        if conn.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    if conn.read_exact(&mut body).await.is_err() {
+                        return;
+                    }
+                    kept.lock().expect("not poisoned").extend_from_slice(&body);
+                    let ok = b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n";
+                    if conn.get_mut().write_all(ok).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Ok((url, received))
+}
+
+fn hex_bytes(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0))
+        .collect()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test]
+async fn spans_are_exported_over_otlp_and_each_event_names_the_span_that_emitted_it() {
+    let (endpoint, received) = otlp_receiver().await.expect("an OTLP receiver");
+    let opts = Options {
+        otlp_endpoint: Some(endpoint),
+        ..Default::default()
+    };
+    on_system(opts, async |sys| {
+        let s = flows::open_schedule(sys, "Exported", &[("X1", 100)]).await?;
+        let id = flows::holding(sys, "xena", 100, &s.schedule_id, &s.seat_ids).await?;
+        let traceparent = format!("00-{TRACE_ID}-00f067aa0ba902b7-01");
+        sys.reservation
+            .api()
+            .send(
+                reqwest::Method::POST,
+                &format!("/reservations/{id}/payment"),
+                Some(&sys.user_token("xena")),
+                &[("traceparent", &traceparent)],
+                Some(harness::RawBody::Json(&serde_json::json!({}))),
+            )
+            .await?
+            .expect(202);
+        flows::wait_reservation(sys, "xena", &id, "confirmed").await?;
+        let messages = eventually("the confirmation on the bus", flows::STEP, async || {
+            let m = saga_messages(sys, &id).await?;
+            Ok(m.iter()
+                .any(|(t, _)| t == "reservation.confirmed.v1")
+                .then_some(m))
+        })
+        .await?;
+        // Each event the payment caused names, as its parent, a span that was exported.
+        let parents: Vec<Vec<u8>> = messages
+            .iter()
+            .filter(|(_, h)| trace_id(h) == TRACE_ID)
+            .filter_map(|(_, h)| {
+                h.get("traceparent")
+                    .and_then(|v| v.as_str().split('-').nth(2).map(hex_bytes))
+            })
+            .collect();
+        assert!(parents.len() >= 4, "{parents:?}");
+        eventually("every span exported", flows::STEP, async || {
+            let got = received.lock().expect("not poisoned").clone();
+            let all = contains(&got, &hex_bytes(TRACE_ID))
+                && parents.iter().all(|p| contains(&got, p))
+                && ["reservation-svc", "payment-svc", "seat-svc"]
+                    .iter()
+                    .all(|s| contains(&got, s.as_bytes()))
+                && ["http request", "unit of work", "handle event", "publish"]
+                    .iter()
+                    .all(|n| contains(&got, n.as_bytes()));
+            Ok(all.then_some(()))
+        })
+        .await?;
+        Ok(())
+    })
+    .await;
+}

@@ -10,6 +10,7 @@ use super::inbox;
 use super::retries::Failures;
 use super::topology::{ConsumerSpec, ensure_consumer, retry_delay};
 use crate::db;
+use crate::traces;
 use crate::unit_of_work::{Error, Unit, UnitOfWork, Work};
 use anyhow::Context as _;
 use async_nats::jetstream::{self, AckKind};
@@ -22,6 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 /// Most messages handled at once.
 pub const MAX_BATCH: usize = 256;
@@ -250,14 +252,10 @@ impl<E: Event, H: EventHandler<E>> Consumer<E, H> {
                     let (handler, d) = (handler.clone(), d.clone());
                     Box::pin(async move {
                         w.caused_by(d.envelope.id);
-                        // The trace the event is part of goes on to what handling it emits.
-                        if let Some(trace) = d
-                            .envelope
-                            .traceparent
-                            .as_deref()
-                            .and_then(TraceParent::parse)
-                        {
-                            w.in_trace(trace.child());
+                        // Handled in a span of the event's trace; what it emits goes on in it.
+                        let (span, trace) = traces::handling(&d.envelope);
+                        if let Some(trace) = trace {
+                            w.in_trace(trace);
                         }
                         let now = w.now_ms();
                         if !inbox::first_delivery(w, inbox_key, d.envelope.id, now).await? {
@@ -265,7 +263,8 @@ impl<E: Event, H: EventHandler<E>> Consumer<E, H> {
                         }
                         // A panicking handler fails its event like any error (its unit keeps
                         // nothing); it does not take the consumer down.
-                        match AssertUnwindSafe(handler.handle(w, &d)).catch_unwind().await {
+                        let handled = handler.handle(w, &d).instrument(span);
+                        match AssertUnwindSafe(handled).catch_unwind().await {
                             Ok(handled) => handled,
                             Err(panic) => {
                                 metrics::counter!("handler_panics_total").increment(1);

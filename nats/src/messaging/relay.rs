@@ -10,16 +10,19 @@
 //! in commit order and once.
 
 use crate::db::Sql;
+use crate::traces;
 use crate::unit_of_work::outbox::{self, Pending, Published};
 use crate::unit_of_work::{Committed, UnitOfWork};
 use async_nats::HeaderMap;
 use async_nats::jetstream::ErrorCode;
 use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 use async_nats::jetstream::{self, message::PublishMessage};
+use contracts::trace::TraceParent;
 use futures::future::join_all;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 /// How many rows one relay pass publishes before it waits for their acks.
 const RELAY_BATCH: i64 = 256;
@@ -152,7 +155,20 @@ impl Relay {
             let publish = PublishMessage::build()
                 .headers(header_map(&row.headers))
                 .payload(row.payload.clone().into());
-            match js.send_publish(row.subject.clone(), publish).await {
+            // A span in the event's trace, when spans are exported.
+            let parent = row
+                .headers
+                .iter()
+                .find(|(k, _)| k == contracts::envelope::header::TRACEPARENT)
+                .and_then(|(_, v)| TraceParent::parse(v));
+            let span =
+                tracing::info_span!(target: traces::TARGET, "publish", subject = %row.subject);
+            let (span, _) = traces::continued(span, parent.as_ref());
+            let sent = js
+                .send_publish(row.subject.clone(), publish)
+                .instrument(span)
+                .await;
+            match sent {
                 Ok(ack) => in_flight.push((row.seq, ack)),
                 Err(e) => {
                     // Keep order: stop at the first row that could not be sent.

@@ -124,7 +124,7 @@ pub fn main<S: Service>() -> anyhow::Result<()> {
         .enable_all()
         .build()?
         .block_on(async {
-            telemetry::init_logging();
+            telemetry::init_logging(S::NAME);
             let config = config_from_env::<S>()?;
             match cli.task {
                 None => {

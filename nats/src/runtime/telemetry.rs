@@ -1,23 +1,35 @@
-//! telemetry: logs (tracing, `RUST_LOG`, default `info`; `LOG_FORMAT=json`) and the Prometheus recorder behind
-//! `/metrics`; both are process-wide and installed once.
+//! telemetry: logs (tracing, `RUST_LOG`, default `info`; `LOG_FORMAT=json`), span export
+//! ([`crate::traces`]) and the Prometheus recorder behind `/metrics`; all process-wide and
+//! installed once.
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 
 /// Logs to stderr: readable text, or one JSON object a line with `LOG_FORMAT=json` (for a log
-/// pipeline; every handled event's line carries its type, id, correlation id and trace id).
-pub fn init_logging() {
+/// pipeline; every handled event's line carries its type, id, correlation id and trace id); and
+/// the spans of [`crate::traces`] to an OTLP endpoint when one is configured.
+pub fn init_logging(service: &str) {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    // A second call (tests building several apps) keeps the first subscriber.
-    let _ = if std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
-        builder.json().with_current_span(false).try_init()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+        .add_directive(
+            format!("{}=off", crate::traces::TARGET)
+                .parse()
+                .expect("a valid directive"),
+        );
+    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let lines = if std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        lines.json().with_current_span(false).boxed()
     } else {
-        builder.try_init()
+        lines.boxed()
     };
+    // A second call (tests building several apps) keeps the first subscriber.
+    let _ = tracing_subscriber::registry()
+        .with(lines.with_filter(filter))
+        .with(crate::traces::layer(service))
+        .try_init();
 }
 
 /// Upper bounds of every histogram's buckets, in seconds: 1 ms to 10 s.

@@ -11,6 +11,7 @@
 use super::problem::{Problem, ProblemType};
 use crate::db::Sql;
 use crate::db::sql::Retained;
+use crate::traces;
 use crate::unit_of_work::{Error, Rejection, Work};
 use axum::extract::FromRequestParts;
 use axum::http::{HeaderValue, StatusCode, request::Parts};
@@ -24,6 +25,7 @@ use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
+use tracing::Instrument as _;
 
 /// The header a client names a command's key in.
 pub const HEADER: &str = "Idempotency-Key";
@@ -157,13 +159,16 @@ impl<S: Send + Sync> FromRequestParts<S> for CommandRequest {
             .and_then(|v| v.to_str().ok())
             .filter(|id| id.len() <= MAX_REQUEST_ID)
             .map(str::to_owned);
-        // The trace every event the command causes is part of (W3C trace context).
-        let trace = parts
-            .headers
-            .get(TRACEPARENT)
-            .and_then(|v| v.to_str().ok())
-            .and_then(TraceParent::parse)
-            .unwrap_or_else(TraceParent::root);
+        // The trace every event the command causes is part of (W3C trace context): the
+        // request's span when spans are exported, else the caller's trace (or a new one).
+        let trace = traces::traceparent_of(&tracing::Span::current()).unwrap_or_else(|| {
+            parts
+                .headers
+                .get(TRACEPARENT)
+                .and_then(|v| v.to_str().ok())
+                .and_then(TraceParent::parse)
+                .map_or_else(TraceParent::root, |t| t.child())
+        });
         let Some(raw) = parts.headers.get(HEADER) else {
             return Ok(CommandRequest {
                 request_id,
@@ -308,9 +313,12 @@ impl Once {
         if let Some(cause) = &self.cause {
             w.caused_by(cause);
         }
-        w.in_trace(self.trace.child());
+        // The command's unit of work: a span of the request's trace; its events name it.
+        let span = tracing::info_span!(target: traces::TARGET, "unit of work");
+        let (span, emitted) = traces::continued(span, Some(&self.trace));
+        w.in_trace(emitted);
         let Some(c) = self.key else {
-            return command(w).await.map_err(refused);
+            return command(w).instrument(span).await.map_err(refused);
         };
         // Claimed before the command runs: a request with the same key at another replica
         // waits for this transaction (PostgreSQL) and then finds its answer.
@@ -330,7 +338,7 @@ impl Once {
         if claimed == 0 {
             return stored(w, &c).await;
         }
-        let answer = command(w).await.map_err(refused)?;
+        let answer = command(w).instrument(span).await.map_err(refused)?;
         w.sql(
             "UPDATE idempotency_keys SET status = $1, body = $2
              WHERE user_id = $3 AND idempotency_key = $4",
