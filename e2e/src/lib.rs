@@ -9,13 +9,15 @@
 //!   knobs of a run ([`options`]).
 //! - [`frontend`]: what a frontend has: the four APIs and a way to sign in.
 //! - [`gateway`]: the front door in front of a system, and a frontend that goes through it.
-//! - [`flows`]: a reservation's steps as a frontend takes them.
+//! - [`flows`]: a reservation's steps as a frontend takes them; [`endings`]: one saga of each
+//!   ending.
 //! - [`sale`]: many users at once, each retrying through faults; what the system accepted.
 //! - [`chaos`]: a sale under random kills, and what became of what was accepted.
 //! - [`invariants`]: the checker every run ends with.
 
 pub mod asyncapi;
 pub mod chaos;
+pub mod endings;
 pub mod flows;
 pub mod frontend;
 pub mod gateway;

@@ -69,9 +69,23 @@ pub fn continue_trace(span: &tracing::Span, parent: &TraceParent) {
     let _ = span.set_parent(TraceContextPropagator::new().extract(&carrier));
 }
 
+/// Makes `span` continue the caller's `traceparent` header, if it sent one and spans are
+/// exported (nothing is parsed otherwise).
+pub fn follow(span: &tracing::Span, traceparent: Option<&str>) {
+    if span.is_disabled() {
+        return;
+    }
+    if let Some(parent) = traceparent.and_then(TraceParent::parse) {
+        continue_trace(span, &parent);
+    }
+}
+
 /// The span's own place in its trace, as the traceparent of what it emits; `None` when not
 /// exporting (the caller then continues the trace with an id of its own).
 pub fn traceparent_of(span: &tracing::Span) -> Option<TraceParent> {
+    if span.is_disabled() {
+        return None;
+    }
     let context = span.context();
     let span_ref = context.span();
     let sc = span_ref.span_context();

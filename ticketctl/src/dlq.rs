@@ -51,38 +51,29 @@ pub enum Command {
     /// One entry in full (JSON).
     Show { seq: u64 },
     /// Publish entries again to the consumer that gave up on them, then remove them.
-    Replay {
-        /// The entry to replay.
-        seq: Option<u64>,
-        /// Every entry the filters take.
-        #[arg(long, conflicts_with = "seq")]
-        all: bool,
-        #[command(flatten)]
-        filter: Filter,
-        /// Say what would be replayed, and do nothing.
-        #[arg(long)]
-        dry_run: bool,
-    },
+    Replay(Choice),
     /// Remove entries.
-    Purge {
-        seq: Option<u64>,
-        /// Every entry the filters take.
-        #[arg(long, conflicts_with = "seq")]
-        all: bool,
-        #[command(flatten)]
-        filter: Filter,
-        #[arg(long)]
-        dry_run: bool,
-    },
+    Purge(Choice),
+}
+
+/// The entries a replay or purge takes, and whether only to say what it would do.
+#[derive(clap::Args)]
+pub struct Choice {
+    /// The entry.
+    seq: Option<u64>,
+    /// Every entry the filters take.
+    #[arg(long, conflicts_with = "seq")]
+    all: bool,
+    #[command(flatten)]
+    filter: Filter,
+    /// Say what would be done, and do nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 /// The entries a replay or purge takes: the one named, or all the filters take.
-async fn chosen(
-    js: &jetstream::Context,
-    seq: Option<u64>,
-    all: bool,
-    filter: &Filter,
-) -> anyhow::Result<Vec<Entry>> {
+async fn chosen(js: &jetstream::Context, c: &Choice) -> anyhow::Result<Vec<Entry>> {
+    let (seq, all, filter) = (c.seq, c.all, &c.filter);
     match (seq, all) {
         (Some(seq), _) => Ok(vec![dlq::show(js, seq).await?]),
         (None, true) => Ok(dlq::list(js, usize::MAX)
@@ -121,14 +112,9 @@ pub async fn run(js: &jetstream::Context, command: Command) -> anyhow::Result<()
             "{}",
             serde_json::to_string_pretty(&dlq::show(js, seq).await?)?
         ),
-        Command::Replay {
-            seq,
-            all,
-            filter,
-            dry_run,
-        } => {
-            for e in chosen(js, seq, all, &filter).await? {
-                if dry_run {
+        Command::Replay(c) => {
+            for e in chosen(js, &c).await? {
+                if c.dry_run {
                     println!("would replay {}", line(&e));
                     continue;
                 }
@@ -136,21 +122,16 @@ pub async fn run(js: &jetstream::Context, command: Command) -> anyhow::Result<()
                 println!("replayed {} ({}) to {to}", e.seq, e.original_subject);
             }
         }
-        Command::Purge {
-            seq,
-            all,
-            filter,
-            dry_run,
-        } => {
-            let entries = chosen(js, seq, all, &filter).await?;
+        Command::Purge(c) => {
+            let entries = chosen(js, &c).await?;
             for e in &entries {
-                if dry_run {
+                if c.dry_run {
                     println!("would remove {}", line(e));
                 } else {
                     dlq::purge(js, Some(e.seq)).await?;
                 }
             }
-            if !dry_run {
+            if !c.dry_run {
                 println!("removed {}", entries.len());
             }
         }

@@ -113,36 +113,12 @@ async fn the_saga_runs_through_the_gateways_one_port() {
         );
 
         // A cancel: bob holds and cancels.
-        flows::charge(&fe, "bob", 1000).await?;
-        let place = flows::join_queue(&fe, "bob", &s.schedule_id).await?;
-        let held = flows::hold(
-            &fe,
-            "bob",
-            &s.schedule_id,
-            place["token"].as_str().unwrap_or_default(),
-            &s.seat_ids[1..2],
-        )
-        .await?
-        .expect(201);
-        let bobs = held.str("reservation_id");
-        flows::wait_reservation(&fe, "bob", &bobs, "awaiting_payment").await?;
+        let bobs = flows::holding(&fe, "bob", 1000, &s.schedule_id, &s.seat_ids[1..2]).await?;
         flows::cancel(&fe, "bob", &bobs).await?.expect(202);
         flows::wait_reservation(&fe, "bob", &bobs, "cancelled").await?;
 
         // A payment refused: carol has 50 points for a 100-point seat.
-        flows::charge(&fe, "carol", 50).await?;
-        let place = flows::join_queue(&fe, "carol", &s.schedule_id).await?;
-        let held = flows::hold(
-            &fe,
-            "carol",
-            &s.schedule_id,
-            place["token"].as_str().unwrap_or_default(),
-            &s.seat_ids[2..3],
-        )
-        .await?
-        .expect(201);
-        let carols = held.str("reservation_id");
-        flows::wait_reservation(&fe, "carol", &carols, "awaiting_payment").await?;
+        let carols = flows::holding(&fe, "carol", 50, &s.schedule_id, &s.seat_ids[2..3]).await?;
         flows::pay(&fe, "carol", &carols).await?.expect(202);
         let failed = flows::wait_reservation(&fe, "carol", &carols, "failed").await?;
         assert_eq!(failed["reason"], "insufficient_points", "{failed}");

@@ -37,21 +37,9 @@ async fn run(sys: &mut System) -> anyhow::Result<()> {
     let seat = |i: usize| vec![s.seat_ids[i].clone()];
     let (reservations, seats) = (sys.reservation.api(), sys.seat.api());
 
-    // One saga of each ending.
-    let confirmed = flows::holding(sys, "cora", 100, &s.schedule_id, &seat(0)).await?;
-    flows::pay(sys, "cora", &confirmed).await?.expect(202);
-    let failed = flows::holding(sys, "fred", 10, &s.schedule_id, &seat(1)).await?;
-    flows::pay(sys, "fred", &failed).await?.expect(202);
-    let cancelled = flows::holding(sys, "cass", 100, &s.schedule_id, &seat(2)).await?;
-    flows::cancel(sys, "cass", &cancelled).await?.expect(202);
-    let expired = flows::holding(sys, "emma", 100, &s.schedule_id, &seat(3)).await?;
-    for (user, id, status) in [
-        ("cora", &confirmed, "confirmed"),
-        ("fred", &failed, "failed"),
-        ("cass", &cancelled, "cancelled"),
-        ("emma", &expired, "expired"),
-    ] {
-        flows::wait_reservation(sys, user, id, status).await?;
+    // One saga of each ending, each counted once.
+    let endings = e2e::endings::one_of_each_ending(sys, &s.schedule_id, &s.seat_ids).await?;
+    for (_, _, status) in endings.each() {
         until(
             &reservations,
             "saga_outcomes_total",

@@ -40,6 +40,23 @@ async fn saga_messages(
     Ok(out)
 }
 
+/// Pays with the traceparent of [`TRACE_ID`].
+async fn pay_in_trace(sys: &System, user: &str, id: &str) -> anyhow::Result<()> {
+    let traceparent = format!("00-{TRACE_ID}-00f067aa0ba902b7-01");
+    sys.reservation
+        .api()
+        .send(
+            reqwest::Method::POST,
+            &format!("/reservations/{id}/payment"),
+            Some(&sys.user_token(user)),
+            &[("traceparent", &traceparent)],
+            Some(harness::RawBody::Json(&serde_json::json!({}))),
+        )
+        .await?
+        .expect(202);
+    Ok(())
+}
+
 fn trace_id(headers: &async_nats::HeaderMap) -> String {
     headers
         .get("traceparent")
@@ -56,18 +73,7 @@ async fn every_event_a_payment_causes_carries_the_payments_trace() {
     on_system(opts, async |sys| {
         let s = flows::open_schedule(sys, "Traced", &[("T1", 100)]).await?;
         let id = flows::holding(sys, "tracy", 100, &s.schedule_id, &s.seat_ids).await?;
-        let traceparent = format!("00-{TRACE_ID}-00f067aa0ba902b7-01");
-        sys.reservation
-            .api()
-            .send(
-                reqwest::Method::POST,
-                &format!("/reservations/{id}/payment"),
-                Some(&sys.user_token("tracy")),
-                &[("traceparent", &traceparent)],
-                Some(harness::RawBody::Json(&serde_json::json!({}))),
-            )
-            .await?
-            .expect(202);
+        pay_in_trace(sys, "tracy", &id).await?;
         flows::wait_reservation(sys, "tracy", &id, "confirmed").await?;
         let caused = [
             "reservation.payment_requested.v1",
@@ -140,18 +146,12 @@ async fn ticketctl_shows_a_confirmed_a_failed_an_expired_and_a_cancelled_saga_in
     };
     on_system(opts, async |sys| {
         let s = flows::open_schedule(sys, "Timelines", &flows::numbered_seats("L", 4, 100)).await?;
-        let seat = |i: usize| vec![s.seat_ids[i].clone()];
-        let confirmed = flows::holding(sys, "cora", 100, &s.schedule_id, &seat(0)).await?;
-        flows::pay(sys, "cora", &confirmed).await?.expect(202);
-        let failed = flows::holding(sys, "fred", 10, &s.schedule_id, &seat(1)).await?;
-        flows::pay(sys, "fred", &failed).await?.expect(202);
-        let cancelled = flows::holding(sys, "cass", 100, &s.schedule_id, &seat(2)).await?;
-        flows::cancel(sys, "cass", &cancelled).await?.expect(202);
-        let expired = flows::holding(sys, "emma", 100, &s.schedule_id, &seat(3)).await?;
-        flows::wait_reservation(sys, "cora", &confirmed, "confirmed").await?;
-        flows::wait_reservation(sys, "fred", &failed, "failed").await?;
-        flows::wait_reservation(sys, "cass", &cancelled, "cancelled").await?;
-        flows::wait_reservation(sys, "emma", &expired, "expired").await?;
+        let e2e::endings::Endings {
+            confirmed,
+            failed,
+            cancelled,
+            expired,
+        } = e2e::endings::one_of_each_ending(sys, &s.schedule_id, &s.seat_ids).await?;
         sys.settle(Duration::from_secs(30)).await?;
 
         for (id, expected) in [
@@ -355,18 +355,7 @@ async fn spans_are_exported_over_otlp_and_each_event_names_the_span_that_emitted
     on_system(opts, async |sys| {
         let s = flows::open_schedule(sys, "Exported", &[("X1", 100)]).await?;
         let id = flows::holding(sys, "xena", 100, &s.schedule_id, &s.seat_ids).await?;
-        let traceparent = format!("00-{TRACE_ID}-00f067aa0ba902b7-01");
-        sys.reservation
-            .api()
-            .send(
-                reqwest::Method::POST,
-                &format!("/reservations/{id}/payment"),
-                Some(&sys.user_token("xena")),
-                &[("traceparent", &traceparent)],
-                Some(harness::RawBody::Json(&serde_json::json!({}))),
-            )
-            .await?
-            .expect(202);
+        pay_in_trace(sys, "xena", &id).await?;
         flows::wait_reservation(sys, "xena", &id, "confirmed").await?;
         let messages = eventually("the confirmation on the bus", flows::STEP, async || {
             let m = saga_messages(sys, &id).await?;

@@ -307,15 +307,18 @@ impl<E: Event, H: EventHandler<E>> Consumer<E, H> {
         };
         use contracts::envelope::header as h;
         let ce_type = header(h::TYPE).unwrap_or_default();
-        let trace = header(h::TRACEPARENT).and_then(|t| TraceParent::parse(&t));
-        tracing::debug!(
-            event_type = %ce_type,
-            event_id = header(h::ID).unwrap_or_default(),
-            correlation_id = header(h::CORRELATION_ID).unwrap_or_default(),
-            trace_id = trace.as_ref().map(|t| t.trace_id().to_owned()).unwrap_or_default(),
-            outcome = label,
-            "event handled"
-        );
+        // A line per handled event only when asked for (it is read only here).
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let trace = header(h::TRACEPARENT).and_then(|t| TraceParent::parse(&t));
+            tracing::debug!(
+                event_type = %ce_type,
+                event_id = header(h::ID).unwrap_or_default(),
+                correlation_id = header(h::CORRELATION_ID).unwrap_or_default(),
+                trace_id = trace.as_ref().map(|t| t.trace_id().to_owned()).unwrap_or_default(),
+                outcome = label,
+                "event handled"
+            );
+        }
         metrics::counter!("events_handled_total", "stream" => self.spec.stream, "type" => ce_type.clone(), "outcome" => label)
             .increment(1);
         metrics::histogram!("event_handle_duration_seconds", "type" => ce_type, "outcome" => label)

@@ -77,14 +77,14 @@ pub(crate) async fn track_requests(req: Request, next: Next) -> Response {
     let method = req.method().to_string();
     let start = Instant::now();
     // The request's span continues the caller's trace (`traceparent`), when spans are exported.
-    let parent = req
-        .headers()
-        .get(contracts::envelope::header::TRACEPARENT)
-        .and_then(|v| v.to_str().ok())
-        .and_then(contracts::trace::TraceParent::parse);
     let span = tracing::info_span!(target: crate::traces::TARGET, "http request",
         http.method = %method, http.route = %path, http.status_code = tracing::field::Empty);
-    let (span, _) = crate::traces::continued(span, parent.as_ref());
+    crate::traces::follow(
+        &span,
+        req.headers()
+            .get(contracts::envelope::header::TRACEPARENT)
+            .and_then(|v| v.to_str().ok()),
+    );
     let resp = tracing::Instrument::instrument(next.run(req), span.clone()).await;
     span.record("http.status_code", resp.status().as_u16());
     let status = resp.status().as_u16().to_string();

@@ -19,17 +19,34 @@ pub fn init_logging(service: &str) {
                 .parse()
                 .expect("a valid directive"),
         );
+    // A second call (tests building several apps) keeps the first subscriber. Without spans to
+    // export, the filter is global: callsites below it are never even looked at (a filter per
+    // layer, or an absent layer beside it, makes every debug and trace callsite of every crate
+    // ask on each call: +15 % CPU per saga in the bench).
+    let _ = match crate::traces::layer(service) {
+        None => tracing_subscriber::registry()
+            .with(filter)
+            .with(lines())
+            .try_init(),
+        Some(spans) => tracing_subscriber::registry()
+            .with(lines().with_filter(filter))
+            .with(spans)
+            .try_init(),
+    };
+}
+
+/// The log lines: text, or JSON with `LOG_FORMAT=json`.
+fn lines<S>() -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    use tracing_subscriber::Layer as _;
     let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    let lines = if std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+    if std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
         lines.json().with_current_span(false).boxed()
     } else {
         lines.boxed()
-    };
-    // A second call (tests building several apps) keeps the first subscriber.
-    let _ = tracing_subscriber::registry()
-        .with(lines.with_filter(filter))
-        .with(crate::traces::layer(service))
-        .try_init();
+    }
 }
 
 /// Upper bounds of every histogram's buckets, in seconds: 1 ms to 10 s.
