@@ -203,5 +203,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     )
     .with_graceful_shutdown(shutdown.cancelled_owned())
     .await
-    .context("serve HTTP")
+    .context("serve HTTP")?;
+    nats::traces::flush();
+    Ok(())
 }

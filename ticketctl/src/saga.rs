@@ -60,16 +60,7 @@ fn print(reservation: uuid::Uuid, steps: &[Step]) {
         let consumers: Vec<String> = s
             .consumers
             .iter()
-            .map(|c| {
-                format!(
-                    "{} {}",
-                    c.consumer,
-                    serde_json::to_value(c.state)
-                        .unwrap_or_default()
-                        .as_str()
-                        .unwrap_or_default()
-                )
-            })
+            .map(|c| format!("{} {}", c.consumer, c.state.as_str()))
             .collect();
         println!("            {}", consumers.join(", "));
     }

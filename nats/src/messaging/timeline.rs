@@ -57,6 +57,18 @@ pub enum Delivery {
     DeadLettered,
 }
 
+impl Delivery {
+    /// The word its JSON uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Delivery::Pending => "pending",
+            Delivery::Delivered => "delivered",
+            Delivery::Acked => "acked",
+            Delivery::DeadLettered => "dead_lettered",
+        }
+    }
+}
+
 /// Whether `subject` matches the consumer filter `filter` (`*` one token, `>` the rest).
 fn matches(filter: &str, subject: &str) -> bool {
     let mut f = filter.split('.');

@@ -298,6 +298,8 @@ impl Runtime {
         if let Err(e) = self.nats.drain().await {
             tracing::warn!(error = %e, "drain NATS");
         }
+        // The last spans leave before the process does.
+        crate::traces::flush();
         tracing::info!(service = self.name, "stopped");
         Ok(())
     }
