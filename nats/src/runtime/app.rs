@@ -298,8 +298,7 @@ impl Runtime {
         if let Err(e) = self.nats.drain().await {
             tracing::warn!(error = %e, "drain NATS");
         }
-        // The last spans leave before the process does.
-        crate::traces::flush();
+        crate::traces::flush(); // the last spans leave before the process does
         tracing::info!(service = self.name, "stopped");
         Ok(())
     }
