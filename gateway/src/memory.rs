@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 
 /// The most kept, all answers together: the oldest go first.
 const MAX_KEPT_BYTES: usize = 64 << 20;
+/// The most answers kept: distinct queries are the caller's choice, and finding the oldest to
+/// let go of looks at every one.
+const MAX_KEPT_ANSWERS: usize = 4_096;
 
 /// The last good answer to each catalog read, by path and query.
 #[derive(Default)]
@@ -32,7 +35,7 @@ impl Catalog {
         if let Some((old, _)) = kept.answers.remove(key) {
             kept.bytes -= old.len();
         }
-        while kept.bytes + body.len() > MAX_KEPT_BYTES {
+        while kept.bytes + body.len() > MAX_KEPT_BYTES || kept.answers.len() >= MAX_KEPT_ANSWERS {
             let Some(oldest) = kept
                 .answers
                 .iter()
@@ -76,5 +79,24 @@ impl Documents {
             .unwrap_or_else(|p| p.into_inner())
             .get(&which)
             .cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_kept_stays_bounded_and_the_newest_answers_stay() {
+        let catalog = Catalog::default();
+        for i in 0..MAX_KEPT_ANSWERS + 100 {
+            catalog.keep(&format!("/concerts?offset={i}"), &Bytes::from_static(b"[]"));
+        }
+        let kept = catalog.kept.lock().unwrap();
+        assert_eq!(kept.answers.len(), MAX_KEPT_ANSWERS);
+        assert_eq!(kept.bytes, 2 * MAX_KEPT_ANSWERS);
+        drop(kept);
+        let last = format!("/concerts?offset={}", MAX_KEPT_ANSWERS + 99);
+        assert!(catalog.kept(&last).is_some());
     }
 }
