@@ -40,8 +40,10 @@ async fn saga_messages(
     Ok(out)
 }
 
-/// Pays with the traceparent of [`TRACE_ID`].
-async fn pay_in_trace(sys: &System, user: &str, id: &str) -> anyhow::Result<()> {
+/// A saga of `user`'s paid with the traceparent of [`TRACE_ID`], once it is confirmed.
+async fn paid_in_trace(sys: &System, user: &str) -> anyhow::Result<String> {
+    let s = flows::open_schedule(sys, &format!("{user}'s show"), &[("S1", 100)]).await?;
+    let id = flows::holding(sys, user, 100, &s.schedule_id, &s.seat_ids).await?;
     let traceparent = format!("00-{TRACE_ID}-00f067aa0ba902b7-01");
     sys.reservation
         .api()
@@ -54,7 +56,8 @@ async fn pay_in_trace(sys: &System, user: &str, id: &str) -> anyhow::Result<()> 
         )
         .await?
         .expect(202);
-    Ok(())
+    flows::wait_reservation(sys, user, &id, "confirmed").await?;
+    Ok(id)
 }
 
 fn trace_id(headers: &async_nats::HeaderMap) -> String {
@@ -71,10 +74,7 @@ async fn every_event_a_payment_causes_carries_the_payments_trace() {
         ..Default::default()
     };
     on_system(opts, async |sys| {
-        let s = flows::open_schedule(sys, "Traced", &[("T1", 100)]).await?;
-        let id = flows::holding(sys, "tracy", 100, &s.schedule_id, &s.seat_ids).await?;
-        pay_in_trace(sys, "tracy", &id).await?;
-        flows::wait_reservation(sys, "tracy", &id, "confirmed").await?;
+        let id = paid_in_trace(sys, "tracy").await?;
         let caused = [
             "reservation.payment_requested.v1",
             "payment.completed.v1",
@@ -353,10 +353,7 @@ async fn spans_are_exported_over_otlp_and_each_event_names_the_span_that_emitted
         ..Default::default()
     };
     on_system(opts, async |sys| {
-        let s = flows::open_schedule(sys, "Exported", &[("X1", 100)]).await?;
-        let id = flows::holding(sys, "xena", 100, &s.schedule_id, &s.seat_ids).await?;
-        pay_in_trace(sys, "xena", &id).await?;
-        flows::wait_reservation(sys, "xena", &id, "confirmed").await?;
+        let id = paid_in_trace(sys, "xena").await?;
         let messages = eventually("the confirmation on the bus", flows::STEP, async || {
             let m = saga_messages(sys, &id).await?;
             Ok(m.iter()
