@@ -5,7 +5,7 @@
 use crate::config::Upstream;
 use crate::proxy::outgoing;
 use crate::state::Gateway;
-use crate::upstream::{Outgoing, relay};
+use crate::upstream::{self, Outgoing, relay};
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -26,31 +26,28 @@ pub enum Read {
     Other(Response),
 }
 
-/// Reads `out` (a GET) from concert-svc, falling back to the last good answer.
+/// Reads `out` (a GET) from concert-svc, falling back to the last good answer when concert-svc
+/// gives none (no answer, a 5xx, a body cut off).
 pub async fn read(gw: &Gateway, out: Outgoing) -> Result<Read, Problem> {
     let key = out.path_and_query.clone();
-    let failure = match gw.upstreams.send(Upstream::Concert, out).await {
-        Ok(resp) if resp.status() == StatusCode::OK => match resp.bytes().await {
-            Ok(body) => {
-                gw.catalog.keep(&key, &body);
-                return Ok(Read::Fresh(body));
-            }
-            Err(e) => Problem::new(
-                crate::upstream::UPSTREAM_UNAVAILABLE,
-                format!("concert-svc's answer was cut off: {e}"),
-            )
-            .retry_after(1),
-        },
-        Ok(resp) if !resp.status().is_server_error() => return Ok(Read::Other(relay(resp))),
-        Ok(resp) => match gw.catalog.kept(&key) {
-            Some(_) => Problem::new(crate::upstream::UPSTREAM_UNAVAILABLE, "concert-svc failed"),
-            None => return Ok(Read::Other(relay(resp))),
-        },
-        Err(failure) => failure.into(),
+    let stale = || {
+        gw.catalog
+            .kept(&key)
+            .map(|(body, age)| Read::Stale(body, age))
     };
-    match gw.catalog.kept(&key) {
-        Some((body, age)) => Ok(Read::Stale(body, age)),
-        None => Err(failure),
+    match gw.upstreams.send(Upstream::Concert, out).await {
+        Ok(resp) if resp.status() == StatusCode::OK => {
+            match upstream::body(Upstream::Concert, resp).await {
+                Ok(body) => {
+                    gw.catalog.keep(&key, &body);
+                    Ok(Read::Fresh(body))
+                }
+                Err(failure) => stale().ok_or_else(|| failure.into()),
+            }
+        }
+        Ok(resp) if !resp.status().is_server_error() => Ok(Read::Other(relay(resp))),
+        Ok(resp) => Ok(stale().unwrap_or_else(|| Read::Other(relay(resp)))),
+        Err(failure) => stale().ok_or_else(|| failure.into()),
     }
 }
 

@@ -39,13 +39,7 @@ async fn compose(gw: &Gateway, req: Request) -> Result<Response, Problem> {
         return Ok(crate::upstream::relay(resp));
     }
     let mut headers = resp.headers().clone();
-    let body = resp.bytes().await.map_err(|e| {
-        Problem::new(
-            crate::upstream::UPSTREAM_UNAVAILABLE,
-            format!("reservation-svc's answer was cut off: {e}"),
-        )
-        .retry_after(1)
-    })?;
+    let body = crate::upstream::body(Upstream::Reservation, resp).await?;
     let Ok(mut value) = serde_json::from_slice::<Value>(&body) else {
         return Err(Problem::internal(
             "reservation-svc answered 200 with no JSON",

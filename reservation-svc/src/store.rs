@@ -222,42 +222,52 @@ pub struct Unfinished {
 }
 
 /// The sagas not terminal that started before `created_before_ms`, oldest first (at most
-/// `limit`), and how many there are in all.
+/// `limit`).
 pub async fn unfinished(
     sql: &mut impl Sql,
     created_before_ms: i64,
     limit: i64,
-) -> anyhow::Result<(Vec<Unfinished>, i64)> {
+) -> anyhow::Result<Vec<Unfinished>> {
     let [a, b, c, d] = Status::TERMINAL;
-    let rows = sql
+    sql.sql(
+        "SELECT id, status, created_at, updated_at FROM reservations
+         WHERE status NOT IN ($1, $2, $3, $4) AND created_at < $5
+         ORDER BY created_at, id LIMIT $6",
+    )
+    .bind(a.as_str())
+    .bind(b.as_str())
+    .bind(c.as_str())
+    .bind(d.as_str())
+    .bind(created_before_ms)
+    .bind(limit)
+    .fetch_all()
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(Unfinished {
+            id: r.parse("id")?,
+            status: r.parse("status")?,
+            created_at_ms: r.get("created_at")?,
+            updated_at_ms: r.get("updated_at")?,
+        })
+    })
+    .collect()
+}
+
+/// How many sagas not terminal started before `created_before_ms`.
+pub async fn count_unfinished(sql: &mut impl Sql, created_before_ms: i64) -> anyhow::Result<i64> {
+    let [a, b, c, d] = Status::TERMINAL;
+    let row = sql
         .sql(
-            "SELECT id, status, created_at, updated_at, COUNT(*) OVER () AS total
-             FROM reservations
-             WHERE status NOT IN ($1, $2, $3, $4) AND created_at < $5
-             ORDER BY created_at, id LIMIT $6",
+            "SELECT COUNT(*) AS n FROM reservations
+             WHERE status NOT IN ($1, $2, $3, $4) AND created_at < $5",
         )
         .bind(a.as_str())
         .bind(b.as_str())
         .bind(c.as_str())
         .bind(d.as_str())
         .bind(created_before_ms)
-        .bind(limit)
-        .fetch_all()
+        .fetch_one()
         .await?;
-    let total = match rows.first() {
-        Some(r) => r.get("total")?,
-        None => 0,
-    };
-    let unfinished = rows
-        .iter()
-        .map(|r| {
-            Ok(Unfinished {
-                id: r.parse("id")?,
-                status: r.parse("status")?,
-                created_at_ms: r.get("created_at")?,
-                updated_at_ms: r.get("updated_at")?,
-            })
-        })
-        .collect::<anyhow::Result<_>>()?;
-    Ok((unfinished, total))
+    row.get("n")
 }

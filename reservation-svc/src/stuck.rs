@@ -74,26 +74,15 @@ fn waiting_for(status: Status) -> String {
     .to_owned()
 }
 
-async fn stuck(db: &Db, threshold: &Threshold) -> anyhow::Result<(Vec<Stuck>, i64)> {
-    let before = db.clock().now_ms() - threshold.after.as_millis() as i64;
-    let (rows, total) = store::unfinished(&mut db.reader().await?, before, LISTED).await?;
-    let listed = rows
-        .into_iter()
-        .map(|r| Stuck {
-            id: r.id,
-            status: r.status,
-            since: from_millis(r.created_at_ms),
-            updated_at: from_millis(r.updated_at_ms),
-            waiting_for: waiting_for(r.status),
-        })
-        .collect();
-    Ok((listed, total))
+/// When a saga that has not ended by now began too long ago.
+fn cutoff(db: &Db, threshold: &Threshold) -> i64 {
+    db.clock().now_ms() - threshold.after.as_millis() as i64
 }
 
 /// Counts the stuck sagas into the `sagas_stuck` gauge.
 pub async fn count(db: Db, threshold: Threshold) -> anyhow::Result<()> {
-    let (_, total) = stuck(&db, &threshold).await?;
-    metrics::gauge!("sagas_stuck").set(total as f64);
+    let stuck = store::count_unfinished(&mut db.reader().await?, cutoff(&db, &threshold)).await?;
+    metrics::gauge!("sagas_stuck").set(stuck as f64);
     Ok(())
 }
 
@@ -111,6 +100,21 @@ pub(crate) async fn list(
     State(s): State<AppState<Threshold>>,
     _: Admin,
 ) -> Result<impl IntoResponse, Problem> {
-    let (listed, _) = stuck(&s.db, &s.settings).await?;
+    let rows = store::unfinished(
+        &mut s.db.reader().await?,
+        cutoff(&s.db, &s.settings),
+        LISTED,
+    )
+    .await?;
+    let listed: Vec<Stuck> = rows
+        .into_iter()
+        .map(|r| Stuck {
+            id: r.id,
+            status: r.status,
+            since: from_millis(r.created_at_ms),
+            updated_at: from_millis(r.updated_at_ms),
+            waiting_for: waiting_for(r.status),
+        })
+        .collect();
     Ok(Json(listed))
 }

@@ -205,17 +205,6 @@ async fn ticketctl_shows_a_confirmed_a_failed_an_expired_and_a_cancelled_saga_in
     .await;
 }
 
-/// The value of the gauge `name` in a service's `/metrics`.
-async fn gauge(api: &harness::Api, name: &str) -> anyhow::Result<f64> {
-    let text = api.get("/metrics", None).await?.body;
-    let text = text.as_str().unwrap_or_default().to_owned();
-    Ok(text
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0))
-}
-
 #[tokio::test]
 async fn a_saga_frozen_by_a_stopped_payment_service_is_stuck_until_it_is_back() {
     let opts = Options {
@@ -256,7 +245,7 @@ async fn a_saga_frozen_by_a_stopped_payment_service_is_stuck_until_it_is_back() 
         eventually(
             "sagas_stuck to count it",
             Duration::from_secs(10),
-            async || Ok((gauge(&api, "sagas_stuck").await? == 1.0).then_some(())),
+            async || Ok((api.metric("sagas_stuck", &[]).await? == 1.0).then_some(())),
         )
         .await?;
         let listed = ticketctl(sys, &["saga", "stuck", "--token", &admin])?;
@@ -276,7 +265,7 @@ async fn a_saga_frozen_by_a_stopped_payment_service_is_stuck_until_it_is_back() 
                     .await?
                     .expect(200);
                 let gone = r.body.as_array().is_some_and(Vec::is_empty)
-                    && gauge(&api, "sagas_stuck").await? == 0.0;
+                    && api.metric("sagas_stuck", &[]).await? == 0.0;
                 Ok(gone.then_some(()))
             },
         )

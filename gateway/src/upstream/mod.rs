@@ -54,6 +54,8 @@ pub enum Failure {
     Open(Upstream, Duration),
     TimedOut(Upstream),
     Unreachable(Upstream, String),
+    /// The answer began and was cut off before its end.
+    CutOff(Upstream, String),
 }
 
 impl From<Failure> for Problem {
@@ -75,6 +77,11 @@ impl From<Failure> for Problem {
             Failure::Unreachable(u, why) => Problem::new(
                 UPSTREAM_UNAVAILABLE,
                 format!("{} cannot be reached: {why}", u.name()),
+            )
+            .retry_after(1),
+            Failure::CutOff(u, why) => Problem::new(
+                UPSTREAM_UNAVAILABLE,
+                format!("{}'s answer was cut off: {why}", u.name()),
             )
             .retry_after(1),
         }
@@ -194,6 +201,13 @@ impl Upstreams {
             .flatten()
             .collect()
     }
+}
+
+/// The whole body of an answer of `which` (for the gateway to read, not to stream).
+pub async fn body(which: Upstream, resp: reqwest::Response) -> Result<Bytes, Failure> {
+    resp.bytes()
+        .await
+        .map_err(|e| Failure::CutOff(which, without_url(&e)))
 }
 
 /// A transport error's reason without the URL (an internal address is nobody's business).

@@ -17,7 +17,6 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::ErrorCode;
 use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 use async_nats::jetstream::{self, message::PublishMessage};
-use contracts::trace::TraceParent;
 use futures::future::join_all;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -155,15 +154,14 @@ impl Relay {
             let publish = PublishMessage::build()
                 .headers(header_map(&row.headers))
                 .payload(row.payload.clone().into());
-            // A span in the event's trace, when spans are exported.
-            let parent = row
-                .headers
-                .iter()
-                .find(|(k, _)| k == contracts::envelope::header::TRACEPARENT)
-                .and_then(|(_, v)| TraceParent::parse(v));
+            // A span in the event's trace, when spans are exported (nothing is parsed else).
             let span =
                 tracing::info_span!(target: traces::TARGET, "publish", subject = %row.subject);
-            let (span, _) = traces::continued(span, parent.as_ref());
+            let traceparent = row
+                .headers
+                .iter()
+                .find(|(k, _)| k == contracts::envelope::header::TRACEPARENT);
+            traces::follow(&span, traceparent.map(|(_, v)| v.as_str()));
             let sent = js
                 .send_publish(row.subject.clone(), publish)
                 .instrument(span)

@@ -58,6 +58,8 @@ pub struct Runtime {
     retry: RetryPolicy,
     listener: TcpListener,
     consumers: Vec<ConsumerTask>,
+    /// The streams its consumers read, for their lag gauges.
+    consumed: Vec<&'static str>,
     periodic: Vec<(&'static str, Duration, PeriodicTask)>,
     /// Consumers restarting after an error or a panic: `/readyz` reports them.
     down: Down,
@@ -84,7 +86,6 @@ impl Runtime {
         // Clocks drift: measure this machine's against the database's again and again.
         let clock_db = db.clone();
         let (sweeper, retention) = (uow.clone(), config.retention);
-        let (gauge_db, gauge_js, name) = (db.clone(), js.clone(), config.name);
         let periodic: Vec<(&'static str, Duration, PeriodicTask)> = vec![
             (
                 "clock",
@@ -105,18 +106,7 @@ impl Runtime {
             (
                 "outbox gauges",
                 super::gauges::EVERY,
-                Box::new(move || {
-                    let db = gauge_db.clone();
-                    Box::pin(async move { super::gauges::outbox(&db).await })
-                }),
-            ),
-            (
-                "bus gauges",
-                super::gauges::EVERY,
-                Box::new(move || {
-                    let js = gauge_js.clone();
-                    Box::pin(async move { super::gauges::bus(name, &js).await })
-                }),
+                Box::new(super::gauges::outbox_task(db.clone())),
             ),
         ];
         Ok(Runtime {
@@ -138,6 +128,7 @@ impl Runtime {
             },
             listener,
             consumers: Vec::new(),
+            consumed: Vec::new(),
             periodic,
             down: Down::default(),
             stopping: CancellationToken::new(),
@@ -185,6 +176,7 @@ impl Runtime {
     ) {
         let mut spec = ConsumerSpec::new(self.name, subscription, self.replicas);
         spec.retry = self.retry;
+        self.consumed.push(spec.stream);
         let consumer = Consumer::new(spec, self.name, self.uow.clone(), handler)
             .reporting_to(self.down.clone());
         self.consumers.push(Box::new(move |js, shutdown| {
@@ -238,8 +230,12 @@ impl Runtime {
         let relay_stop = CancellationToken::new();
         let relay =
             tokio::spawn(Relay::new(self.uow.clone()).run(self.js.clone(), relay_stop.clone()));
+        // The bus gauges, now that the streams its consumers read are known.
+        let mut tasks = self.periodic;
+        let bus = super::gauges::bus_task(self.name, self.js.clone(), self.consumed);
+        tasks.push(("bus gauges", super::gauges::EVERY, Box::new(bus)));
         let mut periodic = JoinSet::new();
-        for (name, period, task) in self.periodic {
+        for (name, period, task) in tasks {
             periodic.spawn(every(name, period, task, consumers_stop.clone()));
         }
         let background = tokio::spawn(start_consumers(

@@ -6,7 +6,8 @@
 use crate::db::Db;
 use crate::unit_of_work::outbox;
 use async_nats::jetstream::{self, consumer};
-use contracts::{Context, DLQ_STREAM};
+use contracts::DLQ_STREAM;
+use futures::future::BoxFuture;
 
 /// How often the gauges are read again.
 pub const EVERY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -21,24 +22,47 @@ pub async fn outbox(db: &Db) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The gauges read from JetStream: this service's consumers' lag (its own durables, asked by
-/// name, as its bus user may), the DLQ's depth.
-pub async fn bus(name: &'static str, js: &jetstream::Context) -> anyhow::Result<()> {
-    for context in Context::ALL {
+/// The gauges read from JetStream: the lag of this service's durables on `streams` (asked by
+/// name, as its bus user may), the DLQ's depth. One request each: a lookup brings the info.
+pub async fn bus(
+    name: &'static str,
+    streams: &[&'static str],
+    js: &jetstream::Context,
+) -> anyhow::Result<()> {
+    for &stream in streams {
         let durable = js
-            .get_consumer_from_stream::<consumer::pull::Config, _, _>(name, context.stream())
+            .get_consumer_from_stream::<consumer::pull::Config, _, _>(name, stream)
             .await;
-        // It does not consume every stream.
-        let Ok(mut durable) = durable else { continue };
-        let info = durable.info().await?;
-        let stream = context.stream();
+        // Not created yet (the first seconds of a start): next time.
+        let Ok(durable) = durable else { continue };
+        let info = durable.cached_info();
         metrics::gauge!("consumer_pending", "stream" => stream).set(info.num_pending as f64);
         metrics::gauge!("consumer_ack_pending", "stream" => stream)
             .set(info.num_ack_pending as f64);
     }
-    if let Ok(mut dlq) = js.get_stream(DLQ_STREAM).await {
-        let messages = dlq.info().await?.state.messages;
+    if let Ok(dlq) = js.get_stream(DLQ_STREAM).await {
+        let messages = dlq.cached_info().state.messages;
         metrics::gauge!("dlq_messages").set(messages as f64);
     }
     Ok(())
+}
+
+/// [`outbox`], as a periodic task.
+pub fn outbox_task(db: Db) -> impl Fn() -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync {
+    move || {
+        let db = db.clone();
+        Box::pin(async move { outbox(&db).await })
+    }
+}
+
+/// [`bus`], as a periodic task.
+pub fn bus_task(
+    name: &'static str,
+    js: jetstream::Context,
+    streams: Vec<&'static str>,
+) -> impl Fn() -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync {
+    move || {
+        let (js, streams) = (js.clone(), streams.clone());
+        Box::pin(async move { bus(name, &streams, &js).await })
+    }
 }
