@@ -2,7 +2,6 @@
 //! scan enforces them, so they survive restarts and any replica may run the scan: each release
 //! re-checks the hold inside its unit of work, so a hold expires exactly once.
 
-use crate::config::Limits;
 use crate::holds::{domain::is_due, settle::release, store as holds};
 use crate::queue::store as tokens;
 use contracts::ReleaseReason;
@@ -13,13 +12,12 @@ use nats::unit_of_work::UnitOfWork;
 const SCAN_LIMIT: i64 = 256;
 
 /// Releases live holds past their deadline with `seat.released` (expired); answers how many.
-pub async fn expire_holds(uow: &UnitOfWork, db: &Db, limits: &Limits) -> anyhow::Result<usize> {
+pub async fn expire_holds(uow: &UnitOfWork, db: &Db) -> anyhow::Result<usize> {
     let now = db.clock().now_ms();
     let due = holds::due(&mut db.reader().await?, now, SCAN_LIMIT).await?;
     if due.is_empty() {
         return Ok(0);
     }
-    let limit = limits.queue_active_limit;
     uow.run(move |w| {
         Box::pin(async move {
             let mut released = 0;
@@ -28,7 +26,7 @@ pub async fn expire_holds(uow: &UnitOfWork, db: &Db, limits: &Limits) -> anyhow:
                 if let Some((hold, seats)) = holds::get(w, r).await?
                     && is_due(&hold, w.now())
                 {
-                    release(w, r, seats, ReleaseReason::Expired, limit).await?;
+                    release(w, r, seats, ReleaseReason::Expired).await?;
                     released += 1;
                 }
             }
@@ -41,16 +39,12 @@ pub async fn expire_holds(uow: &UnitOfWork, db: &Db, limits: &Limits) -> anyhow:
     .await
 }
 
-/// Expires queue tokens idle for longer than their time to live, and admits who is next.
-pub async fn expire_tokens(uow: &UnitOfWork, limits: &Limits) -> anyhow::Result<()> {
-    let (ttl, limit) = (limits.queue_token_ttl, limits.queue_active_limit);
+/// Expires queue tokens idle for longer than their time to live: the ones behind move up.
+pub async fn expire_tokens(uow: &UnitOfWork, ttl: std::time::Duration) -> anyhow::Result<()> {
     uow.run(move |w| {
         Box::pin(async move {
             let cutoff = to_millis(w.now() - ttl);
-            for schedule in tokens::expire_idle(w, cutoff).await? {
-                tokens::admit(w, schedule, limit).await?;
-            }
-            Ok(())
+            tokens::expire_idle(w, cutoff).await.map(drop)
         })
     })
     .await

@@ -79,20 +79,18 @@ impl Service for SeatSvc {
 
     fn wire(rt: &mut Runtime, limits: Limits) -> Router {
         rt.consume::<ConcertEvent, _>(inventory::SUBSCRIPTION, inventory::Builder);
-        let keeper = holds::settle::HoldKeeper {
-            queue_active_limit: limits.queue_active_limit,
-        };
+        let keeper = holds::settle::HoldKeeper;
         rt.consume::<PaymentEvent, _>(holds::settle::PAYMENTS, keeper.clone());
         rt.consume::<ReservationEvent, _>(holds::settle::CANCELS, keeper);
-        let (uow, db, scan) = (rt.uow(), rt.db(), limits.clone());
+        let (uow, db) = (rt.uow(), rt.db());
         rt.every("expire holds", HOLD_SCAN, move || {
-            let (uow, db, limits) = (uow.clone(), db.clone(), scan.clone());
-            async move { expiry::expire_holds(&uow, &db, &limits).await.map(drop) }
+            let (uow, db) = (uow.clone(), db.clone());
+            async move { expiry::expire_holds(&uow, &db).await.map(drop) }
         });
-        let (uow, scan) = (rt.uow(), limits.clone());
+        let (uow, ttl) = (rt.uow(), limits.queue_token_ttl);
         rt.every("expire queue tokens", TOKEN_SCAN, move || {
-            let (uow, limits) = (uow.clone(), scan.clone());
-            async move { expiry::expire_tokens(&uow, &limits).await }
+            let uow = uow.clone();
+            async move { expiry::expire_tokens(&uow, ttl).await }
         });
         let state = rt.state(limits);
         Router::new()

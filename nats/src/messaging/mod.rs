@@ -3,7 +3,8 @@
 //! - [`users`]: who may do what on a secured bus (rendered into `conf/auth.conf`).
 //! - [`inbox`]: the ids of handled events, recorded inside the unit of work that handles them.
 //! - [`dlq`]: dead letters, and the tools to work them off; [`retries`]: when to give up.
-//! - [`relay`]: publishes the outbox (written by the unit of work) after each commit.
+//! - [`relay`]: publishes the outbox (written by the unit of work) after each commit, in
+//!   commit order ([`reorder`]).
 //! - [`handler`]: what a service writes to handle events; [`consumer`]: pulls batches, runs
 //!   them through the handler as units of work, acks.
 //! - [`timeline`]: one saga's events across every stream, and where each consumer stands;
@@ -21,6 +22,7 @@ pub mod handler;
 
 pub mod consumer;
 pub mod relay;
+mod reorder;
 
 pub mod lag;
 pub mod timeline;

@@ -1,7 +1,8 @@
 //! relay: publishes the outbox. Woken after every commit that wrote events, it publishes the
 //! rows that commit handed over in memory when they follow the last row it published with
-//! nothing between; otherwise (at start, after a failure, on a gap, and polling as a fallback for
-//! rows committed by another process) it reads the pending rows back from the table. Rows go
+//! nothing between (rows just ahead of a gap wait for it a moment, see [`super::reorder`]);
+//! otherwise (at start, after a failure, on a gap that does not fill, and polling as a fallback
+//! for rows committed by another process) it reads the pending rows back from the table. Rows go
 //! out pipelined with `Nats-Msg-Id` = event id; the next commit marks them published (or the
 //! relay itself, when no commit comes soon). A crash between commit and publish loses nothing;
 //! one between publish and mark re-publishes, which the broker drops inside its duplicate window
@@ -9,6 +10,7 @@
 //! outbox: a lease in the database lets one relay at a time publish, so events reach the stream
 //! in commit order and once.
 
+use super::reorder::{GAP_WAIT, Reorder, Take};
 use crate::db::Sql;
 use crate::traces;
 use crate::unit_of_work::outbox::{self, Pending, Published};
@@ -74,9 +76,8 @@ pub struct Relay {
     published: Published,
     /// The row that failed last and how many times in a row.
     failing: Arc<Mutex<Option<(i64, u32)>>>,
-    /// The order (`seq`) the next committed row must have to be published from memory: every
-    /// row before it is published. `None` until a read of the table says so.
-    next: Arc<Mutex<Option<i64>>>,
+    /// Committed rows in order, and where the published ones end.
+    order: Arc<Mutex<Reorder>>,
     /// This process's name in the lease.
     holder: String,
 }
@@ -87,7 +88,7 @@ impl Relay {
             committed: uow.committed(),
             published: uow.published(),
             failing: Arc::default(),
-            next: Arc::default(),
+            order: Arc::default(),
             uow,
             holder: uuid::Uuid::new_v4().to_string(),
         }
@@ -233,6 +234,8 @@ impl Relay {
     pub async fn relay_once(&self, js: &jetstream::Context) -> anyhow::Result<usize> {
         // Rows published but not marked yet are still pending in the table: skip them.
         let limit = RELAY_BATCH + self.published.unmarked() as i64;
+        // The table holds every committed row, those waiting behind a gap too.
+        self.order().reset();
         let pending = outbox::pending(&mut self.uow.db().reader().await?, limit).await?;
         let mut rows = self.published.unpublished(pending);
         rows.truncate(RELAY_BATCH as usize);
@@ -240,23 +243,20 @@ impl Relay {
     }
 
     /// One relay pass over what this process committed since the last: the rows handed over
-    /// in memory, if they follow the last row published with nothing between (no row of
-    /// another process, none dropped); otherwise a pass over the table.
+    /// in memory that follow the last row published with nothing between (no row of another
+    /// process, none dropped); a pass over the table when a gap does not fill.
     async fn relay_committed(&self, js: &jetstream::Context) -> anyhow::Result<usize> {
         let committed = self.committed.take();
-        let Some(next) = *self.next() else {
-            return self.relay_once(js).await;
-        };
-        let rows: Vec<Pending> = committed.into_iter().filter(|r| r.seq >= next).collect();
-        let follows = rows.iter().zip(next..).all(|(row, seq)| row.seq == seq);
-        if !follows {
-            return self.relay_once(js).await;
+        let take = self.order().take(committed, std::time::Instant::now());
+        match take {
+            Take::Rows(rows) => self.send(js, rows).await,
+            Take::Wait => Ok(0),
+            Take::Scan => self.relay_once(js).await,
         }
-        self.send(js, rows).await
     }
 
-    fn next(&self) -> std::sync::MutexGuard<'_, Option<i64>> {
-        self.next
+    fn order(&self) -> std::sync::MutexGuard<'_, Reorder> {
+        self.order
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -272,7 +272,7 @@ impl Relay {
         metrics::counter!("outbox_published_total").increment(published as u64);
         if published < rows.len() {
             // Back to reading the table, which knows which rows are still pending.
-            *self.next() = None;
+            self.order().reset();
             if let Some((seq, error, row_fault)) = &sent.failed {
                 self.failed(*seq, error, *row_fault).await?;
             }
@@ -282,8 +282,7 @@ impl Relay {
                 rows.len()
             );
         }
-        let mut next = self.next();
-        *next = Some(next.map_or(last + 1, |n| n.max(last + 1)));
+        self.order().published_through(last);
         Ok(published)
     }
 
@@ -312,7 +311,7 @@ impl Relay {
                 // Another process publishes: what this one commits is read from the table if
                 // it leads again.
                 self.committed.take();
-                *self.next() = None;
+                self.order().reset();
             } else {
                 let pass = match scan || scanned.elapsed() >= POLL {
                     true => {
@@ -338,6 +337,8 @@ impl Relay {
             let wait = if failures > 0 {
                 // Back off while the broker is unreachable, up to 2 s.
                 Duration::from_millis(100u64 << failures.min(4)).min(Duration::from_secs(2))
+            } else if self.order().holding() {
+                GAP_WAIT
             } else if marks_waiting {
                 MARK_AFTER
             } else {

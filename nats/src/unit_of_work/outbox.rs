@@ -114,7 +114,7 @@ pub async fn insert(
 }
 
 /// A row waiting to be published, as read back by the relay.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Pending {
     pub seq: i64,
     pub subject: String,

@@ -171,6 +171,7 @@ async fn hold_seats(
         token,
         seats,
         ttl: s.settings.hold_ttl,
+        active_limit: s.settings.queue_active_limit,
     };
     let held = s.uow.decide(move |w| {
         Box::pin(once.run(w, move |w| {

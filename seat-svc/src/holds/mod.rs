@@ -11,7 +11,7 @@ pub mod store;
 pub use domain::HoldStatus;
 
 use crate::inventory;
-use crate::queue::{self, domain::QueueToken, domain::TokenStatus};
+use crate::queue::{self, domain::QueueToken, domain::TokenStatus, domain::standing};
 use contracts::events::SeatHeld;
 use contracts::{Points, ReservationId, ScheduleId, SeatEvent, SeatId, UserId};
 use nats::unit_of_work::{Error, Rejection, Work};
@@ -45,6 +45,8 @@ pub struct HoldRequest {
     pub token: QueueToken,
     pub seats: Vec<SeatId>,
     pub ttl: Duration,
+    /// The first this many live tokens of a schedule are active.
+    pub active_limit: i64,
 }
 
 /// A hold that was taken.
@@ -60,10 +62,12 @@ pub struct Held {
 pub async fn hold(w: &mut Work, req: HoldRequest) -> Result<Held, Error<HoldRefused>> {
     // A token is only ever issued for an existing schedule, so a matching token proves the
     // schedule exists; only without one does the schedule need looking up (404 rather than 403).
-    let (live_hold, starts_at_ms) = match queue::store::for_hold(w, &req.token).await? {
+    let for_hold = queue::store::for_hold(w, &req.token, req.active_limit).await?;
+    let (live_hold, starts_at_ms) = match for_hold {
         Some(q) if q.token.user == req.user && q.token.schedule == req.schedule => {
-            if q.token.status != TokenStatus::Active {
-                return Err(HoldRefused::NotActive(q.token.status).into());
+            let (status, _) = standing(q.token.state, q.ahead, req.active_limit);
+            if status != TokenStatus::Active {
+                return Err(HoldRefused::NotActive(status).into());
             }
             (q.live_hold, q.starts_at_ms)
         }

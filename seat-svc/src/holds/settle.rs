@@ -27,11 +27,10 @@ pub async fn release(
     r: ReservationId,
     seat_ids: Vec<SeatId>,
     reason: ReleaseReason,
-    queue_active_limit: i64,
 ) -> anyhow::Result<()> {
     let versions = inventory::store::free(w, r).await?;
     store::release(w, r, reason).await?;
-    queue::store::finish_for(w, r, queue_active_limit).await?;
+    queue::store::finish_for(w, r).await?;
     w.emit(&SeatEvent::Released(SeatReleased {
         reservation_id: r,
         seat_ids,
@@ -43,9 +42,7 @@ pub async fn release(
 
 /// Settles holds: payments sell or fail them, cancels release them.
 #[derive(Clone)]
-pub struct HoldKeeper {
-    pub queue_active_limit: i64,
-}
+pub struct HoldKeeper;
 
 impl EventHandler<PaymentEvent> for HoldKeeper {
     async fn handle(
@@ -53,7 +50,6 @@ impl EventHandler<PaymentEvent> for HoldKeeper {
         w: &mut Work,
         d: &Delivery<PaymentEvent>,
     ) -> Result<(), Error<NotHandled>> {
-        let limit = self.queue_active_limit;
         match &d.event {
             PaymentEvent::Completed(paid) => {
                 let r = paid.reservation_id;
@@ -69,7 +65,7 @@ impl EventHandler<PaymentEvent> for HoldKeeper {
                     OnPaid::Sell => {
                         let versions = inventory::store::sell(w, r).await?;
                         store::sell(w, r).await?;
-                        queue::store::finish_for(w, r, limit).await?;
+                        queue::store::finish_for(w, r).await?;
                         w.emit(&SeatEvent::Sold(SeatSold {
                             reservation_id: r,
                             seat_ids: seats(),
@@ -77,7 +73,7 @@ impl EventHandler<PaymentEvent> for HoldKeeper {
                         }));
                     }
                     OnPaid::ExpireAndReject => {
-                        release(w, r, seats(), ReleaseReason::Expired, limit).await?;
+                        release(w, r, seats(), ReleaseReason::Expired).await?;
                         w.emit(&reject(contracts::SaleRejection::HoldExpired));
                     }
                     OnPaid::Reject(reason) => w.emit(&reject(reason)),
@@ -89,7 +85,7 @@ impl EventHandler<PaymentEvent> for HoldKeeper {
                 if let Some((hold, seats)) = store::get(w, r).await?
                     && releases_on_payment_failed(Some(&hold))
                 {
-                    release(w, r, seats, ReleaseReason::PaymentFailed, limit).await?;
+                    release(w, r, seats, ReleaseReason::PaymentFailed).await?;
                 }
             }
             // Not subscribed; harmless if it ever arrives.
@@ -110,14 +106,7 @@ impl EventHandler<ReservationEvent> for HoldKeeper {
             if let Some((hold, seats)) = store::get(w, r).await?
                 && releases_on_cancel(Some(&hold))
             {
-                release(
-                    w,
-                    r,
-                    seats,
-                    ReleaseReason::Cancelled,
-                    self.queue_active_limit,
-                )
-                .await?;
+                release(w, r, seats, ReleaseReason::Cancelled).await?;
             }
         }
         Ok(())

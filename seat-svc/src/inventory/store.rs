@@ -48,15 +48,6 @@ pub async fn starts_at(sql: &mut impl Sql, id: ScheduleId) -> anyhow::Result<Opt
         .transpose()
 }
 
-/// Locks the schedule's row until the unit of work ends (on PostgreSQL), so admissions to its
-/// queue take turns across replicas.
-pub async fn lock_schedule(sql: &mut impl Sql, id: ScheduleId) -> anyhow::Result<()> {
-    sql.sql("SELECT id FROM schedules WHERE id = $1")
-        .bind(id)
-        .lock()
-        .await
-}
-
 /// The seats a change took, with their prices and their versions after it.
 pub struct Changed {
     pub prices: Vec<i64>,

@@ -1,5 +1,5 @@
-//! domain: the rules of the waiting queue — what a token is, where it stands, and how many
-//! waiting tokens may become active. Pure.
+//! domain: the rules of the waiting queue — what a token is, and where it stands: active when
+//! fewer than the limit of live tokens are ahead of it, else waiting. Pure.
 
 use std::fmt;
 use std::str::FromStr;
@@ -10,9 +10,23 @@ contracts::string_enum! {
     pub enum TokenStatus { Waiting = "waiting", Active = "active", Expired = "expired", Done = "done" }
 }
 
-impl TokenStatus {
-    /// Waiting or active: a user has at most one such token per schedule.
-    pub const LIVE: [TokenStatus; 2] = [TokenStatus::Waiting, TokenStatus::Active];
+contracts::string_enum! {
+    /// What the database keeps of a token: `live` (in line; waiting or active by its rank, see
+    /// [`standing`]), `expired` or `done`. Admission is derived, not stored, so no admission
+    /// takes a lock that every join and every ended hold of a schedule would queue behind.
+    pub enum TokenState { Live = "live", Expired = "expired", Done = "done" }
+}
+
+/// Where a token stands, from its state and the live tokens ahead of it in line (`ahead`, at
+/// least up to `limit`): its status and its position (1 for the first waiting; 0 when not
+/// waiting). The first `limit` live tokens are active: when one ahead ends, the next moves up.
+pub fn standing(state: TokenState, ahead: i64, limit: i64) -> (TokenStatus, i64) {
+    match state {
+        TokenState::Live if ahead < limit => (TokenStatus::Active, 0),
+        TokenState::Live => (TokenStatus::Waiting, ahead - limit + 1),
+        TokenState::Expired => (TokenStatus::Expired, 0),
+        TokenState::Done => (TokenStatus::Done, 0),
+    }
 }
 
 /// A queue token: the user's place in one schedule's line, and their admission to hold seats.
@@ -65,19 +79,18 @@ impl nats::db::ToArg for QueueToken {
     }
 }
 
-/// How many waiting tokens may become active now.
-pub fn admissions(active: i64, limit: i64) -> i64 {
-    (limit - active).max(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn the_queue_admits_up_to_the_limit() {
-        assert_eq!(admissions(0, 100), 100);
-        assert_eq!(admissions(99, 100), 1);
-        assert_eq!(admissions(120, 100), 0);
+    fn the_first_live_tokens_up_to_the_limit_are_active_the_rest_wait_in_order() {
+        use TokenState::*;
+        assert_eq!(standing(Live, 0, 100), (TokenStatus::Active, 0));
+        assert_eq!(standing(Live, 99, 100), (TokenStatus::Active, 0));
+        assert_eq!(standing(Live, 100, 100), (TokenStatus::Waiting, 1));
+        assert_eq!(standing(Live, 120, 100), (TokenStatus::Waiting, 21));
+        assert_eq!(standing(Done, 0, 100), (TokenStatus::Done, 0));
+        assert_eq!(standing(Expired, 500, 100), (TokenStatus::Expired, 0));
     }
 }

@@ -58,7 +58,7 @@ pub struct TokenPlace {
 fn answer(p: &Place) -> serde_json::Value {
     json!(TokenPlace {
         token: p.token.token.clone(),
-        status: p.token.status,
+        status: p.status,
         position: p.position,
     })
 }

@@ -1,6 +1,7 @@
-//! queue: the waiting line of each schedule. A user takes a token; at most `QUEUE_ACTIVE_LIMIT`
-//! tokens of a schedule are active (may hold seats), the rest wait in order. A token is done
-//! when its hold ends and expires when unused; either way the next in line is admitted.
+//! queue: the waiting line of each schedule. A user takes a token; the first
+//! `QUEUE_ACTIVE_LIMIT` live tokens of a schedule are active (may hold seats), the rest wait in
+//! order. A token is done when its hold ends and expires when unused; either way the ones
+//! behind it move up.
 
 pub mod domain;
 pub mod http;
@@ -8,7 +9,7 @@ pub mod store;
 
 use crate::inventory;
 use contracts::{ScheduleId, UserId};
-use domain::{QueueToken, TokenStatus};
+use domain::{QueueToken, TokenState, TokenStatus, standing};
 use nats::db::Sql;
 use nats::unit_of_work::{Error, Rejection, Work};
 use store::Token;
@@ -30,15 +31,28 @@ impl Rejection for QueueRefused {}
 #[derive(Debug, Clone)]
 pub struct Place {
     pub token: Token,
+    pub status: TokenStatus,
+    /// 1 for the first waiting; 0 when not waiting.
     pub position: i64,
     /// Whether the token was taken now (rather than asked for again).
     pub new: bool,
 }
 
-async fn place(sql: &mut impl Sql, token: Token, new: bool) -> anyhow::Result<Place> {
-    let position = store::position(sql, &token).await?;
+async fn place(
+    sql: &mut impl Sql,
+    token: Token,
+    new: bool,
+    active_limit: i64,
+) -> anyhow::Result<Place> {
+    // A waiting token's position needs every live token ahead counted.
+    let ahead = match token.state {
+        TokenState::Live if !token.admitted => store::ahead(sql, &token, i64::MAX).await?,
+        TokenState::Live | TokenState::Expired | TokenState::Done => 0,
+    };
+    let (status, position) = standing(token.state, ahead, active_limit);
     Ok(Place {
         token,
+        status,
         position,
         new,
     })
@@ -60,29 +74,34 @@ pub async fn join(
     }
     // One live token per user and schedule: asking again answers the same token.
     if let Some(t) = store::live(w, &user, schedule).await? {
-        return Ok(place(w, t, false).await?);
+        return Ok(place(w, t, false, active_limit).await?);
     }
-    let token = QueueToken::new();
     let now = w.now_ms();
-    if !store::insert(w, &token, schedule, &user, now).await? {
+    let mut t = Token {
+        token: QueueToken::new(),
+        schedule,
+        user,
+        state: TokenState::Live,
+        created_at: now,
+        last_seen_at: now,
+        admitted: false,
+    };
+    t.admitted = store::ahead(w, &t, active_limit).await? < active_limit;
+    if !store::insert(w, &t).await? {
         // Another request of the same user took one meanwhile (PostgreSQL; on SQLite writes
         // take turns): that one is the answer.
-        let t = store::live(w, &user, schedule)
+        let t = store::live(w, &t.user, schedule)
             .await?
             .ok_or_else(|| anyhow::anyhow!("a live token conflicted, then vanished"))?;
-        return Ok(place(w, t, false).await?);
+        return Ok(place(w, t, false, active_limit).await?);
     }
-    store::admit(w, schedule, active_limit).await?;
-    let t = store::get(w, &token)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("a token vanished inside its own unit of work"))?;
-    Ok(place(w, t, true).await?)
+    Ok(place(w, t, true, active_limit).await?)
 }
 
 /// Where the user's token stands, from a read alone, when nothing needs writing: the token was
-/// kept alive less than `touch_every` ago and no place it could take is free. `None` when the
-/// unit of work of [`status`] has to run. Polling the line then costs reads, not turns on the
-/// database's one writer (SQLite) that holds and payments wait for.
+/// kept alive less than `touch_every` ago. `None` when the unit of work of [`status`] has to
+/// run. Polling the line then costs reads, not turns on the database's one writer (SQLite)
+/// that holds and payments wait for.
 pub async fn peek(
     read: &mut impl Sql,
     user: &UserId,
@@ -95,17 +114,13 @@ pub async fn peek(
         Some(t) if t.user == *user => t,
         _ => return Err(QueueRefused::UnknownToken.into()),
     };
-    let live = TokenStatus::LIVE.contains(&t.status);
-    if live && now_ms - t.last_seen_at >= touch_every_ms {
+    if t.state == TokenState::Live && now_ms - t.last_seen_at >= touch_every_ms {
         return Ok(None);
     }
-    if t.status == TokenStatus::Waiting && store::active(read, t.schedule).await? < active_limit {
-        return Ok(None);
-    }
-    Ok(Some(place(read, t, false).await?))
+    Ok(Some(place(read, t, false, active_limit).await?))
 }
 
-/// Where the user's token stands. Asking keeps it alive, and room may have opened up since.
+/// Where the user's token stands. Asking keeps it alive.
 pub async fn status(
     w: &mut Work,
     user: UserId,
@@ -119,7 +134,5 @@ pub async fn status(
     };
     let now = w.now_ms();
     store::touch(w, &token, now).await?;
-    store::admit(w, t.schedule, active_limit).await?;
-    let t = store::get(w, &token).await?.unwrap_or(t);
-    Ok(place(w, t, false).await?)
+    Ok(place(w, t, false, active_limit).await?)
 }

@@ -1,23 +1,27 @@
-//! store: queue tokens in SQL. Queue order is (created_at, token).
+//! store: queue tokens in SQL. Queue order is (created_at, token); where a token stands is
+//! counted from the live tokens ahead of it (see [`super::domain::standing`]).
 
-use super::domain::{QueueToken, TokenStatus, admissions};
+use super::domain::{QueueToken, TokenState};
 use crate::holds::domain::HoldStatus;
-use crate::inventory;
 use contracts::{ReservationId, ScheduleId, UserId};
 use nats::db::{Row, Sql};
 
 /// The columns `token_from` reads.
-const TOKEN_COLUMNS: &str = "token, schedule_id, user_id, status, created_at, last_seen_at";
+const TOKEN_COLUMNS: &str =
+    "token, schedule_id, user_id, status, created_at, last_seen_at, admitted";
 
 #[derive(Debug, Clone)]
 pub struct Token {
     pub token: QueueToken,
     pub schedule: ScheduleId,
     pub user: UserId,
-    pub status: TokenStatus,
+    pub state: TokenState,
     pub created_at: i64,
     /// When its user last asked for it (an idle token expires).
     pub last_seen_at: i64,
+    /// Known to be active while live: fewer than the limit were ahead of it once, and tokens
+    /// only ever leave the line ahead of it. Its place need not be counted again.
+    pub admitted: bool,
 }
 
 fn token_from(r: &Row) -> anyhow::Result<Token> {
@@ -25,9 +29,10 @@ fn token_from(r: &Row) -> anyhow::Result<Token> {
         token: r.parse("token")?,
         schedule: r.parse("schedule_id")?,
         user: r.parse("user_id")?,
-        status: r.parse("status")?,
+        state: r.parse("status")?,
         created_at: r.get("created_at")?,
         last_seen_at: r.get("last_seen_at")?,
+        admitted: r.get("admitted")?,
     })
 }
 
@@ -42,16 +47,6 @@ pub async fn read(sql: &mut impl Sql, token: &QueueToken) -> anyhow::Result<Opti
     .as_ref()
     .map(token_from)
     .transpose()
-}
-
-/// Active tokens of `schedule`.
-pub async fn active(sql: &mut impl Sql, schedule: ScheduleId) -> anyhow::Result<i64> {
-    sql.sql("SELECT COUNT(*) AS n FROM queue_tokens WHERE schedule_id = $1 AND status = $2")
-        .bind(schedule)
-        .bind(TokenStatus::Active.as_str())
-        .fetch_one()
-        .await?
-        .get("n")
 }
 
 /// The token, locked for the rest of the unit of work (it is checked, then used).
@@ -74,15 +69,14 @@ pub async fn live(
     user: &UserId,
     schedule: ScheduleId,
 ) -> anyhow::Result<Option<Token>> {
-    let [waiting, active] = TokenStatus::LIVE;
+    // `live` written out, not bound: the planner then knows the one-live-token index answers.
     sql.sql_built(format!(
         "SELECT {TOKEN_COLUMNS} FROM queue_tokens
-         WHERE user_id = $1 AND schedule_id = $2 AND status IN ($3, $4)"
+         WHERE user_id = $1 AND schedule_id = $2 AND status = '{LIVE}'",
+        LIVE = TokenState::Live.as_str()
     ))
     .bind(user)
     .bind(schedule)
-    .bind(waiting.as_str())
-    .bind(active.as_str())
     .fetch_optional()
     .await?
     .as_ref()
@@ -90,18 +84,29 @@ pub async fn live(
     .transpose()
 }
 
-/// What a hold needs to know of its token: the token (locked like [`get`]), the reservation it
+/// What a hold needs to know of its token: the token (locked like [`get`]), how many live
+/// tokens are ahead of it (counted up to the active limit at most; 0 when it was admitted), the
+/// reservation it
 /// currently holds seats for, if any, and when its schedule's show starts.
 pub struct ForHold {
     pub token: Token,
+    pub ahead: i64,
     pub live_hold: Option<ReservationId>,
     pub starts_at_ms: Option<i64>,
 }
 
-pub async fn for_hold(sql: &mut impl Sql, token: &QueueToken) -> anyhow::Result<Option<ForHold>> {
+pub async fn for_hold(
+    sql: &mut impl Sql,
+    token: &QueueToken,
+    active_limit: i64,
+) -> anyhow::Result<Option<ForHold>> {
     let Some(row) = sql
         .sql_built(format!(
             "SELECT {TOKEN_COLUMNS},
+                 CASE WHEN t.admitted = 1 THEN 0 ELSE (SELECT COUNT(*) FROM (
+                     SELECT 1 FROM queue_tokens a
+                     WHERE a.schedule_id = t.schedule_id AND a.status = $3 AND {AHEAD_OF_T}
+                     LIMIT $4) ahead) END AS ahead,
                  (SELECT reservation_id FROM holds h WHERE h.token = t.token AND h.status = $2
                   LIMIT 1) AS live_hold,
                  (SELECT starts_at FROM schedules s WHERE s.id = t.schedule_id) AS starts_at
@@ -109,6 +114,8 @@ pub async fn for_hold(sql: &mut impl Sql, token: &QueueToken) -> anyhow::Result<
         ))
         .bind(token)
         .bind(HoldStatus::Held.as_str())
+        .bind(TokenState::Live.as_str())
+        .bind(active_limit)
         .for_update()
         .fetch_optional()
         .await?
@@ -117,6 +124,7 @@ pub async fn for_hold(sql: &mut impl Sql, token: &QueueToken) -> anyhow::Result<
     };
     Ok(Some(ForHold {
         token: token_from(&row)?,
+        ahead: row.get("ahead")?,
         live_hold: row.parse_opt("live_hold")?,
         starts_at_ms: row.get("starts_at")?,
     }))
@@ -124,52 +132,23 @@ pub async fn for_hold(sql: &mut impl Sql, token: &QueueToken) -> anyhow::Result<
 
 /// Puts a new token in line; `false` if the user already has a live one for the schedule (a
 /// unique index says so, whichever replica took it first).
-pub async fn insert(
-    sql: &mut impl Sql,
-    token: &QueueToken,
-    schedule: ScheduleId,
-    user: &UserId,
-    now_ms: i64,
-) -> anyhow::Result<bool> {
+pub async fn insert(sql: &mut impl Sql, t: &Token) -> anyhow::Result<bool> {
     let inserted = sql
         .sql(
-            "INSERT INTO queue_tokens (token, schedule_id, user_id, status, created_at, last_seen_at)
-             VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT DO NOTHING",
+            "INSERT INTO queue_tokens
+                 (token, schedule_id, user_id, status, created_at, last_seen_at, admitted)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
         )
-        .bind(token)
-        .bind(schedule)
-        .bind(user)
-        .bind(TokenStatus::Waiting.as_str())
-        .bind(now_ms)
+        .bind(&t.token)
+        .bind(t.schedule)
+        .bind(&t.user)
+        .bind(t.state.as_str())
+        .bind(t.created_at)
+        .bind(t.last_seen_at)
+        .bind(t.admitted)
         .execute()
         .await?;
     Ok(inserted == 1)
-}
-
-/// Fills the schedule's free active places with the longest-waiting tokens.
-pub async fn admit(
-    sql: &mut impl Sql,
-    schedule: ScheduleId,
-    active_limit: i64,
-) -> anyhow::Result<()> {
-    // Admissions of one schedule take turns, so two replicas never both fill the last place.
-    inventory::store::lock_schedule(sql, schedule).await?;
-    let n = admissions(active(sql, schedule).await?, active_limit);
-    if n == 0 {
-        return Ok(());
-    }
-    sql.sql(
-        "UPDATE queue_tokens SET status = $1 WHERE token IN (
-            SELECT token FROM queue_tokens WHERE schedule_id = $2 AND status = $3
-            ORDER BY created_at, token LIMIT $4)",
-    )
-    .bind(TokenStatus::Active.as_str())
-    .bind(schedule)
-    .bind(TokenStatus::Waiting.as_str())
-    .bind(n)
-    .execute()
-    .await?;
-    Ok(())
 }
 
 /// Marks the token as just used, so it does not expire as idle.
@@ -182,80 +161,55 @@ pub async fn touch(sql: &mut impl Sql, token: &QueueToken, now_ms: i64) -> anyho
     Ok(())
 }
 
-/// Expires waiting or active tokens unused since `cutoff_ms` (a token with a live hold stays
-/// until its hold ends); answers the schedules that now have room.
-pub async fn expire_idle(sql: &mut impl Sql, cutoff_ms: i64) -> anyhow::Result<Vec<ScheduleId>> {
-    let [waiting, active] = TokenStatus::LIVE;
-    let idle = "status IN ($2, $3) AND last_seen_at < $1
-         AND token NOT IN (SELECT token FROM holds WHERE status = $4)";
-    let schedules = sql
-        .sql_built(format!(
-            "SELECT DISTINCT schedule_id FROM queue_tokens WHERE {idle}"
-        ))
-        .bind(cutoff_ms)
-        .bind(waiting.as_str())
-        .bind(active.as_str())
-        .bind(HoldStatus::Held.as_str())
-        .fetch_all()
-        .await?
-        .iter()
-        .map(|r| r.parse("schedule_id"))
-        .collect::<anyhow::Result<Vec<ScheduleId>>>()?;
-    if schedules.is_empty() {
-        return Ok(schedules);
-    }
-    sql.sql_built(format!("UPDATE queue_tokens SET status = $5 WHERE {idle}"))
-        .bind(cutoff_ms)
-        .bind(waiting.as_str())
-        .bind(active.as_str())
-        .bind(HoldStatus::Held.as_str())
-        .bind(TokenStatus::Expired.as_str())
-        .execute()
-        .await?;
-    Ok(schedules)
+/// Expires live tokens unused since `cutoff_ms` (a token with a live hold stays until its hold
+/// ends): the tokens behind them move up.
+pub async fn expire_idle(sql: &mut impl Sql, cutoff_ms: i64) -> anyhow::Result<u64> {
+    sql.sql(
+        "UPDATE queue_tokens SET status = $4 WHERE status = $2 AND last_seen_at < $1
+         AND token NOT IN (SELECT token FROM holds WHERE status = $3)",
+    )
+    .bind(cutoff_ms)
+    .bind(TokenState::Live.as_str())
+    .bind(HoldStatus::Held.as_str())
+    .bind(TokenState::Expired.as_str())
+    .execute()
+    .await
 }
 
-/// 1 for the first in line; 0 when not waiting.
-pub async fn position(sql: &mut impl Sql, t: &Token) -> anyhow::Result<i64> {
-    if t.status != TokenStatus::Waiting {
-        return Ok(0);
-    }
-    let ahead: i64 = sql
-        .sql(
-            "SELECT COUNT(*) AS n FROM queue_tokens WHERE schedule_id = $1 AND status = $2
-             AND (created_at < $3 OR (created_at = $3 AND token < $4))",
-        )
-        .bind(t.schedule)
-        .bind(TokenStatus::Waiting.as_str())
-        .bind(t.created_at)
-        .bind(&t.token)
-        .fetch_one()
-        .await?
-        .get("n")?;
-    Ok(ahead + 1)
+/// `a` is ahead of `t` in line (`t`'s columns as `t.…`).
+const AHEAD_OF_T: &str =
+    "(a.created_at < t.created_at OR (a.created_at = t.created_at AND a.token < t.token))";
+
+/// The live tokens ahead of `t` in its schedule's line, counted up to `bound` at most (a hold
+/// only needs to know whether fewer than the active limit are; a waiting token's position
+/// needs them all).
+pub async fn ahead(sql: &mut impl Sql, t: &Token, bound: i64) -> anyhow::Result<i64> {
+    sql.sql(
+        "SELECT COUNT(*) AS n FROM (SELECT 1 FROM queue_tokens
+         WHERE schedule_id = $1 AND status = $2
+         AND (created_at < $3 OR (created_at = $3 AND token < $4)) LIMIT $5) ahead",
+    )
+    .bind(t.schedule)
+    .bind(TokenState::Live.as_str())
+    .bind(t.created_at)
+    .bind(&t.token)
+    .bind(bound)
+    .fetch_one()
+    .await?
+    .get("n")
 }
 
-/// The token of `reservation`'s hold is used up once the hold ends: it leaves the line and the
-/// next waiting token is admitted.
-pub async fn finish_for(
-    sql: &mut impl Sql,
-    reservation: ReservationId,
-    active_limit: i64,
-) -> anyhow::Result<()> {
-    let schedule = sql
-        .sql(
-            "UPDATE queue_tokens SET status = $1
-             WHERE token = (SELECT token FROM holds WHERE reservation_id = $2) AND status = $3
-             RETURNING schedule_id",
-        )
-        .bind(TokenStatus::Done.as_str())
-        .bind(reservation)
-        .bind(TokenStatus::Active.as_str())
-        .fetch_optional()
-        .await?;
-    // Only a token that was active frees a place for the next in line.
-    match schedule {
-        Some(row) => admit(sql, row.parse("schedule_id")?, active_limit).await,
-        None => Ok(()),
-    }
+/// The token of `reservation`'s hold is used up once the hold ends: it leaves the line, and the
+/// next waiting token moves up.
+pub async fn finish_for(sql: &mut impl Sql, reservation: ReservationId) -> anyhow::Result<()> {
+    sql.sql(
+        "UPDATE queue_tokens SET status = $1
+         WHERE token = (SELECT token FROM holds WHERE reservation_id = $2) AND status = $3",
+    )
+    .bind(TokenState::Done.as_str())
+    .bind(reservation)
+    .bind(TokenState::Live.as_str())
+    .execute()
+    .await?;
+    Ok(())
 }
