@@ -231,19 +231,92 @@ pub async fn saga(js: &jetstream::Context, id: Uuid) -> anyhow::Result<Vec<Step>
             });
         }
     }
-    // Event ids are UUIDv7 (time-ordered within a process); the time first, across services.
-    steps.sort_by(|a, b| (a.time, &a.id).cmp(&(b.time, &b.id)));
+    Ok(in_causal_order(steps))
+}
+
+/// `steps` by time, except that none comes before the step that caused it: each service's clock
+/// is set against its database's (on PostgreSQL measured over a round trip), so two services
+/// may disagree by a few milliseconds, and a reply can carry an earlier time than its cause.
+/// Each step's `after_ms` counts from the step before, in that order, never below 0.
+fn in_causal_order(mut steps: Vec<Step>) -> Vec<Step> {
+    let index: std::collections::HashMap<String, usize> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.clone(), i))
+        .collect();
+    // A step's place: its time or, if later, its cause's place; then how many causes it has
+    // in the saga. Causes are followed by walking up the chain, at most as many as there are
+    // steps (a forged chain cannot loop).
+    let place = |i: usize| {
+        let mut chain = vec![i];
+        let mut at = i;
+        while let Some(cause) = steps[at].causation_id.as_ref().and_then(|c| index.get(c)) {
+            if chain.len() > steps.len() || chain.contains(cause) {
+                break;
+            }
+            chain.push(*cause);
+            at = *cause;
+        }
+        let latest = chain
+            .iter()
+            .map(|&c| steps[c].time)
+            .max()
+            .unwrap_or(steps[i].time);
+        (latest, chain.len())
+    };
+    let places: Vec<(OffsetDateTime, usize)> = (0..steps.len()).map(place).collect();
+    let mut order: Vec<usize> = (0..steps.len()).collect();
+    // Event ids are UUIDv7 (time-ordered within a process): the last tie-break.
+    order.sort_by(|&a, &b| (places[a], &steps[a].id).cmp(&(places[b], &steps[b].id)));
     let mut before: Option<OffsetDateTime> = None;
-    for step in &mut steps {
-        step.after_ms = before.map(|t| (step.time - t).whole_milliseconds() as i64);
-        before = Some(step.time);
+    for &i in &order {
+        let (at, _) = places[i];
+        steps[i].after_ms = before.map(|t| (at - t).whole_milliseconds().max(0) as i64);
+        before = Some(at);
     }
-    Ok(steps)
+    let mut slots: Vec<Option<Step>> = steps.into_iter().map(Some).collect();
+    order.iter().filter_map(|&i| slots[i].take()).collect()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::matches;
+    use super::{OffsetDateTime, Step, in_causal_order, matches};
+
+    fn step(id: &str, cause: Option<&str>, at_ms: i64) -> Step {
+        Step {
+            stream: "S",
+            seq: 0,
+            subject: String::new(),
+            ce_type: id.to_owned(),
+            source: String::new(),
+            id: id.to_owned(),
+            time: OffsetDateTime::UNIX_EPOCH + time::Duration::milliseconds(at_ms),
+            causation_id: cause.map(str::to_owned),
+            traceparent: None,
+            after_ms: None,
+            consumers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_step_never_shows_before_its_cause_whatever_the_clocks_say() {
+        // The payment service's clock runs 2 ms behind the reservation service's.
+        let steps = vec![
+            step("held", Some("hold-request"), 0),
+            step("requested", Some("pay-request"), 30),
+            step("completed", Some("requested"), 28),
+            step("sold", Some("completed"), 40),
+            step("unrelated", Some("elsewhere"), 29),
+        ];
+        let shown = in_causal_order(steps);
+        let ids: Vec<&str> = shown.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["held", "unrelated", "requested", "completed", "sold"]);
+        let after: Vec<Option<i64>> = shown.iter().map(|s| s.after_ms).collect();
+        assert_eq!(after, [None, Some(29), Some(1), Some(0), Some(10)]);
+        // A forged loop of causes still ends.
+        let looped = in_causal_order(vec![step("a", Some("b"), 5), step("b", Some("a"), 1)]);
+        assert_eq!(looped.len(), 2);
+    }
 
     #[test]
     fn filters_match_as_nats_does() {
