@@ -44,18 +44,22 @@ async fn place(
     new: bool,
     active_limit: i64,
 ) -> anyhow::Result<Place> {
-    // A waiting token's position needs every live token ahead counted.
     let ahead = match token.state {
-        TokenState::Live if !token.admitted => store::ahead(sql, &token, i64::MAX).await?,
+        TokenState::Live if !token.admitted => store::ahead(sql, &token).await?,
         TokenState::Live | TokenState::Expired | TokenState::Done => 0,
     };
+    Ok(placed(token, ahead, new, active_limit))
+}
+
+/// Where `token` stands with `ahead` live tokens ahead of it.
+fn placed(token: Token, ahead: i64, new: bool, active_limit: i64) -> Place {
     let (status, position) = standing(token.state, ahead, active_limit);
-    Ok(Place {
+    Place {
         token,
         status,
         position,
         new,
-    })
+    }
 }
 
 /// Takes a place in the schedule's line; a user asking again gets their live token back.
@@ -86,7 +90,9 @@ pub async fn join(
         last_seen_at: now,
         admitted: false,
     };
-    t.admitted = store::ahead(w, &t, active_limit).await? < active_limit;
+    // One count tells both whether it is admitted and, if not, its position.
+    let ahead = store::ahead(w, &t).await?;
+    t.admitted = ahead < active_limit;
     if !store::insert(w, &t).await? {
         // Another request of the same user took one meanwhile (PostgreSQL; on SQLite writes
         // take turns): that one is the answer.
@@ -95,7 +101,7 @@ pub async fn join(
             .ok_or_else(|| anyhow::anyhow!("a live token conflicted, then vanished"))?;
         return Ok(place(w, t, false, active_limit).await?);
     }
-    Ok(place(w, t, true, active_limit).await?)
+    Ok(placed(t, ahead, true, active_limit))
 }
 
 /// Where the user's token stands, from a read alone, when nothing needs writing: the token was

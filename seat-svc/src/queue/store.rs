@@ -180,20 +180,19 @@ pub async fn expire_idle(sql: &mut impl Sql, cutoff_ms: i64) -> anyhow::Result<u
 const AHEAD_OF_T: &str =
     "(a.created_at < t.created_at OR (a.created_at = t.created_at AND a.token < t.token))";
 
-/// The live tokens ahead of `t` in its schedule's line, counted up to `bound` at most (a hold
-/// only needs to know whether fewer than the active limit are; a waiting token's position
-/// needs them all).
-pub async fn ahead(sql: &mut impl Sql, t: &Token, bound: i64) -> anyhow::Result<i64> {
+/// The live tokens ahead of `t` in its schedule's line, all of them: a waiting token's position
+/// needs every one (a hold, which only asks whether fewer than the limit are, counts in
+/// [`for_hold`] up to the limit).
+pub async fn ahead(sql: &mut impl Sql, t: &Token) -> anyhow::Result<i64> {
     sql.sql(
-        "SELECT COUNT(*) AS n FROM (SELECT 1 FROM queue_tokens
+        "SELECT COUNT(*) AS n FROM queue_tokens
          WHERE schedule_id = $1 AND status = $2
-         AND (created_at < $3 OR (created_at = $3 AND token < $4)) LIMIT $5) ahead",
+         AND (created_at < $3 OR (created_at = $3 AND token < $4))",
     )
     .bind(t.schedule)
     .bind(TokenState::Live.as_str())
     .bind(t.created_at)
     .bind(&t.token)
-    .bind(bound)
     .fetch_one()
     .await?
     .get("n")
