@@ -238,7 +238,7 @@ pub async fn saga(js: &jetstream::Context, id: Uuid) -> anyhow::Result<Vec<Step>
 /// is set against its database's (on PostgreSQL measured over a round trip), so two services
 /// may disagree by a few milliseconds, and a reply can carry an earlier time than its cause.
 /// Each step's `after_ms` counts from the step before, in that order, never below 0.
-fn in_causal_order(mut steps: Vec<Step>) -> Vec<Step> {
+fn in_causal_order(steps: Vec<Step>) -> Vec<Step> {
     let index: std::collections::HashMap<String, usize> = steps
         .iter()
         .enumerate()
@@ -265,17 +265,18 @@ fn in_causal_order(mut steps: Vec<Step>) -> Vec<Step> {
         (latest, chain.len())
     };
     let places: Vec<(OffsetDateTime, usize)> = (0..steps.len()).map(place).collect();
-    let mut order: Vec<usize> = (0..steps.len()).collect();
+    let mut placed: Vec<_> = places.into_iter().zip(steps).collect();
     // Event ids are UUIDv7 (time-ordered within a process): the last tie-break.
-    order.sort_by(|&a, &b| (places[a], &steps[a].id).cmp(&(places[b], &steps[b].id)));
+    placed.sort_by(|(a, x), (b, y)| (a, &x.id).cmp(&(b, &y.id)));
     let mut before: Option<OffsetDateTime> = None;
-    for &i in &order {
-        let (at, _) = places[i];
-        steps[i].after_ms = before.map(|t| (at - t).whole_milliseconds().max(0) as i64);
-        before = Some(at);
-    }
-    let mut slots: Vec<Option<Step>> = steps.into_iter().map(Some).collect();
-    order.iter().filter_map(|&i| slots[i].take()).collect()
+    placed
+        .into_iter()
+        .map(|((at, _), mut step)| {
+            step.after_ms = before.map(|t| (at - t).whole_milliseconds().max(0) as i64);
+            before = Some(at);
+            step
+        })
+        .collect()
 }
 
 #[cfg(test)]
