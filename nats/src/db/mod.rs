@@ -81,9 +81,14 @@ pub struct Db {
 }
 
 /// PostgreSQL connections a process holds at most, unless `DATABASE_MAX_CONNECTIONS` says: size
-/// it so that every process's together stay under the server's `max_connections`. A quarter
-/// (at least one) are for reads, the rest for the unit of work's committers.
+/// it so that every process's together stay under the server's `max_connections`. One is the
+/// unit of work's committer's ([`COMMITTERS`]), the rest are for reads.
 pub const DEFAULT_CONNECTIONS: u32 = 16;
+/// The unit of work's committers on PostgreSQL, each with a connection of its own: one, as on
+/// SQLite. Its groups are larger than two committers' (so fewer transactions, flushes and
+/// round trips a unit: docs/benchmarks.md), and two groups of one process never wait for each
+/// other's row locks, so never deadlock.
+pub const COMMITTERS: u32 = 1;
 
 impl Db {
     /// Connects (creating a SQLite file and its folder if needed) and applies the pragmas that make
@@ -103,8 +108,8 @@ impl Db {
             connections >= 2,
             "at least two database connections are needed (one for reads, one for writes)"
         );
-        let readers = (connections / 4).max(1);
-        let committers = connections - readers;
+        let committers = COMMITTERS.min(connections - 1);
+        let readers = connections - committers;
         static DRIVERS: Once = Once::new();
         DRIVERS.call_once(install_default_drivers);
 

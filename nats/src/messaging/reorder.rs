@@ -1,7 +1,8 @@
-//! reorder: puts the rows a relay takes from memory back in commit order. Several committers
-//! (PostgreSQL) finish their transactions in another order than they drew their `seq`, so a
-//! commit's rows often arrive just ahead of a row another committer is still committing. They
-//! wait here for it a moment, rather than sending the relay to read the table back.
+//! reorder: puts the rows a relay takes from memory back in commit order. Transactions that
+//! run side by side (several committers, or replicas, on PostgreSQL) finish in another order
+//! than they drew their `seq`, so a commit's rows can arrive just ahead of a row another one is
+//! still committing. They wait here for it a moment, rather than sending the relay to read the
+//! table back.
 
 use crate::unit_of_work::outbox::Pending;
 use std::collections::BTreeMap;

@@ -17,14 +17,11 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 /// Submissions waiting for the committer at most; callers wait beyond it (backpressure).
 pub(super) const QUEUE: usize = 4096;
 /// Submissions (a unit, or a consumer's batch) per transaction at most: a group's commit is
-/// not held back by an endless queue.
+/// not held back by an endless queue. Groups of two replicas of a service on PostgreSQL may
+/// wait for each other's row locks: the server gives up one statement of the deadlock, whose
+/// unit alone is rolled back to its savepoint and answered "unavailable" (a consumer's event
+/// comes again, an HTTP caller hears 503 with `Retry-After`), and both groups go on.
 const GROUP: usize = 128;
-/// Submissions per transaction on PostgreSQL: one. Several committers grouping callers'
-/// units deadlock there: a group holds the row locks of its first units while a later one
-/// waits for a row another group holds, and that group waits for this one (seen at once in the
-/// flash sale: the queue's schedule lock against token rows). Each command keeps its own
-/// transaction, and a consumer's batch one of its own.
-const PG_GROUP: usize = 1;
 
 /// Units handed over together: they run in order in one group.
 pub(super) struct Submission {
@@ -149,9 +146,8 @@ impl Committer {
                 }
             }
             Backend::Postgres => {
-                // A committer per connection: every statement there is a round trip, so
-                // transactions run side by side while others wait on the network or a flush.
-                // (SQLite has one writer anyway: one committer.)
+                // A committer per connection (`db::COMMITTERS`: one, as on SQLite, whose
+                // one writer needs no more).
                 let committer = Arc::new(self);
                 for _ in 0..committer.db.committers() {
                     let (committer, queue) = (committer.clone(), queue.clone());
@@ -163,14 +159,10 @@ impl Committer {
 
     /// Until every [`super::UnitOfWork`] of the service is gone.
     async fn serve(&self, queue: Arc<Mutex<mpsc::Receiver<Submission>>>) {
-        let group = match self.db.backend() {
-            Backend::Sqlite => GROUP,
-            Backend::Postgres => PG_GROUP,
-        };
-        let mut submissions = Vec::with_capacity(group);
+        let mut submissions = Vec::with_capacity(GROUP);
         loop {
             // One committer takes what waits; the others wait their turn to take.
-            if queue.lock().await.recv_many(&mut submissions, group).await == 0 {
+            if queue.lock().await.recv_many(&mut submissions, GROUP).await == 0 {
                 return;
             }
             self.load.taken(submissions.len());

@@ -16,7 +16,7 @@ const TARGET: Duration = Duration::from_millis(5);
 /// a verdict holds.
 const INTERVAL: Duration = Duration::from_millis(100);
 /// Submissions that may wait however long without a verdict of overload: as many as one
-/// group takes on SQLite, and eight per committer of a PostgreSQL service's default 16.
+/// group takes.
 const SHORT: usize = 128;
 
 /// The committer's queue: how long submissions waited in it lately.
