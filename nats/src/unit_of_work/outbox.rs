@@ -60,7 +60,23 @@ pub fn ddl(backend: Backend) -> Vec<Cow<'static, str>> {
 }
 
 /// Rows per INSERT: 5 parameters a row, well under every backend's limit.
-const INSERT_ROWS: usize = 200;
+const INSERT_ROWS: usize = 256;
+
+/// Splits `rows` into runs whose lengths are powers of two (largest first, at most `most`, a
+/// power of two too): statements of a few shapes only. Each shape is a statement PostgreSQL
+/// prepares and each connection caches (sqlx keeps a hundred); a shape for every count of rows
+/// made 139 shapes of the insert, and as many of the marks, in one sale.
+fn runs<T>(mut rows: &[T], most: usize) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        if rows.is_empty() {
+            return None;
+        }
+        let take = most.min(1 << rows.len().ilog2());
+        let (run, rest) = rows.split_at(take);
+        rows = rest;
+        Some(run)
+    })
+}
 
 /// Writes `messages` to the outbox, in order, inside the caller's transaction; answers them as
 /// rows, with the order each was given (for the relay to publish once they are committed).
@@ -70,7 +86,7 @@ pub async fn insert(
     now: i64,
 ) -> anyhow::Result<Vec<Pending>> {
     let mut written = Vec::with_capacity(messages.len());
-    for chunk in messages.chunks(INSERT_ROWS) {
+    for chunk in runs(messages, INSERT_ROWS) {
         let rows = (0..chunk.len())
             .map(|i| format!("({})", placeholders(i * 5 + 1, 5)))
             .collect::<Vec<_>>()
@@ -214,18 +230,26 @@ pub async fn republish(sql: &mut impl Sql, from_ms: i64, to_ms: i64) -> anyhow::
     .await
 }
 
-/// Rows marked per UPDATE.
-const MARK_ROWS: usize = 500;
+/// Rows marked per UPDATE at most (a power of two).
+const MARK_ROWS: usize = 512;
 
-/// Marks rows published (one statement per few hundred rows).
+/// Marks rows published: an `IN` list whose length is a power of two, the last row repeated
+/// to fill it (see [`runs`] for why the shapes are few).
 pub async fn mark_published(sql: &mut impl Sql, seqs: &[i64], now_ms: i64) -> anyhow::Result<()> {
     for chunk in seqs.chunks(MARK_ROWS) {
+        let shape = chunk.len().next_power_of_two();
+        let last = chunk[chunk.len() - 1];
         sql.sql_built(format!(
             "UPDATE outbox SET published_at = $1 WHERE seq IN ({})",
-            placeholders(2, chunk.len())
+            placeholders(2, shape)
         ))
         .bind(now_ms)
-        .bind_all(chunk)
+        .bind_all(
+            chunk
+                .iter()
+                .copied()
+                .chain(std::iter::repeat_n(last, shape - chunk.len())),
+        )
         .execute()
         .await?;
     }
@@ -351,5 +375,25 @@ impl Committed {
             }
         }
         self.0.told.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rows_go_in_runs_of_a_few_shapes_and_in_order() {
+        let rows: Vec<u32> = (0..13).collect();
+        let lens = |most| {
+            super::runs(&rows, most)
+                .map(<[u32]>::len)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(lens(256), [8, 4, 1]);
+        assert_eq!(lens(4), [4, 4, 4, 1]);
+        assert_eq!(
+            super::runs(&rows, 4).flatten().copied().collect::<Vec<_>>(),
+            rows
+        );
+        assert_eq!(super::runs(&rows[..0], 8).count(), 0);
     }
 }
