@@ -51,6 +51,21 @@ where
     ask().await?.ok_or_else(|| unknown(id))
 }
 
+/// Before a command about a fresh id: waits until its reservation is here (503 with
+/// `Retry-After` if it does not come in time). A command is a unit of work, run by the
+/// service's one committer; one about a reservation not here yet would run there for nothing
+/// and then wait anyway, while this looks with a read.
+pub async fn before_command(
+    s: &AppState<Watchers>,
+    user: &UserId,
+    id: ReservationId,
+) -> Result<(), Problem> {
+    if fresh(id, OffsetDateTime::now_utc()) && !arrived(s, user, id).await? {
+        return Err(not_yet(id));
+    }
+    Ok(())
+}
+
 /// Waits up to [`WAIT`] until reservation `id` is here (anyone's); whether it came. A user
 /// may have a few such requests waiting at once (429 beyond).
 async fn arrived(
@@ -69,7 +84,8 @@ async fn arrived(
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => return Ok(false),
             _ = s.stopping.cancelled() => return Ok(false),
-            _ = awaiting.signal.changed() => {}
+            // This process committed a change of it: it is here, no need to look.
+            _ = awaiting.signal.changed() => return Ok(true),
             _ = tokio::time::sleep(LOOK_AGAIN) => {}
         }
     }

@@ -124,6 +124,7 @@ async fn accept(
     // The body is not read: the path says all.
     let (once, _handling) = key.claim(&user, b"")?;
     // A command on a reservation that has not arrived yet waits for it, as a read does.
+    arrival::before_command(s, &user, id).await?;
     let answer = arrival::read_your_writes(s, &user, id, || {
         let (command, once) = (command.clone(), once.clone());
         async move {
