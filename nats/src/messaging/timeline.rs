@@ -245,13 +245,13 @@ fn in_causal_order(steps: Vec<Step>) -> Vec<Step> {
         .map(|(i, s)| (s.id.clone(), i))
         .collect();
     // A step's place: its time or, if later, its cause's place; then how many causes it has
-    // in the saga. Causes are followed by walking up the chain, at most as many as there are
-    // steps (a forged chain cannot loop).
+    // in the saga. Causes are followed by walking up the chain, each step at most once (a
+    // forged chain cannot loop).
     let place = |i: usize| {
         let mut chain = vec![i];
         let mut at = i;
         while let Some(cause) = steps[at].causation_id.as_ref().and_then(|c| index.get(c)) {
-            if chain.len() > steps.len() || chain.contains(cause) {
+            if chain.contains(cause) {
                 break;
             }
             chain.push(*cause);

@@ -86,8 +86,7 @@ pub async fn live(
 
 /// What a hold needs to know of its token: the token (locked like [`get`]), how many live
 /// tokens are ahead of it (counted up to the active limit at most; 0 when it was admitted), the
-/// reservation it
-/// currently holds seats for, if any, and when its schedule's show starts.
+/// reservation it currently holds seats for, if any, and when its schedule's show starts.
 pub struct ForHold {
     pub token: Token,
     pub ahead: i64,
