@@ -39,20 +39,15 @@ async fn fast_replica(sys: &mut System) -> anyhow::Result<()> {
     )?;
     sys.wait_ready(&fast).await?;
     // The fault is in effect: the replica measured its clock that far from the database's.
-    let metrics = fast.api().get("/metrics", None).await?;
-    let offset: f64 = metrics
-        .body
-        .as_str()
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("clock_offset_ms "))
-        .context("clock_offset_ms in /metrics")?
-        .trim()
-        .parse()?;
+    let offset = clock_offset_ms(&fast.api()).await?;
     ensure!(
         (offset + SKEW_SECS as f64 * 1000.0).abs() < 1000.0,
         "offset {offset} ms"
     );
+    // A process on the database's machine reads no offset at all: a slow reading must not set
+    // services apart (their events' times order a saga's timeline).
+    let offset = clock_offset_ms(&sys.seat.api()).await?;
+    ensure!(offset == 0.0, "an unskewed replica measured {offset} ms");
 
     let id = flows::holding(sys, "ann", 100, &s.schedule_id, &s.seat_ids).await?;
     let held = flows::wait_reservation(sys, "ann", &id, "awaiting_payment").await?;
@@ -88,4 +83,18 @@ async fn fast_replica(sys: &mut System) -> anyhow::Result<()> {
     );
     drop(fast);
     Ok(())
+}
+
+/// The clock offset a service measured, from its `/metrics`.
+async fn clock_offset_ms(api: &e2e::Api) -> anyhow::Result<f64> {
+    let metrics = api.get("/metrics", None).await?;
+    Ok(metrics
+        .body
+        .as_str()
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("clock_offset_ms "))
+        .context("clock_offset_ms in /metrics")?
+        .trim()
+        .parse()?)
 }
