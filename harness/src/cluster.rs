@@ -16,9 +16,7 @@ impl NatsCluster {
     /// clients at once; JetStream answers once they have elected a meta leader (services retry).
     pub fn start(size: usize, password: &str) -> anyhow::Result<NatsCluster> {
         let conf = workspace_root().join("nats/conf/cluster.conf");
-        let cluster_ports = (0..size)
-            .map(|_| free_port())
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let cluster_ports = free_ports(size)?;
         let routes = cluster_ports
             .iter()
             .map(|p| format!("nats-route://route:{password}@127.0.0.1:{p}"))
@@ -79,18 +77,30 @@ impl NatsCluster {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("the cluster elected no JetStream meta leader within 30 s");
+                // What each node went through, for the failure to say why.
+                let tails: String = self
+                    .nodes
+                    .iter()
+                    .map(|n| {
+                        let log = std::fs::read_to_string(n.log_path()).unwrap_or_default();
+                        let lines: Vec<&str> = log.lines().collect();
+                        let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+                        format!("--- {} ---\n{tail}\n", n.log_path().display())
+                    })
+                    .collect();
+                bail!("the cluster elected no JetStream meta leader within 30 s\n{tails}");
             }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 }
 
-/// A port nobody listens on now, for a setting that cannot ask the server for a random one
-/// (a cluster's route port must be known to every node before they start).
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")
-        .context("find a free port")?
-        .local_addr()?
-        .port())
+/// `n` distinct ports nobody listens on now, for settings that cannot ask the server for a
+/// random one (a cluster's route ports must be known to every node before they start). All are
+/// held until all are found: ports taken one by one and let go may repeat.
+fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
+    let held = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").context("find a free port"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    held.iter().map(|l| Ok(l.local_addr()?.port())).collect()
 }
