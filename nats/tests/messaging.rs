@@ -15,6 +15,7 @@ use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 struct Setup {
     _server: NatsServer,
@@ -179,6 +180,41 @@ async fn a_unit_that_is_rejected_or_fails_keeps_nothing_and_the_others_in_its_ba
     assert!(outcomes.iter().all(Result::is_ok));
     assert_eq!(counted(&db).await, 5);
 
+    // A consumer's batch: its ids go to the inbox with the effects. An id handled before, or
+    // given twice, runs once; the unit that fails keeps neither its effects nor its id, so
+    // its event runs when it comes again, and the others keep theirs.
+    let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let shapes = |outcomes: Vec<Result<(), Error<Refused>>>| -> Vec<&'static str> {
+        outcomes
+            .iter()
+            .map(|o| match o {
+                Ok(()) => "ok",
+                Err(Error::Rejected(_)) => "rejected",
+                Err(Error::Failed(_)) => "failed",
+            })
+            .collect()
+    };
+    let batch = vec![
+        (a, counting(End::Done)),
+        (b, counting(End::Fail)),
+        (a, counting(End::Done)),
+        (c, counting(End::Done)),
+    ];
+    let outcomes = uow.handle_all("test", batch).await;
+    assert_eq!(shapes(outcomes), ["ok", "failed", "ok", "ok"]);
+    assert_eq!(counted(&db).await, 7, "a and c once each");
+    let again = vec![
+        (a, counting(End::Fail)),
+        (b, counting(End::Done)),
+        (c, counting(End::Fail)),
+    ];
+    let outcomes = uow.handle_all("test", again).await;
+    assert_eq!(shapes(outcomes), ["ok", "ok", "ok"], "a and c were handled");
+    assert_eq!(counted(&db).await, 8, "b, now");
+    // Alone, one unit whose event was handled: it does not run.
+    let outcomes = uow.handle_all("test", vec![(b, counting(End::Fail))]).await;
+    assert_eq!(shapes(outcomes), ["ok"]);
+
     // Many callers at once: their units share commits, and each is answered only once its
     // effect is committed (a read right after the answer sees it).
     let callers = (0..200).map(|_| {
@@ -190,11 +226,11 @@ async fn a_unit_that_is_rejected_or_fails_keeps_nothing_and_the_others_in_its_ba
     });
     for seen in futures::future::join_all(callers).await {
         assert!(
-            seen.unwrap() >= 6,
+            seen.unwrap() >= 9,
             "a caller's own row is committed when it is answered"
         );
     }
-    assert_eq!(counted(&db).await, 205);
+    assert_eq!(counted(&db).await, 208);
 }
 
 /// A unit that emits an event too large to publish fails, and keeps nothing: the row would
@@ -786,17 +822,10 @@ async fn old_outbox_rows_and_inbox_ids_are_swept_and_a_range_can_be_published_ag
     let uow = UnitOfWork::new(db.clone(), "test");
     let started = time::OffsetDateTime::now_utc();
     for _ in 0..3 {
-        uow.run(|w| {
-            Box::pin(async move {
-                w.emit(&sold());
-                let id = uuid::Uuid::now_v7();
-                let now = w.now_ms();
-                nats::messaging::inbox::first_delivery(w, "test", id, now).await?;
-                Ok(())
-            })
-        })
-        .await
-        .unwrap();
+        let handled = uow
+            .handle_all("test", vec![(uuid::Uuid::now_v7(), counting(End::Done))])
+            .await;
+        assert!(handled.iter().all(Result::is_ok));
     }
     let relay = Relay::new(uow.clone());
     assert_eq!(relay.relay_once(&s.js).await.unwrap(), 3);

@@ -6,7 +6,6 @@
 pub use super::handler::{Delivery, EventHandler, NotHandled, decode};
 
 use super::dlq;
-use super::inbox;
 use super::retries::Failures;
 use super::topology::{ConsumerSpec, ensure_consumer, retry_delay};
 use crate::db;
@@ -238,16 +237,15 @@ impl<E: Event, H: EventHandler<E>> Consumer<E, H> {
         wait
     }
 
-    /// Runs each delivery as a unit of work (inbox check, then the handler), all in one commit;
-    /// one outcome per delivery, in order, with its delivery count.
+    /// Runs each delivery as a unit of work (recorded in the inbox, then handled), all in one
+    /// commit; one outcome per delivery, in order, with its delivery count.
     pub async fn handle(&self, deliveries: Vec<Delivery<E>>) -> Vec<(Outcome, i64)> {
         let counts: Vec<i64> = deliveries.iter().map(|d| d.delivered).collect();
         let units = deliveries
             .into_iter()
             .map(|d| {
                 let (handler, d) = (self.handler.clone(), Arc::new(d));
-                // The inbox is keyed by the stream: handled ids are remembered per consumer.
-                let inbox_key = self.spec.stream;
+                let id = d.envelope.id;
                 let unit: Unit<(), NotHandled> = Arc::new(move |w: &mut Work| {
                     let (handler, d) = (handler.clone(), d.clone());
                     Box::pin(async move {
@@ -256,10 +254,6 @@ impl<E: Event, H: EventHandler<E>> Consumer<E, H> {
                         let (span, trace) = traces::handling(&d.envelope);
                         if let Some(trace) = trace {
                             w.in_trace(trace);
-                        }
-                        let now = w.now_ms();
-                        if !inbox::first_delivery(w, inbox_key, d.envelope.id, now).await? {
-                            return Ok(());
                         }
                         // A panicking handler fails its event like any error (its unit keeps
                         // nothing); it does not take the consumer down.
@@ -274,10 +268,11 @@ impl<E: Event, H: EventHandler<E>> Consumer<E, H> {
                         }
                     })
                 });
-                unit
+                (id, unit)
             })
             .collect();
-        let results = self.uow.run_all(units).await;
+        // The inbox is keyed by the stream: handled ids are remembered per consumer.
+        let results = self.uow.handle_all(self.spec.stream, units).await;
         results
             .into_iter()
             .zip(counts)

@@ -1,7 +1,6 @@
 //! messaging: everything JetStream. The layers, each using only those above it:
 //! - [`topology`]: streams, durable consumers, subscriptions and the retry policy, as data.
 //! - [`users`]: who may do what on a secured bus (rendered into `conf/auth.conf`).
-//! - [`inbox`]: the ids of handled events, recorded inside the unit of work that handles them.
 //! - [`dlq`]: dead letters, and the tools to work them off; [`retries`]: when to give up.
 //! - [`relay`]: publishes the outbox (written by the unit of work) after each commit, in
 //!   commit order ([`reorder`]).
@@ -12,8 +11,6 @@
 
 pub mod topology;
 pub mod users;
-
-pub mod inbox;
 
 pub mod dlq;
 pub mod retries;

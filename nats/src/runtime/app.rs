@@ -7,14 +7,13 @@ use super::health::{self, Readiness};
 use super::housekeeping;
 use crate::db::Db;
 use crate::messaging::consumer::{Consumer, Down, EventHandler};
-use crate::messaging::inbox;
 use crate::messaging::relay::Relay;
 use crate::messaging::topology::{
     ConsumerSpec, RetryPolicy, StreamLimits, Subscription, TopologyError, ensure_own_streams,
     retry_delay,
 };
 use crate::messaging::users;
-use crate::unit_of_work::{UnitOfWork, outbox};
+use crate::unit_of_work::{UnitOfWork, inbox, outbox};
 use crate::web::Auth;
 use crate::web::problem::{method_not_allowed_fallback, not_found_fallback};
 use anyhow::Context as _;

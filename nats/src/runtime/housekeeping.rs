@@ -2,8 +2,7 @@
 //! inbox ids and commands' idempotency keys older than their retention windows are deleted in
 //! short batches, and an operator can have the relay publish a time range of the outbox again.
 
-use crate::messaging::inbox;
-use crate::unit_of_work::{UnitOfWork, outbox};
+use crate::unit_of_work::{UnitOfWork, inbox, outbox};
 use crate::web::command;
 use std::time::Duration;
 

@@ -7,9 +7,7 @@ use super::load::Load;
 use super::outbox::{self, Committed};
 use super::work::{Error, Work};
 use crate::db::{self, Backend, Db};
-use futures::FutureExt as _;
 use futures::future::BoxFuture;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -34,12 +32,16 @@ pub(super) struct Submission {
 /// known (`None`: committed).
 pub(super) type Reply = Box<dyn FnOnce(Option<&anyhow::Error>) + Send>;
 
-/// A unit waiting to run, its answer type erased.
+/// Units waiting to run (one, or a consumer's batch: [`super::batch`]), their answer types
+/// erased.
 pub(super) trait Job: Send {
-    /// Runs the unit; whether it succeeded, and how to answer its caller.
-    fn run<'w>(self: Box<Self>, work: &'w mut Work) -> BoxFuture<'w, (bool, Reply)>;
-    /// Answers the caller that its unit could not run.
+    /// Runs in `work`: in a savepoint of its own, unless it is the group's only job (`alone`:
+    /// then the transaction is its savepoint).
+    fn run<'w>(self: Box<Self>, work: &'w mut Work, alone: bool) -> BoxFuture<'w, Step>;
+    /// Answers the callers that their units could not run.
     fn fail(self: Box<Self>, error: &anyhow::Error);
+    /// How many units it holds.
+    fn units(&self) -> usize;
 }
 
 /// A unit of work and where its caller waits for the outcome.
@@ -68,28 +70,63 @@ where
     T: Send + 'static,
     R: Send + 'static,
 {
-    fn run<'w>(self: Box<Self>, work: &'w mut Work) -> BoxFuture<'w, (bool, Reply)> {
+    fn run<'w>(self: Box<Self>, work: &'w mut Work, alone: bool) -> BoxFuture<'w, Step> {
         let Decision { unit, answer } = *self;
         Box::pin(async move {
+            if !alone && let Err(e) = work.tx.savepoint().await {
+                let _ = answer.send(Err(Error::Failed(copy(&e))));
+                return Step::Broken(e, None);
+            }
             let outcome = work.unit(unit).await;
             let succeeded = outcome.is_ok();
-            let reply: Reply = Box::new(move |failed| {
-                let outcome = match failed {
-                    None => outcome,
-                    // Not durable, whatever the unit said: a "no" may rest on a group that
-                    // is gone too.
-                    Some(e) => Err(Error::Failed(copy(e))),
+            let reply = reply_each(vec![answer], vec![Some(outcome)]);
+            if alone {
+                return match succeeded {
+                    true => Step::Next(reply),
+                    false => Step::Undone(reply),
                 };
-                // The caller may have gone (a request that timed out): nothing to tell.
-                let _ = answer.send(outcome);
-            });
-            (succeeded, reply)
+            }
+            match work.tx.end_savepoint(succeeded).await {
+                // One that did not succeed keeps nothing, and is told so at the commit.
+                Ok(()) => Step::Next(reply),
+                Err(e) => Step::Broken(e.context("end a unit's savepoint"), Some(reply)),
+            }
         })
     }
 
     fn fail(self: Box<Self>, error: &anyhow::Error) {
         let _ = self.answer.send(Err(Error::Failed(copy(error))));
     }
+
+    fn units(&self) -> usize {
+        1
+    }
+}
+
+/// Answers each caller (`None`: its unit did not run) once the group's commit is known.
+pub(super) fn reply_each<T, R>(
+    answers: Vec<oneshot::Sender<Result<T, Error<R>>>>,
+    outcomes: Vec<Option<Result<T, Error<R>>>>,
+) -> Reply
+where
+    T: Send + 'static,
+    R: Send + 'static,
+{
+    Box::new(move |failed| {
+        for (answer, outcome) in answers.into_iter().zip(outcomes) {
+            let outcome = match (failed, outcome) {
+                // Not durable, whatever the unit said: a "no" may rest on a group that is
+                // gone too.
+                (Some(e), _) => Err(Error::Failed(copy(e))),
+                (None, Some(outcome)) => outcome,
+                (None, None) => Err(Error::Failed(anyhow::anyhow!(
+                    "the unit of work did not run (its transaction broke first)"
+                ))),
+            };
+            // The caller may have gone (a request that timed out): nothing to tell.
+            let _ = answer.send(outcome);
+        }
+    })
 }
 
 /// The outcome the committer sent.
@@ -111,13 +148,15 @@ pub(super) fn copy(e: &anyhow::Error) -> anyhow::Error {
     }
 }
 
-/// How a unit of a group ended.
-enum Step {
-    /// The group goes on; the unit is answered at its commit (with its own outcome, if it
-    /// did not succeed: its savepoint is rolled back).
+/// How a job of a group ended.
+pub(super) enum Step {
+    /// The group goes on; the job's units are answered at its commit (with their own
+    /// outcomes, if they did not succeed: they were rolled back to a savepoint).
     Next(Reply),
     /// It ran alone and did not succeed: the transaction is dropped.
     Undone(Reply),
+    /// The transaction can go no further (a savepoint could not be taken or rolled back to).
+    Broken(anyhow::Error, Option<Reply>),
 }
 
 /// Runs a service's units of work, a group at a time.
@@ -183,18 +222,19 @@ impl Committer {
             }
         };
         let alone = group.len() == 1;
+        let units: usize = group.iter().map(|job| job.units()).sum();
         let mut replies = Vec::with_capacity(group.len());
         let mut jobs = group.into_iter();
         let mut broken = None;
         for job in jobs.by_ref() {
-            match self.step(&mut work, job, alone).await {
-                Ok(Step::Next(reply)) => replies.push(reply),
-                // A unit alone that did not succeed: its transaction keeps nothing.
-                Ok(Step::Undone(reply)) => {
+            match job.run(&mut work, alone).await {
+                Step::Next(reply) => replies.push(reply),
+                // A job alone that did not succeed: its transaction keeps nothing.
+                Step::Undone(reply) => {
                     drop(work);
                     return reply(None);
                 }
-                Err((e, reply)) => {
+                Step::Broken(e, reply) => {
                     replies.extend(reply);
                     broken = Some(e);
                     break;
@@ -209,43 +249,13 @@ impl Committer {
             Ok(()) => {
                 // Units per commit: how well commits are grouped.
                 metrics::counter!("unit_of_work_commits_total").increment(1);
-                metrics::counter!("unit_of_work_units_total").increment(replies.len() as u64);
+                metrics::counter!("unit_of_work_units_total").increment(units as u64);
                 replies.into_iter().for_each(|reply| reply(None))
             }
             Err(e) => {
                 replies.into_iter().for_each(|reply| reply(Some(e)));
                 jobs.for_each(|job| job.fail(e));
             }
-        }
-    }
-
-    /// Runs one unit of the group; an error when the transaction can go no further.
-    async fn step(
-        &self,
-        work: &mut Work,
-        job: Box<dyn Job>,
-        alone: bool,
-    ) -> Result<Step, (anyhow::Error, Option<Reply>)> {
-        if !alone && let Err(e) = work.tx.savepoint().await {
-            job.fail(&e);
-            return Err((e, None));
-        }
-        // A unit that panics is answered as failed; the others go on.
-        let ran = AssertUnwindSafe(job.run(work)).catch_unwind().await;
-        let (succeeded, reply) = match ran {
-            Ok(ran) => ran,
-            Err(_) => (false, Box::new(|_: Option<&anyhow::Error>| {}) as Reply),
-        };
-        if alone {
-            return Ok(match succeeded {
-                true => Step::Next(reply),
-                false => Step::Undone(reply),
-            });
-        }
-        match work.tx.end_savepoint(succeeded).await {
-            // One that did not succeed keeps nothing, and is told so at the commit.
-            Ok(()) => Ok(Step::Next(reply)),
-            Err(e) => Err((e.context("end a unit's savepoint"), Some(reply))),
         }
     }
 

@@ -18,7 +18,9 @@
 //! (HTTP: 2xx / 4xx / 5xx; consumers: ack / reject / retry): success, a business rejection
 //! (`Error::Rejected`, nothing it did is kept), or a technical failure (`Error::Failed`).
 
+mod batch;
 mod group;
+pub mod inbox;
 mod load;
 pub mod outbox;
 mod work;
@@ -30,6 +32,7 @@ pub use work::{Error, EventTooLarge, MAX_EVENT_BYTES, Never, Rejection, Unit, Wo
 use crate::db::Db;
 use futures::future::BoxFuture;
 use tokio::sync::mpsc;
+use uuid::Uuid;
 
 /// Runs the units of work of one service.
 #[derive(Clone)]
@@ -108,19 +111,51 @@ impl UnitOfWork {
         Ok(self.decide(never_rejected(unit)).await?)
     }
 
-    /// Runs units in order (a consumer's batch), each in a savepoint of its own, usually in one
-    /// transaction and one commit: one that is rejected or fails keeps nothing while the others
-    /// go on. Answers one outcome per unit, each only after the commit that made it durable.
+    /// Runs units in order, usually in one transaction and one commit: one that is rejected or
+    /// fails keeps nothing while the others go on. Answers one outcome per unit, each only
+    /// after the commit that made it durable. Units may run more than once: when one does not
+    /// succeed, those before it are undone with it and run again ([`batch`]).
     pub async fn run_all<T, R>(&self, units: Vec<Unit<T, R>>) -> Vec<Result<T, Error<R>>>
     where
         T: Send + 'static,
         R: Send + 'static,
     {
-        let (jobs, answers): (Vec<_>, Vec<_>) = units
-            .into_iter()
-            .map(|unit| group::Decision::job(move |w: &mut Work| unit(w)))
-            .unzip();
-        if let Err(e) = self.submit(jobs).await {
+        self.submit_batch(units, None).await
+    }
+
+    /// Handles a consumer's batch: as [`UnitOfWork::run_all`], each unit handling the event
+    /// whose id is beside it. The ids are recorded in `consumer`'s inbox with the units'
+    /// effects; a unit whose event was handled before does not run, and answers
+    /// `T::default()`.
+    pub async fn handle_all<T, R>(
+        &self,
+        consumer: &'static str,
+        deliveries: Vec<(Uuid, Unit<T, R>)>,
+    ) -> Vec<Result<T, Error<R>>>
+    where
+        T: Default + Send + 'static,
+        R: Send + 'static,
+    {
+        let (ids, units) = deliveries.into_iter().unzip();
+        let inbox = batch::Inbox {
+            consumer,
+            ids,
+            again: T::default,
+        };
+        self.submit_batch(units, Some(inbox)).await
+    }
+
+    async fn submit_batch<T, R>(
+        &self,
+        units: Vec<Unit<T, R>>,
+        inbox: Option<batch::Inbox<T>>,
+    ) -> Vec<Result<T, Error<R>>>
+    where
+        T: Send + 'static,
+        R: Send + 'static,
+    {
+        let (job, answers) = batch::Batch::job(units, inbox);
+        if let Err(e) = self.submit(vec![job]).await {
             return answers
                 .iter()
                 .map(|_| Err(Error::Failed(group::copy(&e))))

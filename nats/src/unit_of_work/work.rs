@@ -5,8 +5,10 @@
 use crate::db::{Clock, Sql, Statement, Tx, to_millis};
 use contracts::trace::TraceParent;
 use contracts::{Event, Message};
+use futures::FutureExt as _;
 use futures::future::BoxFuture;
 use std::borrow::Cow;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use time::OffsetDateTime;
 
@@ -170,7 +172,11 @@ impl Work {
         self.trace = None;
         self.emitted.clear();
         self.hooks.clear();
-        let mut outcome = unit(self).await;
+        // A unit that panics fails like any error (it keeps nothing); the others go on.
+        let mut outcome = match AssertUnwindSafe(unit(self)).catch_unwind().await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(Error::Failed(anyhow::anyhow!("the unit of work panicked"))),
+        };
         // One oversized event would stall the relay: a unit emitting one keeps nothing.
         if outcome.is_ok()
             && let Some(msg) = self.emitted.iter().find(|m| size_of(m) > MAX_EVENT_BYTES)
@@ -183,6 +189,28 @@ impl Work {
             self.committed_hooks.append(&mut self.hooks);
         }
         outcome
+    }
+}
+
+/// How many kept events and hooks the transaction had at a savepoint: rolled back to it, it
+/// has as many again.
+pub(super) struct Mark {
+    events: usize,
+    hooks: usize,
+}
+
+impl Work {
+    pub(super) fn mark(&self) -> Mark {
+        Mark {
+            events: self.committing.len(),
+            hooks: self.committed_hooks.len(),
+        }
+    }
+
+    /// Forgets the events and hooks kept since `mark` (their units were rolled back).
+    pub(super) fn rewind(&mut self, mark: &Mark) {
+        self.committing.truncate(mark.events);
+        self.committed_hooks.truncate(mark.hooks);
     }
 }
 
