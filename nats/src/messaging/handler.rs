@@ -30,7 +30,10 @@ pub enum NotHandled {
 impl Rejection for NotHandled {}
 
 /// Handles one event of context `E` inside a unit of work: its effects and the events it emits
-/// commit together with the inbox record, or not at all.
+/// commit together with the inbox record, or not at all. It may run more than once before the
+/// commit (when another event of its batch does not succeed, the batch is rolled back and runs
+/// again without it), so it changes nothing outside `w`: what others must hear of goes in
+/// [`Work::after_commit`].
 pub trait EventHandler<E: Event>: Send + Sync + 'static {
     fn handle(
         &self,
