@@ -41,8 +41,9 @@ impl<T: Send + 'static, R: Send + 'static> Batch<T, R> {
         (Box::new(batch), waiting)
     }
 
-    /// Runs the units `live` (those not settled yet), in order: all their outcomes, or the first that did not
-    /// succeed (its index and outcome). A failed inbox statement fails them all.
+    /// Runs the units `live` (those not settled yet), in order: all their outcomes, or the
+    /// first that did not succeed (its index and outcome). A failed inbox statement fails
+    /// them all.
     async fn pass(&self, work: &mut Work, live: Vec<usize>) -> Pass<T, R> {
         let mut first = match &self.inbox {
             None => None,
@@ -57,12 +58,10 @@ impl<T: Send + 'static, R: Send + 'static> Batch<T, R> {
         };
         let mut outcomes = Vec::with_capacity(live.len());
         for i in live {
-            let handled_before = match (&mut first, &self.inbox) {
-                // An id given twice is first only once.
-                (Some(first), Some(inbox)) => !first.remove(&inbox.ids[i]),
-                _ => false,
-            };
-            if let (true, Some(inbox)) = (handled_before, &self.inbox) {
+            // Handled before (an id given twice is first only once): it does not run.
+            if let (Some(first), Some(inbox)) = (&mut first, &self.inbox)
+                && !first.remove(&inbox.ids[i])
+            {
                 outcomes.push((i, Ok((inbox.again)())));
                 continue;
             }

@@ -21,9 +21,9 @@ pub(super) const QUEUE: usize = 4096;
 /// comes again, an HTTP caller hears 503 with `Retry-After`), and both groups go on.
 const GROUP: usize = 128;
 
-/// Units handed over together: they run in order in one group.
+/// A job handed over to the committer.
 pub(super) struct Submission {
-    pub(super) jobs: Vec<Box<dyn Job>>,
+    pub(super) job: Box<dyn Job>,
     /// When it was handed over: how long it waited tells the [`Load`].
     pub(super) at: Instant,
 }
@@ -207,7 +207,7 @@ impl Committer {
             self.load.taken(submissions.len());
             // The first waited longest.
             self.load.waited(submissions[0].at.elapsed());
-            self.run(submissions.drain(..).flat_map(|s| s.jobs).collect())
+            self.run(submissions.drain(..).map(|s| s.job).collect())
                 .await;
         }
     }

@@ -10,8 +10,9 @@
 //! committer per service (on SQLite a database thread that owns the write connection, so a
 //! unit's statements run where the connection lives, with no hand-off per statement). Units
 //! that arrive while a group commits run together in the next transaction, each in a savepoint
-//! of its own, so one that does not succeed keeps nothing while the others go on, and one
-//! commit (one WAL write, one fsync on PostgreSQL) serves them all. Each caller hears back only
+//! of its own (a consumer's batch in one for all its events: [`batch`]), so one that does not
+//! succeed keeps nothing while the others go on, and one commit (one WAL write, one fsync on
+//! PostgreSQL) serves them all. Each caller hears back only
 //! after the commit that made its effect durable.
 //!
 //! A unit ends in one of three ways, kept apart all the way to the boundary that maps them
@@ -98,7 +99,7 @@ impl UnitOfWork {
         R: Send + 'static,
     {
         let (job, answer) = group::Decision::job(unit);
-        self.submit(vec![job]).await?;
+        self.submit(job).await?;
         group::answered(answer).await
     }
 
@@ -155,7 +156,7 @@ impl UnitOfWork {
         R: Send + 'static,
     {
         let (job, answers) = batch::Batch::job(units, inbox);
-        if let Err(e) = self.submit(vec![job]).await {
+        if let Err(e) = self.submit(job).await {
             return answers
                 .iter()
                 .map(|_| Err(Error::Failed(group::copy(&e))))
@@ -168,11 +169,11 @@ impl UnitOfWork {
         outcomes
     }
 
-    /// Hands `jobs` to the committer as one submission: they run in order in one group.
-    async fn submit(&self, jobs: Vec<Box<dyn group::Job>>) -> anyhow::Result<()> {
+    /// Hands `job` to the committer.
+    async fn submit(&self, job: Box<dyn group::Job>) -> anyhow::Result<()> {
         let at = std::time::Instant::now();
         let handing = self.load.queued();
-        let sent = self.jobs.send(group::Submission { jobs, at }).await;
+        let sent = self.jobs.send(group::Submission { job, at }).await;
         sent.map_err(|_| anyhow::anyhow!("the unit of work's committer has stopped"))?;
         handing.handed();
         Ok(())
