@@ -50,11 +50,6 @@ impl Clock {
         to_millis(self.now())
     }
 
-    /// How far the database's clock is ahead of this process's, in milliseconds.
-    pub fn offset_ms(&self) -> i64 {
-        self.offset_us.load(Ordering::Relaxed) / 1_000
-    }
-
     /// Records the offset `reading` shows (the caller keeps the reading with the shortest
     /// round trip of a few).
     pub fn record(&self, reading: Reading) {

@@ -11,7 +11,7 @@ pub mod sql;
 pub use clock::{Clock, from_millis, to_millis};
 pub use errors::unavailable;
 use sql::Conn;
-pub use sql::{Backend, Decode, Row, Sql, Statement, ToArg, placeholders};
+pub use sql::{Backend, Decode, Row, Sql, Statement, ToArg, padded_to_power_of_two, placeholders};
 
 use anyhow::Context as _;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};

@@ -79,6 +79,18 @@ pub fn placeholders(first: usize, n: usize) -> String {
         .join(", ")
 }
 
+/// `values` (not empty) with the last repeated up to the next power of two: a list of bind
+/// parameters of a few lengths only, so a statement has a few shapes (each one a statement
+/// PostgreSQL prepares and each connection caches). Only for lists where a repeat changes
+/// nothing (`IN`, or rows that conflict and are skipped).
+pub fn padded_to_power_of_two<T: Clone>(values: &[T]) -> impl Iterator<Item = T> + '_ {
+    let fill = values.len().next_power_of_two() - values.len();
+    values
+        .iter()
+        .cloned()
+        .chain(values.last().cloned().into_iter().cycle().take(fill))
+}
+
 /// A Rust value that can be bound to a placeholder.
 pub trait ToArg {
     fn to_arg(&self) -> Arg;
@@ -369,5 +381,19 @@ impl Decode for bool {
 impl Decode for Points {
     fn decode(row: &Row, column: &str) -> anyhow::Result<Self> {
         Ok(Points::new(row.get::<i64>(column)?)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::padded_to_power_of_two;
+
+    #[test]
+    fn a_list_is_padded_with_its_last_value_to_the_next_power_of_two() {
+        let padded = |v: &[i64]| padded_to_power_of_two(v).collect::<Vec<_>>();
+        assert_eq!(padded(&[1, 2, 3]), [1, 2, 3, 3]);
+        assert_eq!(padded(&[1, 2, 3, 4, 5]), [1, 2, 3, 4, 5, 5, 5, 5]);
+        assert_eq!(padded(&[7]), [7]);
+        assert_eq!(padded(&[1, 2]), [1, 2]);
     }
 }

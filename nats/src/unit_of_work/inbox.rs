@@ -3,7 +3,7 @@
 //! one statement ([`batch`](super::batch)).
 
 use crate::db::sql::Retained;
-use crate::db::{Row, Sql};
+use crate::db::{Row, Sql, padded_to_power_of_two};
 use std::borrow::Cow;
 use std::collections::HashSet;
 use uuid::Uuid;
@@ -47,15 +47,10 @@ pub async fn first_deliveries(
 ) -> anyhow::Result<HashSet<Uuid>> {
     let mut first = HashSet::with_capacity(ids.len());
     for chunk in ids.chunks(ROWS) {
-        let shape = chunk.len().next_power_of_two();
-        let rows = (0..shape)
+        let rows = (0..chunk.len().next_power_of_two())
             .map(|i| format!("($1, $2, ${})", i + 3))
             .collect::<Vec<_>>()
             .join(", ");
-        let padded = chunk.iter().chain(std::iter::repeat_n(
-            &chunk[chunk.len() - 1],
-            shape - chunk.len(),
-        ));
         let inserted = sql
             .sql_built(format!(
                 "INSERT INTO inbox (consumer, handled_at, event_id) VALUES {rows}
@@ -63,7 +58,7 @@ pub async fn first_deliveries(
             ))
             .bind(consumer)
             .bind(now_ms)
-            .bind_all(padded.map(Uuid::to_string))
+            .bind_all(padded_to_power_of_two(chunk).map(|id| id.to_string()))
             .fetch_all()
             .await?;
         for row in inserted {

@@ -3,7 +3,7 @@
 //! them back in commit order and publishes them; the next commit marks them published
 //! ([`Published`]).
 
-use crate::db::{Backend, Sql, placeholders};
+use crate::db::{Backend, Sql, padded_to_power_of_two, placeholders};
 use contracts::Message;
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -237,19 +237,12 @@ const MARK_ROWS: usize = 512;
 /// to fill it (see [`runs`] for why the shapes are few).
 pub async fn mark_published(sql: &mut impl Sql, seqs: &[i64], now_ms: i64) -> anyhow::Result<()> {
     for chunk in seqs.chunks(MARK_ROWS) {
-        let shape = chunk.len().next_power_of_two();
-        let last = chunk[chunk.len() - 1];
         sql.sql_built(format!(
             "UPDATE outbox SET published_at = $1 WHERE seq IN ({})",
-            placeholders(2, shape)
+            placeholders(2, chunk.len().next_power_of_two())
         ))
         .bind(now_ms)
-        .bind_all(
-            chunk
-                .iter()
-                .copied()
-                .chain(std::iter::repeat_n(last, shape - chunk.len())),
-        )
+        .bind_all(padded_to_power_of_two(chunk))
         .execute()
         .await?;
     }
