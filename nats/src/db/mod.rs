@@ -5,6 +5,7 @@
 mod arg;
 pub mod clock;
 mod errors;
+mod later;
 mod lite;
 pub mod sql;
 
@@ -78,6 +79,8 @@ pub struct Db {
     clock: Clock,
     /// PostgreSQL connections for the unit of work's committers (the rest are for reads).
     committers: u32,
+    /// The committers' PostgreSQL connections between their transactions.
+    writers: tx::Writers,
 }
 
 /// PostgreSQL connections a process holds at most, unless `DATABASE_MAX_CONNECTIONS` says: size
@@ -150,7 +153,7 @@ impl Db {
             }
             Backend::Postgres => (
                 connect(committers, false).await?,
-                Some(connect(readers, false).await?),
+                Some(connect(readers, true).await?),
                 None,
                 None,
             ),
@@ -163,6 +166,7 @@ impl Db {
             clock: Clock::default(),
             read_pool,
             committers,
+            writers: tx::Writers::default(),
         };
         db.sync_clock().await?;
         Ok(db)
@@ -233,6 +237,11 @@ impl Db {
                     Ok(())
                 })
             })
+        } else if read_only {
+            // A read is one or two statements: a ping before each would be another round trip.
+            // A connection that broke fails its read (503, asked again) and is not given out
+            // again (the pool tests each one given back).
+            options.test_before_acquire(false)
         } else {
             options
         }
@@ -265,7 +274,7 @@ impl Db {
     pub(crate) async fn begin(&self) -> anyhow::Result<Tx> {
         match &self.lite_writer {
             Some(conn) => Tx::lite(conn.clone().lock_owned().await),
-            None => Ok(Tx::Sqlx(self.pool.begin().await?)),
+            None => self.writers.begin(&self.pool).await,
         }
     }
 
@@ -310,7 +319,7 @@ impl Sql for Read {
     fn statement(&mut self, text: Cow<'static, str>) -> Statement<'_> {
         match &mut self.0 {
             ReadOf::Lite(reader) => Statement::new(Conn::Lite(reader.conn()), text),
-            ReadOf::Sqlx(conn) => Statement::new(Conn::Sqlx(conn), text),
+            ReadOf::Sqlx(conn) => Statement::new(Conn::Sqlx(conn, None), text),
         }
     }
 }

@@ -3,10 +3,12 @@
 //! stores are written once: SQLite runs through rusqlite in the calling thread ([`super::lite`]),
 //! PostgreSQL through sqlx's natively async driver.
 
-pub use super::arg::Arg;
+pub use super::arg::{Arg, ToArg};
+use super::arg::{failed, query};
+use super::later::{Later, flush};
 use super::lite::{self, LiteRow};
 use anyhow::Context as _;
-use contracts::{ConcertId, Points, ReservationId, ScheduleId, SeatId, UserId};
+use contracts::Points;
 use futures::{StreamExt as _, TryStreamExt as _};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row as _};
@@ -91,103 +93,11 @@ pub fn padded_to_power_of_two<T: Clone>(values: &[T]) -> impl Iterator<Item = T>
         .chain(values.last().cloned().into_iter().cycle().take(fill))
 }
 
-/// A Rust value that can be bound to a placeholder.
-pub trait ToArg {
-    fn to_arg(&self) -> Arg;
-    /// How `None` of this type is bound.
-    fn null() -> Arg
-    where
-        Self: Sized,
-    {
-        Arg::NullText
-    }
-}
-
-impl ToArg for i64 {
-    fn to_arg(&self) -> Arg {
-        Arg::Int(*self)
-    }
-    fn null() -> Arg {
-        Arg::NullInt
-    }
-}
-
-impl ToArg for bool {
-    fn to_arg(&self) -> Arg {
-        Arg::Int(i64::from(*self))
-    }
-    fn null() -> Arg {
-        Arg::NullInt
-    }
-}
-
-impl ToArg for Points {
-    fn to_arg(&self) -> Arg {
-        Arg::Int(self.value())
-    }
-    fn null() -> Arg {
-        Arg::NullInt
-    }
-}
-
-impl ToArg for str {
-    fn to_arg(&self) -> Arg {
-        Arg::Text(self.to_owned())
-    }
-}
-
-impl ToArg for String {
-    fn to_arg(&self) -> Arg {
-        Arg::Text(self.clone())
-    }
-}
-
-impl ToArg for UserId {
-    fn to_arg(&self) -> Arg {
-        Arg::Text(self.0.clone())
-    }
-}
-
-/// Ids and words are stored as their text.
-macro_rules! text_args {
-    ($($t:ty),*) => {$(
-        impl ToArg for $t {
-            fn to_arg(&self) -> Arg {
-                Arg::Text(self.to_string())
-            }
-        }
-    )*};
-}
-text_args!(
-    ConcertId,
-    ScheduleId,
-    SeatId,
-    ReservationId,
-    contracts::ReleaseReason,
-    contracts::SaleRejection,
-    contracts::PaymentFailure,
-    uuid::Uuid
-);
-
-impl<T: ToArg> ToArg for Option<T> {
-    fn to_arg(&self) -> Arg {
-        match self {
-            Some(v) => v.to_arg(),
-            None => T::null(),
-        }
-    }
-}
-
-impl<T: ToArg + ?Sized> ToArg for &T {
-    fn to_arg(&self) -> Arg {
-        (**self).to_arg()
-    }
-}
-
-/// The connection a statement runs on.
+/// The connection a statement runs on; on PostgreSQL in a transaction, with the writes it
+/// sends later ([`Statement::execute_later`]).
 pub(crate) enum Conn<'c> {
     Lite(&'c mut rusqlite::Connection),
-    Sqlx(&'c mut AnyConnection),
+    Sqlx(&'c mut AnyConnection, Option<&'c mut Vec<Later>>),
 }
 
 /// A statement and its arguments, ready to run.
@@ -209,7 +119,7 @@ impl<'c> Statement<'c> {
     fn backend(&self) -> Backend {
         match self.conn {
             Conn::Lite(_) => Backend::Sqlite,
-            Conn::Sqlx(_) => Backend::Postgres,
+            Conn::Sqlx(..) => Backend::Postgres,
         }
     }
 
@@ -243,16 +153,43 @@ impl<'c> Statement<'c> {
         Ok(())
     }
 
+    /// Runs this write before the unit of work's next statement, or at the end of the unit:
+    /// on PostgreSQL the writes sent later go as one statement (each a round trip less).
+    /// Only for an `INSERT`, `UPDATE` or `DELETE` whose row count the unit does not need, of
+    /// rows the other writes sent with it do not touch (they run as parts of one statement,
+    /// which do not see each other's changes); a read runs after them. Its failure fails the
+    /// unit. Elsewhere (SQLite, a read connection) it runs now.
+    pub async fn execute_later(self) -> anyhow::Result<()> {
+        match self.conn {
+            Conn::Sqlx(_, Some(later)) => {
+                later.push(Later {
+                    text: self.text,
+                    args: self.args,
+                });
+                Ok(())
+            }
+            _ => self.execute().await.map(drop),
+        }
+    }
+
     /// Runs it; the number of rows changed.
     pub async fn execute(self) -> anyhow::Result<u64> {
         let Statement { conn, text, args } = self;
         match conn {
             Conn::Lite(conn) => lite::execute(conn, &text, &args).map_err(anyhow::Error::from),
-            Conn::Sqlx(conn) => query(&text, args)
-                .execute(conn)
+            Conn::Sqlx(conn, later) => {
+                async {
+                    if let Some(later) = later {
+                        flush(conn, later).await?;
+                    }
+                    query(&text, args)
+                        .execute(conn)
+                        .await
+                        .map(|done| done.rows_affected())
+                        .map_err(anyhow::Error::from)
+                }
                 .await
-                .map(|done| done.rows_affected())
-                .map_err(anyhow::Error::from),
+            }
         }
         .with_context(|| failed(&text))
     }
@@ -278,37 +215,24 @@ impl<'c> Statement<'c> {
             Conn::Lite(conn) => lite::fetch(conn, &text, &args, limit)
                 .map(|rows| rows.into_iter().map(|row| Row(RowOf::Lite(row))).collect())
                 .map_err(anyhow::Error::from),
-            Conn::Sqlx(conn) => query(&text, args)
-                .fetch(conn)
-                .take(limit)
-                .map_ok(|row| Row(RowOf::Sqlx(row)))
-                .try_collect()
+            Conn::Sqlx(conn, later) => {
+                async {
+                    if let Some(later) = later {
+                        flush(conn, later).await?;
+                    }
+                    query(&text, args)
+                        .fetch(conn)
+                        .take(limit)
+                        .map_ok(|row| Row(RowOf::Sqlx(row)))
+                        .try_collect()
+                        .await
+                        .map_err(anyhow::Error::from)
+                }
                 .await
-                .map_err(anyhow::Error::from),
+            }
         }
         .with_context(|| failed(&text))
     }
-}
-
-fn failed(text: &str) -> String {
-    let first = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let short: String = first.chars().take(80).collect();
-    format!("SQL `{short}`")
-}
-
-fn query(text: &str, args: Vec<Arg>) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
-    // Only our stores' fixed text and numbered placeholders reach here (see `Sql::sql_built`);
-    // every value is bound.
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(text));
-    for arg in args {
-        q = match arg {
-            Arg::Int(i) => q.bind(i),
-            Arg::Text(s) => q.bind(s),
-            Arg::NullInt => q.bind(None::<i64>),
-            Arg::NullText => q.bind(None::<String>),
-        };
-    }
-    q
 }
 
 /// One row of a result, read by column name.

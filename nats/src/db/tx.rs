@@ -1,9 +1,13 @@
 //! tx: a write transaction on either backend, begun and committed by the unit of work alone,
 //! with the savepoints that let one unit of a group roll back without the others.
 
+use super::later::{self, Later};
 use super::sql::{Conn, Statement};
 use anyhow::Context as _;
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyPool, Executor as _};
 use std::borrow::Cow;
+use std::sync::{Arc, Mutex};
 use tokio::sync::OwnedMutexGuard;
 
 /// A failure that says the database was unavailable, as told to each unit of a group whose
@@ -16,7 +20,7 @@ pub struct Unavailable(pub String);
 pub enum Tx {
     /// SQLite's write connection, inside `BEGIN IMMEDIATE`; rolled back if dropped.
     Lite(LiteTx),
-    Sqlx(sqlx::Transaction<'static, sqlx::Any>),
+    Pg(PgTx),
 }
 
 /// SQLite's write connection in a transaction.
@@ -30,6 +34,118 @@ impl Drop for LiteTx {
         // next one.
         if !self.conn.is_autocommit() {
             let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+/// PostgreSQL's write connections, kept between transactions rather than given back to the
+/// pool: the pool would ping each one when it is taken and again when it is given back, two
+/// round trips per transaction, and every commit begins the next transaction in the same round
+/// trip (`COMMIT; BEGIN`). A transaction that has begun holds no snapshot and no locks until
+/// its first statement.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Writers(Arc<Mutex<Vec<Writer>>>);
+
+/// A kept write connection and where it stands.
+#[derive(Debug)]
+struct Writer {
+    conn: PoolConnection<Any>,
+    state: State,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Outside a transaction.
+    Idle,
+    /// A transaction has begun, with nothing in it yet.
+    Begun,
+    /// In a transaction that did not commit: rolled back before the next begins.
+    Dirty,
+}
+
+impl Writers {
+    /// A write transaction on a kept connection, or on a new one from `pool`.
+    pub(crate) async fn begin(&self, pool: &AnyPool) -> anyhow::Result<Tx> {
+        let kept = self.0.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut writer = match kept {
+            Some(writer) => writer,
+            None => Writer {
+                conn: pool.acquire().await.context("a write connection")?,
+                state: State::Idle,
+            },
+        };
+        let begin = match writer.state {
+            State::Begun => None,
+            State::Idle => Some("BEGIN"),
+            State::Dirty => Some("ROLLBACK; BEGIN"),
+        };
+        if let Some(begin) = begin
+            && let Err(e) = writer.conn.execute(sqlx::raw_sql(begin)).await
+        {
+            // Its state is unknown: the pool tests it, and closes it if it is broken.
+            writer.conn.close_on_drop();
+            return Err(anyhow::Error::from(e).context("begin a transaction"));
+        }
+        writer.state = State::Dirty;
+        Ok(Tx::Pg(PgTx {
+            writer: Some(writer),
+            writers: self.clone(),
+            later: Vec::new(),
+        }))
+    }
+
+    fn keep(&self, writer: Writer) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(writer);
+    }
+}
+
+/// A PostgreSQL write transaction on a kept connection.
+pub struct PgTx {
+    /// `None` once committed.
+    writer: Option<Writer>,
+    writers: Writers,
+    /// Writes of the running unit that go with its next statement.
+    later: Vec<Later>,
+}
+
+impl Drop for PgTx {
+    fn drop(&mut self) {
+        // Not committed: it keeps nothing; the next transaction on this connection rolls it
+        // back first.
+        if let Some(writer) = self.writer.take() {
+            self.writers.keep(writer);
+        }
+    }
+}
+
+impl PgTx {
+    fn conn(&mut self) -> Conn<'_> {
+        let writer = self
+            .writer
+            .as_mut()
+            .expect("a transaction's connection is there until it commits");
+        Conn::Sqlx(&mut writer.conn, Some(&mut self.later))
+    }
+
+    async fn commit(mut self) -> anyhow::Result<()> {
+        let Some(mut writer) = self.writer.take() else {
+            anyhow::bail!("the transaction has committed already");
+        };
+        match writer.conn.execute(sqlx::raw_sql("COMMIT; BEGIN")).await {
+            Ok(_) => {
+                writer.state = State::Begun;
+                self.writers.keep(writer);
+                Ok(())
+            }
+            Err(e) => {
+                // Whether it committed is unknown to us, as to any client whose connection
+                // broke at the commit; the connection is not used again.
+                writer.conn.close_on_drop();
+                Err(anyhow::Error::from(e).context("commit"))
+            }
         }
     }
 }
@@ -48,7 +164,25 @@ impl Tx {
     pub(crate) fn statement(&mut self, text: Cow<'static, str>) -> Statement<'_> {
         match self {
             Tx::Lite(tx) => Statement::new(Conn::Lite(&mut tx.conn), text),
-            Tx::Sqlx(tx) => Statement::new(Conn::Sqlx(tx), text),
+            Tx::Pg(tx) => Statement::new(tx.conn(), text),
+        }
+    }
+
+    /// Sends the writes the unit sent later ([`Statement::execute_later`]): its end.
+    pub(crate) async fn flush(&mut self) -> anyhow::Result<()> {
+        match self {
+            Tx::Lite(_) => Ok(()),
+            Tx::Pg(tx) => match tx.conn() {
+                Conn::Sqlx(conn, Some(later)) => later::flush(conn, later).await,
+                _ => Ok(()),
+            },
+        }
+    }
+
+    /// Forgets the writes a unit that did not succeed would have sent later.
+    pub(crate) fn forget_later(&mut self) {
+        if let Tx::Pg(tx) = self {
+            tx.later.clear();
         }
     }
 
@@ -77,7 +211,7 @@ impl Tx {
         match self {
             // If the commit fails, dropping the transaction rolls it back.
             Tx::Lite(tx) => tx.conn.execute_batch("COMMIT").context("commit"),
-            Tx::Sqlx(tx) => tx.commit().await.context("commit"),
+            Tx::Pg(tx) => tx.commit().await,
         }
     }
 }

@@ -177,6 +177,15 @@ impl Work {
             Ok(outcome) => outcome,
             Err(_) => Err(Error::Failed(anyhow::anyhow!("the unit of work panicked"))),
         };
+        // The writes it sent later are part of it: their failure is its own.
+        if outcome.is_ok()
+            && let Err(e) = self.tx.flush().await
+        {
+            outcome = Err(Error::Failed(e));
+        }
+        if outcome.is_err() {
+            self.tx.forget_later();
+        }
         // One oversized event would stall the relay: a unit emitting one keeps nothing.
         if outcome.is_ok()
             && let Some(msg) = self.emitted.iter().find(|m| size_of(m) > MAX_EVENT_BYTES)

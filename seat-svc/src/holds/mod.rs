@@ -84,7 +84,6 @@ pub async fn hold(w: &mut Work, req: HoldRequest) -> Result<Held, Error<HoldRefu
     if let Some(r) = live_hold {
         return Err(HoldRefused::AlreadyHolding(r).into());
     }
-    queue::store::touch(w, &req.token, now_ms).await?;
     let reservation = ReservationId::new();
     let claimed = inventory::store::claim(w, req.schedule, reservation, &req.seats).await?;
     if claimed.prices.len() != req.seats.len() {
@@ -102,6 +101,8 @@ pub async fn hold(w: &mut Work, req: HoldRequest) -> Result<Held, Error<HoldRefu
         .try_fold(Points::ZERO, |sum, p| sum.checked_add(Points::new(p).ok()?))
         .ok_or(HoldRefused::TooExpensive)?;
     let expires_at = w.now() + req.ttl;
+    // Writes whose outcome nothing here reads: they go in one statement at the unit's end.
+    queue::store::touch(w, &req.token, now_ms).await?;
     store::insert(
         w,
         &store::NewHold {

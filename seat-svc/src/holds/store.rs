@@ -16,6 +16,7 @@ pub struct NewHold<'a> {
     pub now_ms: i64,
 }
 
+/// Inserts the hold and its seats, sent later: before the unit's next statement or at its end.
 pub async fn insert(sql: &mut impl Sql, h: &NewHold<'_>) -> anyhow::Result<()> {
     sql.sql(
         "INSERT INTO holds (reservation_id, user_id, schedule_id, token, amount, status, expires_at, created_at)
@@ -29,30 +30,35 @@ pub async fn insert(sql: &mut impl Sql, h: &NewHold<'_>) -> anyhow::Result<()> {
     .bind(HoldStatus::Held.as_str())
     .bind(h.expires_at_ms)
     .bind(h.now_ms)
-    .execute()
+    .execute_later()
     .await?;
     for seat in h.seats {
         sql.sql("INSERT INTO hold_seats (reservation_id, seat_id) VALUES ($1, $2)")
             .bind(h.reservation)
             .bind(seat)
-            .execute()
+            .execute_later()
             .await?;
     }
     Ok(())
 }
 
-/// The hold, locked for the rest of the unit of work, and the seats it took.
+/// The hold, locked for the rest of the unit of work, and the seats it took (a hold takes one
+/// seat at least), in one statement.
 pub async fn get(
     sql: &mut impl Sql,
     reservation: ReservationId,
 ) -> anyhow::Result<Option<(Hold, Vec<SeatId>)>> {
-    let Some(row) = sql
-        .sql("SELECT status, expires_at, release_reason FROM holds WHERE reservation_id = $1")
+    let rows = sql
+        .sql(
+            "SELECT h.status, h.expires_at, h.release_reason, s.seat_id
+             FROM holds h JOIN hold_seats s ON s.reservation_id = h.reservation_id
+             WHERE h.reservation_id = $1 ORDER BY s.seat_id",
+        )
         .bind(reservation)
         .for_update()
-        .fetch_optional()
-        .await?
-    else {
+        .fetch_all()
+        .await?;
+    let Some(row) = rows.first() else {
         return Ok(None);
     };
     let hold = Hold {
@@ -60,11 +66,7 @@ pub async fn get(
         expires_at: from_millis(row.get("expires_at")?),
         release_reason: row.parse_opt("release_reason")?,
     };
-    let seats = sql
-        .sql("SELECT seat_id FROM hold_seats WHERE reservation_id = $1 ORDER BY seat_id")
-        .bind(reservation)
-        .fetch_all()
-        .await?
+    let seats = rows
         .iter()
         .map(|r| r.parse("seat_id"))
         .collect::<anyhow::Result<_>>()?;
@@ -91,18 +93,17 @@ pub async fn due(
     .collect()
 }
 
-/// Marks a live hold sold.
+/// Marks a live hold sold (sent later: before the unit's next statement or at its end).
 pub async fn sell(sql: &mut impl Sql, reservation: ReservationId) -> anyhow::Result<()> {
     sql.sql("UPDATE holds SET status = $1 WHERE reservation_id = $2 AND status = $3")
         .bind(HoldStatus::Sold.as_str())
         .bind(reservation)
         .bind(HoldStatus::Held.as_str())
-        .execute()
-        .await?;
-    Ok(())
+        .execute_later()
+        .await
 }
 
-/// Marks a held or sold hold released, and why.
+/// Marks a held or sold hold released, and why (sent later: before the unit's next statement or at its end).
 pub async fn release(
     sql: &mut impl Sql,
     reservation: ReservationId,
@@ -117,9 +118,8 @@ pub async fn release(
     .bind(reservation)
     .bind(HoldStatus::Held.as_str())
     .bind(HoldStatus::Sold.as_str())
-    .execute()
-    .await?;
-    Ok(())
+    .execute_later()
+    .await
 }
 
 /// One hold as the audit reads it.

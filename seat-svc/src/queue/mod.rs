@@ -7,7 +7,6 @@ pub mod domain;
 pub mod http;
 pub mod store;
 
-use crate::inventory;
 use contracts::{ScheduleId, UserId};
 use domain::{QueueToken, TokenState, TokenStatus, standing};
 use nats::db::Sql;
@@ -69,17 +68,6 @@ pub async fn join(
     schedule: ScheduleId,
     active_limit: i64,
 ) -> Result<Place, Error<QueueRefused>> {
-    match inventory::store::starts_at(w, schedule).await? {
-        None => return Err(QueueRefused::UnknownSchedule.into()),
-        Some(starts_at) if starts_at <= w.now_ms() => {
-            return Err(QueueRefused::SchedulePast.into());
-        }
-        Some(_) => {}
-    }
-    // One live token per user and schedule: asking again answers the same token.
-    if let Some(t) = store::live(w, &user, schedule).await? {
-        return Ok(place(w, t, false, active_limit).await?);
-    }
     let now = w.now_ms();
     let mut t = Token {
         token: QueueToken::new(),
@@ -90,8 +78,18 @@ pub async fn join(
         last_seen_at: now,
         admitted: false,
     };
-    // One count tells both whether it is admitted and, if not, its position.
-    let ahead = store::ahead(w, &t).await?;
+    // One read tells whether the line is open, whether the user is in it already and, if not,
+    // where the new token stands (so whether it is admitted).
+    let joining = match store::joining(w, &t.user, &t).await? {
+        None => return Err(QueueRefused::UnknownSchedule.into()),
+        Some(j) if j.starts_at_ms <= now => return Err(QueueRefused::SchedulePast.into()),
+        Some(j) => j,
+    };
+    // One live token per user and schedule: asking again answers the same token.
+    if let Some(live) = joining.live {
+        return Ok(place(w, live, false, active_limit).await?);
+    }
+    let ahead = joining.ahead;
     t.admitted = ahead < active_limit;
     if !store::insert(w, &t).await? {
         // Another request of the same user took one meanwhile (PostgreSQL; on SQLite writes

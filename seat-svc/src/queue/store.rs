@@ -84,6 +84,52 @@ pub async fn live(
     .transpose()
 }
 
+/// What a join needs to know, read in one statement: when the schedule's show starts, the
+/// user's live token for it if any, and how many live tokens are ahead of a token taken now.
+pub struct Joining {
+    pub starts_at_ms: i64,
+    pub live: Option<Token>,
+    pub ahead: i64,
+}
+
+/// `None` for a schedule this service does not know. `new` is the token a join would take.
+pub async fn joining(
+    sql: &mut impl Sql,
+    user: &UserId,
+    new: &Token,
+) -> anyhow::Result<Option<Joining>> {
+    // `live` written out, not bound: the planner then knows the one-live-token index answers.
+    let Some(row) = sql
+        .sql_built(format!(
+            "SELECT s.starts_at, {TOKEN_COLUMNS},
+                 (SELECT COUNT(*) FROM queue_tokens a
+                  WHERE a.schedule_id = s.id AND a.status = '{LIVE}'
+                  AND (a.created_at < $3 OR (a.created_at = $3 AND a.token < $4))) AS ahead
+             FROM schedules s LEFT JOIN queue_tokens t
+                 ON t.user_id = $1 AND t.schedule_id = s.id AND t.status = '{LIVE}'
+             WHERE s.id = $2",
+            LIVE = TokenState::Live.as_str()
+        ))
+        .bind(user)
+        .bind(new.schedule)
+        .bind(new.created_at)
+        .bind(&new.token)
+        .fetch_optional()
+        .await?
+    else {
+        return Ok(None);
+    };
+    let live = match row.get::<Option<String>>("token")? {
+        Some(_) => Some(token_from(&row)?),
+        None => None,
+    };
+    Ok(Some(Joining {
+        starts_at_ms: row.get("starts_at")?,
+        live,
+        ahead: row.get("ahead")?,
+    }))
+}
+
 /// What a hold needs to know of its token: the token (locked like [`get`]), how many live
 /// tokens are ahead of it (counted up to the active limit at most; 0 when it was admitted), the
 /// reservation it currently holds seats for, if any, and when its schedule's show starts.
@@ -150,14 +196,14 @@ pub async fn insert(sql: &mut impl Sql, t: &Token) -> anyhow::Result<bool> {
     Ok(inserted == 1)
 }
 
-/// Marks the token as just used, so it does not expire as idle.
+/// Marks the token as just used, so it does not expire as idle (sent later: before the unit's next
+/// statement or at its end).
 pub async fn touch(sql: &mut impl Sql, token: &QueueToken, now_ms: i64) -> anyhow::Result<()> {
     sql.sql("UPDATE queue_tokens SET last_seen_at = $1 WHERE token = $2")
         .bind(now_ms)
         .bind(token)
-        .execute()
-        .await?;
-    Ok(())
+        .execute_later()
+        .await
 }
 
 /// Expires live tokens unused since `cutoff_ms` (a token with a live hold stays until its hold
@@ -198,7 +244,7 @@ pub async fn ahead(sql: &mut impl Sql, t: &Token) -> anyhow::Result<i64> {
 }
 
 /// The token of `reservation`'s hold is used up once the hold ends: it leaves the line, and the
-/// next waiting token moves up.
+/// next waiting token moves up (sent later: before the unit's next statement or at its end).
 pub async fn finish_for(sql: &mut impl Sql, reservation: ReservationId) -> anyhow::Result<()> {
     sql.sql(
         "UPDATE queue_tokens SET status = $1
@@ -207,7 +253,6 @@ pub async fn finish_for(sql: &mut impl Sql, reservation: ReservationId) -> anyho
     .bind(TokenState::Done.as_str())
     .bind(reservation)
     .bind(TokenState::Live.as_str())
-    .execute()
-    .await?;
-    Ok(())
+    .execute_later()
+    .await
 }
