@@ -425,7 +425,11 @@ async fn a_view_row_gone_wrong_is_found_and_repaired_by_the_rebuild() {
     };
     let broken = seat(1);
     uow.run(move |w| {
-        Box::pin(async move { concert_svc::view::store::set(w, broken, &wrong).await })
+        Box::pin(async move {
+            concert_svc::view::store::show(w, broken, &wrong)
+                .await
+                .map(drop)
+        })
     })
     .await
     .unwrap();

@@ -40,17 +40,18 @@ pub fn version_of(event: &SeatEvent, seat: SeatId) -> u64 {
     versions.get(&seat).copied().unwrap_or(0)
 }
 
-/// The seat after `event`, which gives it `version`, or `None` if the event is not newer than
-/// what the row shows (a redelivery, a late copy, a dead letter replayed after newer changes).
+/// Whether an event giving a seat `version` is newer than a row showing version `shown` (if
+/// not, it is a redelivery, a late copy, a dead letter replayed after newer changes).
 /// seat-svc counts a seat's changes in the transactions that make them, so the highest version
 /// is the seat's truth whatever order events arrive in: the view converges, and a replay from
 /// the start rebuilds it. Unversioned events (version 0, from before) apply in arrival order
-/// until the first versioned one.
-pub fn evolve(seat: &ViewSeat, event: &SeatEvent, version: u64) -> Option<ViewSeat> {
-    let newer = version > seat.version || (version == 0 && seat.version == 0);
-    if !newer {
-        return None;
-    }
+/// until the first versioned one. The live view asks this in SQL (`store::show`).
+pub fn newer(shown: u64, version: u64) -> bool {
+    version > shown || (version == 0 && shown == 0)
+}
+
+/// How `event`, which gives a seat `version`, shows it; `None` for an event that moves no seat.
+pub fn after(event: &SeatEvent, version: u64) -> Option<ViewSeat> {
     let reservation = event.reservation_id()?;
     let (status, reservation) = match event {
         SeatEvent::Held(_) => (SeatStatus::Held, Some(reservation)),
@@ -108,6 +109,11 @@ mod tests {
             seat_ids: vec![],
             versions: Default::default(),
         })
+    }
+
+    /// The seat after `event`, if it is newer than what `seat` shows.
+    fn evolve(seat: &ViewSeat, event: &SeatEvent, version: u64) -> Option<ViewSeat> {
+        newer(seat.version, version).then(|| after(event, version))?
     }
 
     #[test]

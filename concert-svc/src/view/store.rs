@@ -2,6 +2,7 @@
 //! stream position that set it — and the table a rebuild is written to before it is compared.
 
 use super::domain::{SeatStatus, ViewSeat};
+use super::updater::Shown;
 use contracts::{ScheduleId, SeatId};
 use nats::db::{Row, Sql, placeholders};
 use std::collections::BTreeMap;
@@ -37,29 +38,33 @@ pub async fn add(sql: &mut impl Sql, schedule: ScheduleId, seats: &[SeatId]) -> 
     Ok(())
 }
 
-/// The seat's row, locked for the rest of the unit of work (it is read, then written).
-pub async fn get(sql: &mut impl Sql, seat: SeatId) -> anyhow::Result<Option<ViewSeat>> {
-    sql.sql("SELECT status, reservation_id, version FROM seat_view WHERE seat_id = $1")
+/// Shows `seat` as `next` if `next` is newer than what its row shows: one statement, the
+/// condition [`super::domain::newer`] in SQL. Only when it changes nothing is the row looked
+/// for, to tell an older event from an unknown seat.
+pub async fn show(sql: &mut impl Sql, seat: SeatId, next: &ViewSeat) -> anyhow::Result<Shown> {
+    let changed = sql
+        .sql(
+            "UPDATE seat_view SET status = $1, reservation_id = $2, version = $3
+             WHERE seat_id = $4 AND ($3 > version OR ($3 = 0 AND version = 0))",
+        )
+        .bind(next.status.as_str())
+        .bind(next.reservation)
+        .bind(next.version as i64)
         .bind(seat)
-        .for_update()
+        .execute()
+        .await?;
+    if changed > 0 {
+        return Ok(Shown::Changed);
+    }
+    let known = sql
+        .sql("SELECT 1 AS found FROM seat_view WHERE seat_id = $1")
+        .bind(seat)
         .fetch_optional()
-        .await?
-        .as_ref()
-        .map(view_seat)
-        .transpose()
-}
-
-pub async fn set(sql: &mut impl Sql, seat: SeatId, view: &ViewSeat) -> anyhow::Result<()> {
-    sql.sql(
-        "UPDATE seat_view SET status = $1, reservation_id = $2, version = $3 WHERE seat_id = $4",
-    )
-    .bind(view.status.as_str())
-    .bind(view.reservation)
-    .bind(view.version as i64)
-    .bind(seat)
-    .execute()
-    .await?;
-    Ok(())
+        .await?;
+    Ok(match known {
+        Some(_) => Shown::NotNewer,
+        None => Shown::Unknown,
+    })
 }
 
 /// The whole live view.

@@ -2,7 +2,7 @@
 //! live view (rows in the database, inside the consumer's unit of work) and a rebuild (rows in
 //! memory while the `SEAT` stream is replayed), so a rebuild is the live path replayed.
 
-use super::domain::{ViewSeat, evolve, seats_of, version_of};
+use super::domain::{ViewSeat, after, newer, seats_of, version_of};
 use super::store::{self, View};
 use contracts::{SeatEvent, SeatId, SeatKind};
 use nats::messaging::consumer::{Delivery, EventHandler, NotHandled};
@@ -16,27 +16,33 @@ pub const SUBSCRIPTION: Subscription<SeatEvent> =
 
 /// Where a view's seats are kept while it is updated.
 pub trait Seats: Send {
-    fn get(
+    /// Shows `seat` as `next` if `next` is newer than what it shows ([`newer`]).
+    fn show(
         &mut self,
         seat: SeatId,
-    ) -> impl Future<Output = anyhow::Result<Option<ViewSeat>>> + Send;
-    fn set(
-        &mut self,
-        seat: SeatId,
-        view: ViewSeat,
-    ) -> impl Future<Output = anyhow::Result<()>> + Send;
+        next: ViewSeat,
+    ) -> impl Future<Output = anyhow::Result<Shown>> + Send;
+}
+
+/// What showing a seat did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    Changed,
+    /// What the seat shows is as new or newer.
+    NotNewer,
+    /// A seat this catalog never had.
+    Unknown,
 }
 
 /// Moves each seat `event` touches, if the event is newer than what the seat shows.
 pub async fn update(seats: &mut impl Seats, event: &SeatEvent) -> anyhow::Result<()> {
     for seat in seats_of(event) {
-        let Some(current) = seats.get(*seat).await? else {
-            // A seat this catalog never had: nothing to show it on.
-            tracing::warn!(%seat, "seat event for an unknown seat");
+        let Some(next) = after(event, version_of(event, *seat)) else {
             continue;
         };
-        if let Some(next) = evolve(&current, event, version_of(event, *seat)) {
-            seats.set(*seat, next).await?;
+        if seats.show(*seat, next).await? == Shown::Unknown {
+            // Nothing to show it on.
+            tracing::warn!(%seat, "seat event for an unknown seat");
         }
     }
     Ok(())
@@ -46,27 +52,22 @@ pub async fn update(seats: &mut impl Seats, event: &SeatEvent) -> anyhow::Result
 struct Live<'w>(&'w mut Work);
 
 impl Seats for Live<'_> {
-    async fn get(&mut self, seat: SeatId) -> anyhow::Result<Option<ViewSeat>> {
-        store::get(self.0, seat).await
-    }
-
-    async fn set(&mut self, seat: SeatId, view: ViewSeat) -> anyhow::Result<()> {
-        store::set(self.0, seat, &view).await
+    async fn show(&mut self, seat: SeatId, next: ViewSeat) -> anyhow::Result<Shown> {
+        store::show(self.0, seat, &next).await
     }
 }
 
 /// A view being rebuilt, in memory.
 impl Seats for View {
-    async fn get(&mut self, seat: SeatId) -> anyhow::Result<Option<ViewSeat>> {
-        // The map's own `get`, not this trait's.
-        Ok(std::collections::BTreeMap::get(self, &seat).map(|(_, v)| v.clone()))
-    }
-
-    async fn set(&mut self, seat: SeatId, view: ViewSeat) -> anyhow::Result<()> {
-        if let Some((_, row)) = self.get_mut(&seat) {
-            *row = view;
-        }
-        Ok(())
+    async fn show(&mut self, seat: SeatId, next: ViewSeat) -> anyhow::Result<Shown> {
+        Ok(match self.get_mut(&seat) {
+            None => Shown::Unknown,
+            Some((_, row)) if newer(row.version, next.version) => {
+                *row = next;
+                Shown::Changed
+            }
+            Some(_) => Shown::NotNewer,
+        })
     }
 }
 
