@@ -19,6 +19,16 @@ pub struct ViewSeat {
     pub version: u64,
 }
 
+/// What showing a seat did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    Changed,
+    /// What the seat shows is as new or newer.
+    NotNewer,
+    /// A seat this catalog never had.
+    Unknown,
+}
+
 /// The seats an event touches.
 pub fn seats_of(event: &SeatEvent) -> &[SeatId] {
     match event {

@@ -1,8 +1,7 @@
 //! store: the availability view in SQL — one row per seat with the status it shows and the
 //! stream position that set it — and the table a rebuild is written to before it is compared.
 
-use super::domain::{SeatStatus, ViewSeat};
-use super::updater::Shown;
+use super::domain::{SeatStatus, Shown, ViewSeat};
 use contracts::{ScheduleId, SeatId};
 use nats::db::{Row, Sql, placeholders};
 use std::collections::BTreeMap;

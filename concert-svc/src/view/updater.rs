@@ -2,7 +2,7 @@
 //! live view (rows in the database, inside the consumer's unit of work) and a rebuild (rows in
 //! memory while the `SEAT` stream is replayed), so a rebuild is the live path replayed.
 
-use super::domain::{ViewSeat, after, newer, seats_of, version_of};
+use super::domain::{Shown, ViewSeat, after, newer, seats_of, version_of};
 use super::store::{self, View};
 use contracts::{SeatEvent, SeatId, SeatKind};
 use nats::messaging::consumer::{Delivery, EventHandler, NotHandled};
@@ -22,16 +22,6 @@ pub trait Seats: Send {
         seat: SeatId,
         next: ViewSeat,
     ) -> impl Future<Output = anyhow::Result<Shown>> + Send;
-}
-
-/// What showing a seat did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Shown {
-    Changed,
-    /// What the seat shows is as new or newer.
-    NotNewer,
-    /// A seat this catalog never had.
-    Unknown,
 }
 
 /// Moves each seat `event` touches, if the event is newer than what the seat shows.
