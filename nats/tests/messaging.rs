@@ -233,6 +233,69 @@ async fn a_unit_that_is_rejected_or_fails_keeps_nothing_and_the_others_in_its_ba
     assert_eq!(counted(&db).await, 208);
 }
 
+/// Writes sent later: a read of the same unit sees them, and one that fails fails its unit
+/// alone (on PostgreSQL only when it is sent: at the unit's end), which keeps nothing.
+#[tokio::test]
+async fn writes_sent_later_are_part_of_their_unit() {
+    let s = setup().await;
+    let db = database(&s.db_url).await;
+    let uow = UnitOfWork::new(db.clone(), "test");
+    // `n NOT NULL`: a NULL fails the write.
+    let later = |n: Option<i64>, read: bool| -> Unit<i64, Refused> {
+        Arc::new(move |w: &mut Work| {
+            Box::pin(async move {
+                w.sql("INSERT INTO counter (n) VALUES (1)")
+                    .execute()
+                    .await?;
+                w.sql("INSERT INTO counter (n) VALUES ($1)")
+                    .bind(n)
+                    .execute_later()
+                    .await?;
+                w.sql("INSERT INTO counter (n) VALUES (2)")
+                    .execute_later()
+                    .await?;
+                if !read {
+                    return Ok(0);
+                }
+                let row = w
+                    .sql("SELECT COUNT(*) AS n FROM counter")
+                    .fetch_one()
+                    .await?;
+                Ok(row.get("n")?)
+            })
+        })
+    };
+    let outcomes = uow
+        .run_all(vec![
+            later(Some(3), true),
+            later(None, false),
+            later(Some(3), false),
+        ])
+        .await;
+    assert_eq!(
+        outcomes[0].as_ref().ok(),
+        Some(&3),
+        "its read sees its writes"
+    );
+    assert!(
+        matches!(outcomes[1], Err(Error::Failed(_))),
+        "{:?}",
+        outcomes[1]
+    );
+    assert!(outcomes[2].is_ok());
+    assert_eq!(counted(&db).await, 6, "the failed unit kept nothing");
+
+    // Alone, a unit whose write fails keeps nothing, and the next transaction (on PostgreSQL,
+    // on the same connection) commits.
+    let failing = later(None, false);
+    let alone = uow.decide(move |w| failing(w)).await;
+    assert!(matches!(alone, Err(Error::Failed(_))), "{alone:?}");
+    assert_eq!(counted(&db).await, 6);
+    let next = later(Some(3), false);
+    assert!(uow.decide(move |w| next(w)).await.is_ok());
+    assert_eq!(counted(&db).await, 9);
+}
+
 /// A unit that emits an event too large to publish fails, and keeps nothing: the row would
 /// never reach the broker.
 #[tokio::test]

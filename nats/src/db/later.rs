@@ -13,11 +13,14 @@ pub(crate) struct Later {
     pub(super) args: Vec<Arg>,
 }
 
-/// Sends the writes waiting in `later` in one statement, before anything else runs.
-pub(crate) async fn flush(conn: &mut AnyConnection, later: &mut Vec<Later>) -> anyhow::Result<()> {
-    if later.is_empty() {
+/// Sends the writes waiting in `later`, if any, in one statement, before anything else runs.
+pub(crate) async fn flush(
+    conn: &mut AnyConnection,
+    later: Option<&mut Vec<Later>>,
+) -> anyhow::Result<()> {
+    let Some(later) = later.filter(|later| !later.is_empty()) else {
         return Ok(());
-    }
+    };
     let (text, args) = merged(std::mem::take(later));
     query(&text, args)
         .execute(conn)

@@ -179,14 +179,9 @@ impl<'c> Statement<'c> {
             Conn::Lite(conn) => lite::execute(conn, &text, &args).map_err(anyhow::Error::from),
             Conn::Sqlx(conn, later) => {
                 async {
-                    if let Some(later) = later {
-                        flush(conn, later).await?;
-                    }
-                    query(&text, args)
-                        .execute(conn)
-                        .await
-                        .map(|done| done.rows_affected())
-                        .map_err(anyhow::Error::from)
+                    flush(conn, later).await?;
+                    let done = query(&text, args).execute(conn).await?;
+                    Ok(done.rows_affected())
                 }
                 .await
             }
@@ -217,16 +212,12 @@ impl<'c> Statement<'c> {
                 .map_err(anyhow::Error::from),
             Conn::Sqlx(conn, later) => {
                 async {
-                    if let Some(later) = later {
-                        flush(conn, later).await?;
-                    }
-                    query(&text, args)
-                        .fetch(conn)
-                        .take(limit)
+                    flush(conn, later).await?;
+                    let rows = query(&text, args).fetch(conn).take(limit);
+                    Ok(rows
                         .map_ok(|row| Row(RowOf::Sqlx(row)))
                         .try_collect()
-                        .await
-                        .map_err(anyhow::Error::from)
+                        .await?)
                 }
                 .await
             }

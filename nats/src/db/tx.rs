@@ -82,7 +82,7 @@ impl Writers {
         if let Some(begin) = begin
             && let Err(e) = writer.conn.execute(sqlx::raw_sql(begin)).await
         {
-            // Its state is unknown: the pool tests it, and closes it if it is broken.
+            // Its state is unknown: it is closed, and the next transaction takes a new one.
             writer.conn.close_on_drop();
             return Err(anyhow::Error::from(e).context("begin a transaction"));
         }
@@ -107,7 +107,7 @@ pub struct PgTx {
     /// `None` once committed.
     writer: Option<Writer>,
     writers: Writers,
-    /// Writes of the running unit that go with its next statement.
+    /// Writes of the running unit that go before its next statement or at its end.
     later: Vec<Later>,
 }
 
@@ -173,8 +173,8 @@ impl Tx {
         match self {
             Tx::Lite(_) => Ok(()),
             Tx::Pg(tx) => match tx.conn() {
-                Conn::Sqlx(conn, Some(later)) => later::flush(conn, later).await,
-                _ => Ok(()),
+                Conn::Sqlx(conn, later) => later::flush(conn, later).await,
+                Conn::Lite(_) => Ok(()),
             },
         }
     }
