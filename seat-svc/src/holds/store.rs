@@ -103,7 +103,8 @@ pub async fn sell(sql: &mut impl Sql, reservation: ReservationId) -> anyhow::Res
         .await
 }
 
-/// Marks a held or sold hold released, and why (sent later: before the unit's next statement or at its end).
+/// Marks a held or sold hold released, and why (sent later: before the unit's next statement
+/// or at its end).
 pub async fn release(
     sql: &mut impl Sql,
     reservation: ReservationId,
