@@ -234,7 +234,7 @@ async fn a_unit_that_is_rejected_or_fails_keeps_nothing_and_the_others_in_its_ba
 }
 
 /// Writes sent later: a read of the same unit sees them, and one that fails fails its unit
-/// alone (on PostgreSQL only when it is sent: at the unit's end), which keeps nothing.
+/// alone (on PostgreSQL only when it is sent, with the unit's next write), which keeps nothing.
 #[tokio::test]
 async fn writes_sent_later_are_part_of_their_unit() {
     let s = setup().await;
@@ -254,6 +254,14 @@ async fn writes_sent_later_are_part_of_their_unit() {
                 w.sql("INSERT INTO counter (n) VALUES (2)")
                     .execute_later()
                     .await?;
+                // A write goes with them, its row count its own.
+                let written = w
+                    .sql("INSERT INTO counter (n) VALUES (4)")
+                    .execute()
+                    .await?;
+                if written != 1 {
+                    return Err(anyhow::anyhow!("{written} rows written").into());
+                }
                 if !read {
                     return Ok(0);
                 }
@@ -274,7 +282,7 @@ async fn writes_sent_later_are_part_of_their_unit() {
         .await;
     assert_eq!(
         outcomes[0].as_ref().ok(),
-        Some(&3),
+        Some(&4),
         "its read sees its writes"
     );
     assert!(
@@ -283,17 +291,17 @@ async fn writes_sent_later_are_part_of_their_unit() {
         outcomes[1]
     );
     assert!(outcomes[2].is_ok());
-    assert_eq!(counted(&db).await, 6, "the failed unit kept nothing");
+    assert_eq!(counted(&db).await, 8, "the failed unit kept nothing");
 
     // Alone, a unit whose write fails keeps nothing, and the next transaction (on PostgreSQL,
     // on the same connection) commits.
     let failing = later(None, false);
     let alone = uow.decide(move |w| failing(w)).await;
     assert!(matches!(alone, Err(Error::Failed(_))), "{alone:?}");
-    assert_eq!(counted(&db).await, 6);
+    assert_eq!(counted(&db).await, 8);
     let next = later(Some(3), false);
     assert!(uow.decide(move |w| next(w)).await.is_ok());
-    assert_eq!(counted(&db).await, 9);
+    assert_eq!(counted(&db).await, 12);
 }
 
 /// A unit that emits an event too large to publish fails, and keeps nothing: the row would

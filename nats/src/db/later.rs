@@ -1,6 +1,6 @@
 //! later: writes a unit of work sends later ([`super::Statement::execute_later`]). On
 //! PostgreSQL each statement is a round trip; writes whose outcome the unit does not read wait
-//! and go as one statement, before its next one or at its end.
+//! and go as one statement: with the unit's next write, before its next read, or at its end.
 
 use super::arg::{Arg, failed, query};
 use anyhow::Context as _;
@@ -27,6 +27,36 @@ pub(crate) async fn flush(
         .await
         .with_context(|| failed(&text))?;
     Ok(())
+}
+
+/// What to send for the statement `text`: a write goes with the writes waiting, as the last
+/// part of one statement (it does not see their changes); anything else after them, which are
+/// sent first.
+pub(crate) async fn with_waiting(
+    conn: &mut AnyConnection,
+    later: Option<&mut Vec<Later>>,
+    text: Cow<'static, str>,
+    args: Vec<Arg>,
+) -> anyhow::Result<(Cow<'static, str>, Vec<Arg>)> {
+    match later {
+        Some(later) if !later.is_empty() && is_write(&text) => {
+            let mut writes = std::mem::take(later);
+            writes.push(Later { text, args });
+            Ok(merged(writes))
+        }
+        later => {
+            flush(conn, later).await?;
+            Ok((text, args))
+        }
+    }
+}
+
+/// Whether `text` is an `INSERT`, `UPDATE` or `DELETE` (which may be a part of `WITH`).
+fn is_write(text: &str) -> bool {
+    let first = text.split_whitespace().next().unwrap_or_default();
+    ["INSERT", "UPDATE", "DELETE"]
+        .iter()
+        .any(|write| first.eq_ignore_ascii_case(write))
 }
 
 /// Writes as one statement: all but the last as data-modifying `WITH` parts of the last, their
@@ -96,6 +126,8 @@ mod tests {
              w1 AS (INSERT INTO b (x) VALUES ($3)) DELETE FROM c WHERE id = $4 OR id = $13"
         );
         assert_eq!(args.len(), 5);
+        assert!(super::is_write("\n  update a SET x = 1") && super::is_write("INSERT INTO b"));
+        assert!(!super::is_write("SELECT 1") && !super::is_write("WITH a AS (SELECT 1) SELECT 2"));
         let (text, _) = merged(vec![write("UPDATE a SET x = $1", &[1])]);
         assert_eq!(text, "UPDATE a SET x = $1");
     }

@@ -5,7 +5,7 @@
 
 pub use super::arg::{Arg, ToArg};
 use super::arg::{failed, query};
-use super::later::{Later, flush};
+use super::later::{Later, with_waiting};
 use super::lite::{self, LiteRow};
 use anyhow::Context as _;
 use contracts::Points;
@@ -153,12 +153,13 @@ impl<'c> Statement<'c> {
         Ok(())
     }
 
-    /// Runs this write before the unit of work's next statement, or at the end of the unit:
-    /// on PostgreSQL the writes sent later go as one statement (each a round trip less).
-    /// Only for an `INSERT`, `UPDATE` or `DELETE` whose row count the unit does not need, of
-    /// rows the other writes sent with it do not touch (they run as parts of one statement,
-    /// which do not see each other's changes); a read runs after them. Its failure fails the
-    /// unit. Elsewhere (SQLite, a read connection) it runs now.
+    /// Runs this write with the unit of work's next write, before its next read, or at the end
+    /// of the unit: on PostgreSQL the writes sent later go as one statement (each a round trip
+    /// less). Only for an `INSERT`, `UPDATE` or `DELETE` whose row count the unit does not
+    /// need, of rows the unit's next write and the other writes sent with it do not touch, and
+    /// that the next write does not read: they run as parts of one statement, which do not see
+    /// each other's changes. A read runs after them. Its failure fails the unit. Elsewhere
+    /// (SQLite, a read connection) it runs now.
     pub async fn execute_later(self) -> anyhow::Result<()> {
         match self.conn {
             Conn::Sqlx(_, Some(later)) => {
@@ -179,7 +180,7 @@ impl<'c> Statement<'c> {
             Conn::Lite(conn) => lite::execute(conn, &text, &args).map_err(anyhow::Error::from),
             Conn::Sqlx(conn, later) => {
                 async {
-                    flush(conn, later).await?;
+                    let (text, args) = with_waiting(conn, later, text.clone(), args).await?;
                     let done = query(&text, args).execute(conn).await?;
                     Ok(done.rows_affected())
                 }
@@ -212,7 +213,7 @@ impl<'c> Statement<'c> {
                 .map_err(anyhow::Error::from),
             Conn::Sqlx(conn, later) => {
                 async {
-                    flush(conn, later).await?;
+                    let (text, args) = with_waiting(conn, later, text.clone(), args).await?;
                     let rows = query(&text, args).fetch(conn).take(limit);
                     Ok(rows
                         .map_ok(|row| Row(RowOf::Sqlx(row)))

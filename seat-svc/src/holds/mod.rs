@@ -101,7 +101,7 @@ pub async fn hold(w: &mut Work, req: HoldRequest) -> Result<Held, Error<HoldRefu
         .try_fold(Points::ZERO, |sum, p| sum.checked_add(Points::new(p).ok()?))
         .ok_or(HoldRefused::TooExpensive)?;
     let expires_at = w.now() + req.ttl;
-    // Writes whose outcome nothing here reads: they go in one statement at the unit's end.
+    // Writes whose outcome nothing here reads: sent later, all in one statement.
     queue::store::touch(w, &req.token, now_ms).await?;
     store::insert(
         w,

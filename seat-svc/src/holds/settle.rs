@@ -28,9 +28,10 @@ pub async fn release(
     seat_ids: Vec<SeatId>,
     reason: ReleaseReason,
 ) -> anyhow::Result<()> {
-    let versions = inventory::store::free(w, r).await?;
+    // The hold's and the token's changes are sent with the seats' (one statement).
     store::release(w, r, reason).await?;
     queue::store::finish_for(w, r).await?;
+    let versions = inventory::store::free(w, r).await?;
     w.emit(&SeatEvent::Released(SeatReleased {
         reservation_id: r,
         seat_ids,
@@ -63,9 +64,10 @@ impl EventHandler<PaymentEvent> for HoldKeeper {
                 };
                 match on_payment_completed(hold.as_ref().map(|(h, _)| h), w.now()) {
                     OnPaid::Sell => {
-                        let versions = inventory::store::sell(w, r).await?;
+                        // Sent with the seats' change (one statement).
                         store::sell(w, r).await?;
                         queue::store::finish_for(w, r).await?;
+                        let versions = inventory::store::sell(w, r).await?;
                         w.emit(&SeatEvent::Sold(SeatSold {
                             reservation_id: r,
                             seat_ids: seats(),

@@ -16,7 +16,7 @@ pub struct NewHold<'a> {
     pub now_ms: i64,
 }
 
-/// Inserts the hold and its seats, sent later: before the unit's next statement or at its end.
+/// Inserts the hold and its seats (writes sent later: `Statement::execute_later`).
 pub async fn insert(sql: &mut impl Sql, h: &NewHold<'_>) -> anyhow::Result<()> {
     sql.sql(
         "INSERT INTO holds (reservation_id, user_id, schedule_id, token, amount, status, expires_at, created_at)
@@ -93,7 +93,7 @@ pub async fn due(
     .collect()
 }
 
-/// Marks a live hold sold (sent later: before the unit's next statement or at its end).
+/// Marks a live hold sold (a write sent later: `Statement::execute_later`).
 pub async fn sell(sql: &mut impl Sql, reservation: ReservationId) -> anyhow::Result<()> {
     sql.sql("UPDATE holds SET status = $1 WHERE reservation_id = $2 AND status = $3")
         .bind(HoldStatus::Sold.as_str())
@@ -103,8 +103,8 @@ pub async fn sell(sql: &mut impl Sql, reservation: ReservationId) -> anyhow::Res
         .await
 }
 
-/// Marks a held or sold hold released, and why (sent later: before the unit's next statement
-/// or at its end).
+/// Marks a held or sold hold released, and why (a write sent later:
+/// `Statement::execute_later`).
 pub async fn release(
     sql: &mut impl Sql,
     reservation: ReservationId,

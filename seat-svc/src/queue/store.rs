@@ -196,8 +196,8 @@ pub async fn insert(sql: &mut impl Sql, t: &Token) -> anyhow::Result<bool> {
     Ok(inserted == 1)
 }
 
-/// Marks the token as just used, so it does not expire as idle (sent later: before the unit's next
-/// statement or at its end).
+/// Marks the token as just used, so it does not expire as idle (a write sent later:
+/// `Statement::execute_later`).
 pub async fn touch(sql: &mut impl Sql, token: &QueueToken, now_ms: i64) -> anyhow::Result<()> {
     sql.sql("UPDATE queue_tokens SET last_seen_at = $1 WHERE token = $2")
         .bind(now_ms)
@@ -244,7 +244,7 @@ pub async fn ahead(sql: &mut impl Sql, t: &Token) -> anyhow::Result<i64> {
 }
 
 /// The token of `reservation`'s hold is used up once the hold ends: it leaves the line, and the
-/// next waiting token moves up (sent later: before the unit's next statement or at its end).
+/// next waiting token moves up (a write sent later: `Statement::execute_later`).
 pub async fn finish_for(sql: &mut impl Sql, reservation: ReservationId) -> anyhow::Result<()> {
     sql.sql(
         "UPDATE queue_tokens SET status = $1
