@@ -1,6 +1,7 @@
 //! The metrics that matter move the way a run implies: request durations and handled events as
 //! histograms by route and type, each way a saga ended counted once, expired holds, consumer
-//! lag while payment-svc's database is cut, the outbox's backlog and age while NATS is down.
+//! lag while payment-svc's database is cut, the outbox's backlog and age while NATS is down,
+//! the committer's waits.
 
 use crate::helpers::on_system;
 use e2e::system::Options;
@@ -50,6 +51,11 @@ async fn run(sys: &mut System) -> anyhow::Result<()> {
     }
     assert_eq!(seats.metric("holds_expired_total", &[]).await?, 1.0);
     assert_eq!(reservations.metric("sagas_stuck", &[]).await?, 0.0);
+    // Every group's wait for the committer is measured (the runs above made several groups).
+    let waits = seats
+        .metric("unit_of_work_queue_wait_seconds_count", &[])
+        .await?;
+    assert!(waits >= 1.0, "{waits} committer waits measured");
 
     // Requests and handled events as histograms: by route and status, by type and outcome.
     let paid = [("route", "/reservations/{id}/payment"), ("status", "202")];

@@ -71,6 +71,10 @@ impl Load {
 
     /// A group starts with a submission that waited `waited` in the queue (its oldest).
     pub(super) fn waited(&self, waited: Duration) {
+        // What an operator sees of overload: how long work waits for the committer, and how
+        // much is waiting.
+        metrics::histogram!("unit_of_work_queue_wait_seconds").record(waited.as_secs_f64());
+        metrics::gauge!("unit_of_work_queued").set(self.0.queued.load(Ordering::Relaxed) as f64);
         let now = Instant::now();
         let mut w = self.window();
         w.shortest = w.shortest.min(waited);
