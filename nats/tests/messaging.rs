@@ -139,6 +139,18 @@ fn counting(end: End) -> Unit<(), Refused> {
 struct Refused;
 impl Rejection for Refused {}
 
+/// How each unit ended, in a word.
+fn shapes(outcomes: Vec<Result<(), Error<Refused>>>) -> Vec<&'static str> {
+    outcomes
+        .iter()
+        .map(|o| match o {
+            Ok(()) => "ok",
+            Err(Error::Rejected(_)) => "rejected",
+            Err(Error::Failed(_)) => "failed",
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn a_unit_that_is_rejected_or_fails_keeps_nothing_and_the_others_in_its_batch_commit() {
     let s = setup().await;
@@ -160,15 +172,10 @@ async fn a_unit_that_is_rejected_or_fails_keeps_nothing_and_the_others_in_its_ba
             counting(End::Done),
         ])
         .await;
-    let shapes: Vec<&str> = outcomes
-        .iter()
-        .map(|o| match o {
-            Ok(()) => "ok",
-            Err(Error::Rejected(_)) => "rejected",
-            Err(Error::Failed(_)) => "failed",
-        })
-        .collect();
-    assert_eq!(shapes, ["ok", "rejected", "failed", "failed", "ok"]);
+    assert_eq!(
+        shapes(outcomes),
+        ["ok", "rejected", "failed", "failed", "ok"]
+    );
     assert_eq!(counted(&db).await, 2);
     let pending = outbox::pending(&mut db.reader().await.unwrap(), 10)
         .await
@@ -184,16 +191,6 @@ async fn a_unit_that_is_rejected_or_fails_keeps_nothing_and_the_others_in_its_ba
     // given twice, runs once; the unit that fails keeps neither its effects nor its id, so
     // its event runs when it comes again, and the others keep theirs.
     let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
-    let shapes = |outcomes: Vec<Result<(), Error<Refused>>>| -> Vec<&'static str> {
-        outcomes
-            .iter()
-            .map(|o| match o {
-                Ok(()) => "ok",
-                Err(Error::Rejected(_)) => "rejected",
-                Err(Error::Failed(_)) => "failed",
-            })
-            .collect()
-    };
     let batch = vec![
         (a, counting(End::Done)),
         (b, counting(End::Fail)),

@@ -5,7 +5,7 @@ use super::later::{self, Later};
 use super::sql::{Conn, Statement};
 use anyhow::Context as _;
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyPool, Executor as _};
+use sqlx::{Any, AnyConnection, AnyPool, Executor as _};
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 use tokio::sync::OwnedMutexGuard;
@@ -122,12 +122,24 @@ impl Drop for PgTx {
 }
 
 impl PgTx {
-    fn conn(&mut self) -> Conn<'_> {
+    /// The connection, and the writes waiting for the running unit.
+    fn parts(&mut self) -> (&mut AnyConnection, &mut Vec<Later>) {
         let writer = self
             .writer
             .as_mut()
             .expect("a transaction's connection is there until it commits");
-        Conn::Sqlx(&mut writer.conn, Some(&mut self.later))
+        (&mut writer.conn, &mut self.later)
+    }
+
+    fn conn(&mut self) -> Conn<'_> {
+        let (conn, later) = self.parts();
+        Conn::Sqlx(conn, Some(later))
+    }
+
+    /// Sends the writes waiting for the running unit.
+    async fn flush(&mut self) -> anyhow::Result<()> {
+        let (conn, later) = self.parts();
+        later::flush(conn, Some(later)).await
     }
 
     async fn commit(mut self) -> anyhow::Result<()> {
@@ -172,10 +184,7 @@ impl Tx {
     pub(crate) async fn flush(&mut self) -> anyhow::Result<()> {
         match self {
             Tx::Lite(_) => Ok(()),
-            Tx::Pg(tx) => match tx.conn() {
-                Conn::Sqlx(conn, later) => later::flush(conn, later).await,
-                Conn::Lite(_) => Ok(()),
-            },
+            Tx::Pg(tx) => tx.flush().await,
         }
     }
 
