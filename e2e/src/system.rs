@@ -296,6 +296,47 @@ impl System {
         self.databases.is_postgres()
     }
 
+    /// Waits until the broker has let go of the pull requests of `service`, whose process was
+    /// killed: one it still counted would be handed the next events, and they would come again
+    /// only after the consumer's ack wait (30 s). That is what a crash may cost, not what a
+    /// service that is down does.
+    pub async fn let_go(&self, service: &str) -> anyhow::Result<()> {
+        use async_nats::jetstream::ErrorCode;
+        use async_nats::jetstream::consumer::pull;
+        use async_nats::jetstream::stream::ConsumerErrorKind;
+        let bus = self.bus_as("admin").await?;
+        eventually(
+            &format!("the broker to let go of {service}'s pull requests"),
+            Duration::from_secs(20),
+            async || {
+                let mut found = 0;
+                for context in contracts::Context::ALL {
+                    let consumer = bus
+                        .get_consumer_from_stream::<pull::Config, _, _>(service, context.stream())
+                        .await;
+                    let mut consumer = match consumer {
+                        Ok(consumer) => consumer,
+                        // Not every service consumes every stream.
+                        Err(e)
+                            if matches!(e.kind(), ConsumerErrorKind::JetStream(j)
+                            if j.error_code() == ErrorCode::CONSUMER_NOT_FOUND) =>
+                        {
+                            continue;
+                        }
+                        Err(e) => return Err(e.into()),
+                    };
+                    found += 1;
+                    if consumer.info().await?.num_waiting > 0 {
+                        return Ok(None);
+                    }
+                }
+                anyhow::ensure!(found > 0, "{service} has no consumer on the bus");
+                Ok(Some(()))
+            },
+        )
+        .await
+    }
+
     /// Waits until every saga is terminal and the view has caught up, then checks the
     /// invariants; the report says what is wrong, if anything.
     pub async fn settle(&self, within: Duration) -> anyhow::Result<Report> {

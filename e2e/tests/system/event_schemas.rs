@@ -102,6 +102,7 @@ async fn every_kind_of_saga(sys: &mut System) -> anyhow::Result<()> {
     // payment-svc is down while the payment waits and the hold expires.
     let late = flows::holding(sys, "late", 100, &s.schedule_id, &seat(2)).await?;
     sys.payment.kill();
+    sys.let_go("payment-svc").await?;
     flows::pay(sys, "late", &late).await?.expect(202);
     flows::wait_view(sys, &s.schedule_id, &seat(2), "available").await?;
     sys.payment.restart()?;

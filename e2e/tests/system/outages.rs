@@ -125,6 +125,7 @@ async fn outage_replay(sys: &mut System) -> anyhow::Result<()> {
     let a = flows::holding(sys, "ola", 100, &s.schedule_id, &[s.seat_ids[0].clone()]).await?;
     let b = flows::holding(sys, "oli", 100, &s.schedule_id, &[s.seat_ids[1].clone()]).await?;
     sys.payment.kill();
+    sys.let_go("payment-svc").await?;
     flows::pay(sys, "ola", &a).await?.expect(202);
     flows::pay(sys, "oli", &b).await?.expect(202);
     sys.concert.api().get("/concerts", None).await?.expect(200);

@@ -215,6 +215,7 @@ async fn a_saga_frozen_by_a_stopped_payment_service_is_stuck_until_it_is_back() 
         let s = flows::open_schedule(sys, "Frozen", &[("F1", 100)]).await?;
         let id = flows::holding(sys, "fay", 100, &s.schedule_id, &s.seat_ids).await?;
         sys.payment.kill();
+        sys.let_go("payment-svc").await?;
         flows::pay(sys, "fay", &id).await?.expect(202);
         let api = sys.reservation.api();
         let admin = sys.admin_token();
