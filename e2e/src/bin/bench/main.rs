@@ -43,7 +43,9 @@ async fn main() -> anyhow::Result<()> {
     let idle_rss = rss_of(&sys, "VmRSS");
     let cpu_before = Cpu::now(&sys);
     let sale = sale::run(&sys, &args).await?;
-    let (cpu_used, cpu_system, cpu_generator) = Cpu::now(&sys).since(&cpu_before);
+    let cpu_after = Cpu::now(&sys);
+    let (cpu_used, cpu_system, cpu_generator) = cpu_after.since(&cpu_before);
+    let cpu_postgres = cpu_after.postgres_since(&cpu_before);
     let peak_rss = rss_of(&sys, "VmHWM");
     let rebuild = if args.rebuild {
         Some(rebuild(&sys).await?)
@@ -126,6 +128,15 @@ async fn main() -> anyhow::Result<()> {
         per_saga(cpu_generator),
         "µs",
     );
+    if sys.on_postgres() {
+        // Not in cpu_us_per_saga: that figure is the four services and nats-server, on either
+        // backend alike.
+        row(
+            "CPU per saga, PostgreSQL's server",
+            per_saga(cpu_postgres),
+            "µs",
+        );
+    }
     for ((name, idle), (_, peak)) in idle_rss.iter().zip(&peak_rss) {
         println!(
             "{:<34} {:>9.1} MB idle, {:.1} MB peak",

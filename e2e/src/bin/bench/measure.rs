@@ -2,6 +2,7 @@
 //! rebuild's speed as concert-svc reports it, readiness after a restart — and percentiles.
 
 use anyhow::{Context as _, bail};
+use e2e::invariants::Databases;
 use e2e::{Frontend, System};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -33,10 +34,16 @@ pub struct Cpu {
     pub system: Vec<(String, Duration)>,
     /// This process: the load generator.
     pub generator: Duration,
+    /// On PostgreSQL, the server processes serving the services' databases, by pid.
+    pub postgres: Vec<(u32, Duration)>,
 }
 
 impl Cpu {
     pub fn now(sys: &System) -> Cpu {
+        let postgres = match sys.on_postgres() {
+            true => postgres_backends(&sys.databases()),
+            false => Vec::new(),
+        };
         let mut system: Vec<(String, Duration)> = sys
             .services()
             .into_iter()
@@ -50,7 +57,21 @@ impl Cpu {
         Cpu {
             system,
             generator: cpu_of(std::process::id()),
+            postgres,
         }
+    }
+
+    /// What PostgreSQL's server processes used between `before` and `self`: a process that
+    /// was not there before counts whole (a connection opened meanwhile); one that has ended
+    /// since is not counted.
+    pub fn postgres_since(&self, before: &Cpu) -> Duration {
+        self.postgres
+            .iter()
+            .map(|(pid, now)| {
+                let then = before.postgres.iter().find(|(p, _)| p == pid);
+                now.saturating_sub(then.map(|(_, d)| *d).unwrap_or_default())
+            })
+            .sum()
     }
 
     /// What was used between `before` and `self`: per process, and the system's total.
@@ -64,6 +85,29 @@ impl Cpu {
         let total = used.iter().map(|(_, d)| *d).sum();
         (used, total, self.generator.saturating_sub(before.generator))
     }
+}
+
+/// The PostgreSQL server processes serving `dbs`, with their CPU so far: each backend's title
+/// (its command line) names its database.
+fn postgres_backends(dbs: &Databases) -> Vec<(u32, Duration)> {
+    let names: Vec<&str> = [&dbs.concert, &dbs.seat, &dbs.reservation, &dbs.payment]
+        .iter()
+        .filter_map(|url| url.rsplit('/').next())
+        .collect();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+                let title = String::from_utf8_lossy(&cmdline);
+                title.starts_with("postgres: ")
+                    && title.split_whitespace().any(|word| names.contains(&word))
+            })
+        })
+        .map(|pid| (pid, cpu_of(pid)))
+        .collect()
 }
 
 /// utime + stime of process `pid` (fields 14 and 15 of its stat line, in clock ticks).
