@@ -106,6 +106,11 @@ async fn main() -> anyhow::Result<()> {
         sale.shed.admitted as f64,
         "answers",
     );
+    row(
+        "asked again, waiting in line",
+        sale.shed.asked as f64,
+        "answers",
+    );
     row("admitted hold latency p50", hold.p50, "ms");
     row("admitted hold latency p99", hold.p99, "ms");
     row("pay to confirmed p50", confirm.p50, "ms");
@@ -161,7 +166,7 @@ async fn main() -> anyhow::Result<()> {
          broker_pub_per_sec={pub_rate:.0} broker_consume_per_sec={consume_rate:.0} \
          ratio={:.3} hold_p50_ms={:.1} hold_p99_ms={:.1} pay_to_confirm_p99_ms={:.1} \
          max_rss_mb={max_rss:.1} cpu_us_per_saga={:.0} generator_cpu_us_per_saga={:.0} \
-         shed_joining={} shed_admitted={} violations={violations}",
+         shed_joining={} shed_admitted={} asked_in_line={} violations={violations}",
         events_rate / pub_rate,
         hold.p50,
         hold.p99,
@@ -169,7 +174,8 @@ async fn main() -> anyhow::Result<()> {
         per_saga(cpu_system),
         per_saga(cpu_generator),
         sale.shed.joining,
-        sale.shed.admitted
+        sale.shed.admitted,
+        sale.shed.asked
     );
     if violations > 0 {
         std::process::exit(1);

@@ -63,6 +63,7 @@ async fn user(c: Client, token: String, schedule: String, seat: String, plan: Pl
         let position = queue.body["position"].as_u64().unwrap_or(0);
         let pause = Duration::from_millis((position * 5).clamp(100, 3000));
         tokio::time::sleep(pause).await;
+        shed.asked += 1;
         queue = patiently(&mut shed.joining, || c.seat.get(&status_path, Some(&token))).await?;
     }
     if !(queue.is(200) || queue.is(201)) || queue.str("status") != "active" {
@@ -120,13 +121,16 @@ struct Admitted {
 
 type UserRun = anyhow::Result<Admitted>;
 
-/// Answers that told a user to come back later (503 or 429 with `Retry-After`).
+/// How users were made to wait: answers that told them to come back later (503 or 429 with
+/// `Retry-After`), and their asks while waiting in line.
 #[derive(Default, Clone, Copy)]
 pub struct Shed {
     /// While joining the queue: the system shedding new arrivals.
     pub joining: u64,
     /// Once admitted (hold, payment): e.g. a reservation not arrived in time.
     pub admitted: u64,
+    /// Times a user waiting in line asked again where they stand.
+    pub asked: u64,
 }
 
 /// Sends until the answer is not "come back later" (503 or 429 with `Retry-After`), waiting
@@ -303,6 +307,7 @@ pub async fn run(sys: &System, args: &Args) -> anyhow::Result<Sale> {
         hold_ms.push(user.hold_ms);
         shed.joining += user.shed.joining;
         shed.admitted += user.shed.admitted;
+        shed.asked += user.shed.asked;
         paid.extend(user.paid);
     }
     let elapsed = Duration::from_millis((last_ms - started_ms).max(1) as u64);
