@@ -103,7 +103,11 @@ impl<T: Send + 'static, R: Send + 'static> Job for Batch<T, R> {
                         for (i, outcome) in outcomes {
                             settled[i] = Some(outcome);
                         }
-                        return Step::Next(reply_each(self.answers, settled));
+                        let reply = reply_each(self.answers, settled);
+                        if savepoint && let Err(e) = work.tx.end_savepoint(true).await {
+                            return Step::Broken(e.context("end a batch's savepoint"), Some(reply));
+                        }
+                        return Step::Next(reply);
                     }
                     Pass::Undo(i, outcome) => {
                         settled[i] = Some(outcome);
