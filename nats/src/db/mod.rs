@@ -20,7 +20,7 @@ use sqlx::migrate::Migrator;
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, Executor};
 use std::borrow::Cow;
-use std::sync::Once;
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 pub use lite::Durability;
@@ -60,8 +60,13 @@ pub fn redacted(url: &str) -> String {
     out
 }
 
+/// The service's database: a shared handle, cloned by every request, unit of work and consumer
+/// batch, so one reference count rather than each of its parts'.
 #[derive(Clone, Debug)]
-pub struct Db {
+pub struct Db(Arc<Parts>);
+
+#[derive(Debug)]
+struct Parts {
     /// sqlx's connections: where migrations and the runtime's DDL run, and on PostgreSQL
     /// every write (the committers' connections). On SQLite one connection, for migrations and
     /// DDL only: reads and the unit of work's transactions go through [`lite`].
@@ -158,7 +163,7 @@ impl Db {
                 None,
             ),
         };
-        let db = Db {
+        let db = Db(Arc::new(Parts {
             pool,
             lite,
             lite_writer,
@@ -167,21 +172,21 @@ impl Db {
             read_pool,
             committers,
             writers: tx::Writers::default(),
-        };
+        }));
         db.sync_clock().await?;
         Ok(db)
     }
 
     /// The time replicas agree on (see [`Clock`]); the runtime keeps it in step.
     pub fn clock(&self) -> &Clock {
-        &self.clock
+        &self.0.clock
     }
 
     /// Measures again how far the database server's clock is from this process's (see
     /// [`Clock`]). On SQLite the database is a file on this machine, its time this process's:
     /// nothing to measure (replicas sharing the file share the machine's clock).
     pub async fn sync_clock(&self) -> anyhow::Result<()> {
-        if self.backend == Backend::Sqlite {
+        if self.0.backend == Backend::Sqlite {
             return Ok(());
         }
         let mut read = self.reader().await?;
@@ -207,7 +212,7 @@ impl Db {
             }
         }
         if let Some(reading) = best {
-            self.clock.record(reading);
+            self.0.clock.record(reading);
         }
         Ok(())
     }
@@ -250,10 +255,10 @@ impl Db {
     /// A connection for reads; it never takes the write lock, so it does not wait for writers
     /// (on SQLite it cannot write at all: writes go through the unit of work).
     pub async fn reader(&self) -> anyhow::Result<Read> {
-        match &self.lite {
+        match &self.0.lite {
             Some(lite) => Ok(Read(ReadOf::Lite(lite.reader()?))),
             None => {
-                let pool = self.read_pool.as_ref().unwrap_or(&self.pool);
+                let pool = self.0.read_pool.as_ref().unwrap_or(&self.0.pool);
                 let conn = pool.acquire().await.context("a read connection")?;
                 Ok(Read(ReadOf::Sqlx(conn)))
             }
@@ -262,26 +267,26 @@ impl Db {
 
     /// PostgreSQL connections for the unit of work's committers: one committer each.
     pub fn committers(&self) -> u32 {
-        self.committers
+        self.0.committers
     }
 
     pub fn backend(&self) -> Backend {
-        self.backend
+        self.0.backend
     }
 
     /// Starts a write transaction. On SQLite it takes the write lock up front (`BEGIN
     /// IMMEDIATE`) so a read inside it never has to upgrade (and fail) later.
     pub(crate) async fn begin(&self) -> anyhow::Result<Tx> {
-        match &self.lite_writer {
+        match &self.0.lite_writer {
             Some(conn) => Tx::lite(conn.clone().lock_owned().await),
-            None => self.writers.begin(&self.pool).await,
+            None => self.0.writers.begin(&self.0.pool).await,
         }
     }
 
     /// Runs the service's migrations.
     pub async fn migrate(&self, migrator: &Migrator) -> anyhow::Result<()> {
         migrator
-            .run(&self.pool)
+            .run(&self.0.pool)
             .await
             .context("run the service's migrations")
     }
@@ -290,7 +295,8 @@ impl Db {
     pub async fn ensure(&self, ddl: &[Cow<'static, str>]) -> anyhow::Result<()> {
         for statement in ddl {
             // Fixed text of our own; nothing from outside goes into it.
-            self.pool
+            self.0
+                .pool
                 .execute(sqlx::AssertSqlSafe(statement.as_ref()))
                 .await
                 .with_context(|| format!("create a table: {statement}"))?;

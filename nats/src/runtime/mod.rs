@@ -11,7 +11,7 @@ pub mod telemetry;
 mod app;
 mod health;
 
-pub use app::{App, AppState, Runtime, own_tables};
+pub use app::{App, AppState, Runtime, Shared, own_tables};
 pub use config::{Config, FromEnv, ServiceConfig, env_or, env_parse};
 
 use anyhow::Context as _;
