@@ -37,6 +37,8 @@ impl std::str::FromStr for Durability {
 const IDLE_READERS: usize = 8;
 /// Prepared statements kept per connection: more than the stores have distinct texts.
 const STATEMENT_CACHE: usize = 256;
+/// WAL pages after which a commit copies them back into the database file (SQLite: 1,000).
+const WAL_CHECKPOINT_PAGES: u32 = 10_000;
 
 /// Where a service's SQLite database is and how its connections are opened.
 #[derive(Clone, Debug)]
@@ -86,7 +88,8 @@ impl Lite {
              PRAGMA busy_timeout = 10000;
              PRAGMA foreign_keys = ON;
              PRAGMA temp_store = MEMORY;
-             PRAGMA query_only = {query_only};"
+             PRAGMA query_only = {query_only};
+             PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES};"
         ))
         .with_context(|| format!("set up SQLite database {}", self.path.display()))?;
         // Plans that do not depend on the values bound: otherwise SQLite plans some statements
