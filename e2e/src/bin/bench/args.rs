@@ -14,11 +14,11 @@ pub struct Args {
     /// Offered holds per second (open loop: users arrive on this schedule whatever the latency).
     #[arg(long)]
     pub rate: Option<f64>,
-    /// Decides which users are short of points and which cancel.
     /// Users of one schedule admitted from its waiting queue at once (QUEUE_ACTIVE_LIMIT); the
     /// others wait in line and watch their position. Default: everyone at once.
     #[arg(long)]
     pub active_per_schedule: Option<u64>,
+    /// Decides which users are short of points and which cancel.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     #[arg(long, value_enum, default_value_t = Backend::Sqlite)]
