@@ -55,7 +55,7 @@ impl TraceParent {
     /// spans (when it exports them, the span's own context is used instead). Not sampled (flags
     /// `00`), as the W3C spec has it for a trace nobody records — and because nats-server lifts
     /// every header of a message whose `traceparent` is sampled into a map, to look for an
-    /// account's trace destination (ADR-41): a sixth of its CPU in a sale, for nothing.
+    /// account's trace destination (ADR-41): 6–8 % of its CPU in a sale, for nothing.
     pub fn root() -> TraceParent {
         TraceParent {
             trace_id: random_hex(32),
@@ -97,7 +97,10 @@ mod tests {
         assert_eq!(child.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_ne!(child.to_string(), value);
         assert_eq!(TraceParent::parse(&child.to_string()), Some(child.clone()));
-        assert!(child.to_string().ends_with("-01"), "a child keeps the caller's sampling");
+        assert!(
+            child.to_string().ends_with("-01"),
+            "a child keeps the caller's sampling"
+        );
         let root = TraceParent::root();
         assert_eq!(TraceParent::parse(&root.to_string()), Some(root.clone()));
         // A trace nobody records is not sampled, nor are its children.
