@@ -5,6 +5,7 @@
 use super::config::ServiceConfig;
 use super::health::{self, Readiness};
 use super::housekeeping;
+use super::state::{AppState, Shared};
 use crate::db::Db;
 use crate::messaging::consumer::{Consumer, Down, EventHandler};
 use crate::messaging::relay::Relay;
@@ -196,7 +197,7 @@ impl Runtime {
 
     /// The state its HTTP handlers share, with the service's own `settings`.
     pub fn state<S>(&self, settings: S) -> AppState<S> {
-        AppState(Arc::new(Shared {
+        AppState::new(Shared {
             name: self.name,
             uow: self.uow.clone(),
             db: self.db.clone(),
@@ -205,7 +206,7 @@ impl Runtime {
             // not held open by them.
             stopping: self.stopping.clone(),
             settings,
-        }))
+        })
     }
 
     /// The service, ready to run: the runtime with its routes.
@@ -297,39 +298,6 @@ impl Runtime {
         tracing::info!(service = self.name, "stopped");
         Ok(())
     }
-}
-
-/// What a service's HTTP handlers share: where its state changes run, its database for reads,
-/// JetStream, its own settings, and the signal that it is stopping. One shared value: axum
-/// clones the state for every request (and each middleware with state again), and cloning
-/// and dropping the parts one by one (a dozen reference counts, the database's path, the
-/// JetStream prefix) cost seat-svc some 8 % of its CPU.
-pub struct AppState<S>(Arc<Shared<S>>);
-
-impl<S> Clone for AppState<S> {
-    fn clone(&self) -> Self {
-        AppState(self.0.clone())
-    }
-}
-
-impl<S> std::ops::Deref for AppState<S> {
-    type Target = Shared<S>;
-
-    fn deref(&self) -> &Shared<S> {
-        &self.0
-    }
-}
-
-/// The parts of [`AppState`].
-pub struct Shared<S> {
-    /// The service's name (also its durable consumers').
-    pub name: &'static str,
-    pub uow: UnitOfWork,
-    pub db: Db,
-    pub js: jetstream::Context,
-    /// Cancelled when the service starts to stop: long-lived responses end on it.
-    pub stopping: CancellationToken,
-    pub settings: S,
 }
 
 /// The tables the runtime keeps in every service's database, beside the service's own: the

@@ -10,9 +10,11 @@ pub mod telemetry;
 
 mod app;
 mod health;
+mod state;
 
-pub use app::{App, AppState, Runtime, Shared, own_tables};
+pub use app::{App, Runtime, own_tables};
 pub use config::{Config, FromEnv, ServiceConfig, env_or, env_parse};
+pub use state::{AppState, Shared};
 
 use anyhow::Context as _;
 use axum::Router;
