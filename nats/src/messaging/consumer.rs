@@ -219,7 +219,7 @@ impl<E: Event, H: EventHandler<E>> Consumer<E, H> {
                         stream_seq,
                         delivered,
                     });
-                    readable.push(msg);
+                    readable.push((msg, stream_seq));
                 }
                 Err(reason) => self.dead_letter(js, &msg, delivered, &reason).await,
             }
@@ -231,8 +231,8 @@ impl<E: Event, H: EventHandler<E>> Consumer<E, H> {
         let wait = outcomes
             .iter()
             .any(|(o, _)| matches!(o, Outcome::Wait { .. }));
-        for (msg, (outcome, delivered)) in readable.iter().zip(outcomes) {
-            self.settle(js, msg, delivered, outcome, took).await;
+        for ((msg, seq), (outcome, delivered)) in readable.iter().zip(outcomes) {
+            self.settle(js, msg, *seq, delivered, outcome, took).await;
         }
         wait
     }
@@ -280,10 +280,13 @@ impl<E: Event, H: EventHandler<E>> Consumer<E, H> {
             .collect()
     }
 
+    /// Acks, naks or dead-letters `msg` (stream sequence `seq`, read once from its reply
+    /// subject by the caller) by its outcome.
     async fn settle(
         &self,
         js: &jetstream::Context,
         msg: &jetstream::Message,
+        seq: u64,
         delivered: i64,
         outcome: Outcome,
         took: f64,
@@ -318,7 +321,6 @@ impl<E: Event, H: EventHandler<E>> Consumer<E, H> {
             .increment(1);
         metrics::histogram!("event_handle_duration_seconds", "type" => ce_type, "outcome" => label)
             .record(took);
-        let seq = msg.info().map(|i| i.stream_sequence).unwrap_or(0);
         let acked = match outcome {
             Outcome::Done => {
                 self.failures.forget(seq);
