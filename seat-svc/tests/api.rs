@@ -320,6 +320,52 @@ async fn past_the_active_limit_users_wait_in_line() {
     assert!(r.str("detail").contains("waiting"), "{}", r.body);
 }
 
+/// A join reads the bound the last token in line keeps, not the whole line; once that bound
+/// reaches the limit while fewer are in fact ahead (a token ahead has left), the join counts
+/// and is admitted all the same, and the next one waits.
+#[tokio::test]
+async fn a_place_freed_ahead_admits_the_next_to_join_though_the_bound_says_full() {
+    let env = TestEnv::new().unwrap();
+    let api = start(&env, 2).await;
+    let (schedule, seats, event) = opened(1);
+    env.publish("concert-svc", &event).await.unwrap();
+    let ann = token(&env, &api, "ann", schedule).await;
+    let ben = token(&env, &api, "ben", schedule).await;
+    assert_eq!(
+        (ann["status"].as_str(), ben["status"].as_str()),
+        (Some("active"), Some("active"))
+    );
+    // Ann buys her seat: her token is used up and leaves the line.
+    let held = hold(
+        &env,
+        &api,
+        "ann",
+        schedule,
+        ann["token"].as_str().unwrap(),
+        &seats,
+    )
+    .await
+    .expect(201);
+    let r = ReservationId::parse(&held.str("reservation_id")).unwrap();
+    let paid = PaymentEvent::Completed(PaymentCompleted {
+        reservation_id: r,
+        user_id: UserId("ann".into()),
+        amount: Points::new(100).unwrap(),
+    });
+    env.publish("payment-svc", &paid).await.unwrap();
+    env.event("SEAT", &format!("seat.sold.{r}")).await.unwrap();
+    let cat = token(&env, &api, "cat", schedule).await;
+    assert_eq!(
+        (cat["status"].as_str(), cat["position"].as_i64()),
+        (Some("active"), Some(0))
+    );
+    let dan = token(&env, &api, "dan", schedule).await;
+    assert_eq!(
+        (dan["status"].as_str(), dan["position"].as_i64()),
+        (Some("waiting"), Some(1))
+    );
+}
+
 #[tokio::test]
 async fn once_the_show_has_started_its_line_is_closed_and_its_seats_cannot_be_held() {
     let env = TestEnv::new().unwrap();

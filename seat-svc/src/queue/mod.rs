@@ -79,8 +79,8 @@ pub async fn join(
         admitted: false,
     };
     // One read tells whether the line is open, whether the user is in it already and, if not,
-    // where the new token stands (so whether it is admitted).
-    let joining = match store::joining(w, &t.user, &t).await? {
+    // how many are ahead of the new token at most.
+    let joining = match store::joining(w, &t.user, schedule).await? {
         None => return Err(QueueRefused::UnknownSchedule.into()),
         Some(j) if j.starts_at_ms <= now => return Err(QueueRefused::SchedulePast.into()),
         Some(j) => j,
@@ -89,9 +89,15 @@ pub async fn join(
     if let Some(live) = joining.live {
         return Ok(place(w, live, false, active_limit).await?);
     }
-    let ahead = joining.ahead;
+    // A bound under the limit admits the token without counting (a join costs one entry of
+    // the line's index, however long the line); one that reaches it is counted exactly, since a
+    // waiting token's position needs every token ahead, and the count is the next bound.
+    let ahead = match joining.ahead {
+        store::Ahead::AtMost(bound) if bound < active_limit => bound,
+        store::Ahead::AtMost(_) | store::Ahead::Unknown => store::ahead(w, &t).await?,
+    };
     t.admitted = ahead < active_limit;
-    if !store::insert(w, &t).await? {
+    if !store::insert(w, &t, ahead).await? {
         // Another request of the same user took one meanwhile (PostgreSQL; on SQLite writes
         // take turns): that one is the answer.
         let t = store::live(w, &t.user, schedule)

@@ -1,5 +1,6 @@
 //! store: queue tokens in SQL. Queue order is (created_at, token); where a token stands is
-//! counted from the live tokens ahead of it (see [`super::domain::standing`]).
+//! counted from the live tokens ahead of it (see [`super::domain::standing`]), unless a bound
+//! kept at its join already says it is admitted.
 
 use super::domain::{QueueToken, TokenState};
 use crate::holds::domain::HoldStatus;
@@ -85,35 +86,46 @@ pub async fn live(
 }
 
 /// What a join needs to know, read in one statement: when the schedule's show starts, the
-/// user's live token for it if any, and how many live tokens are ahead of a token taken now.
+/// user's live token for it if any, and how many live tokens are ahead of a token taken now at
+/// most ([`Ahead`]).
 pub struct Joining {
     pub starts_at_ms: i64,
     pub live: Option<Token>,
-    pub ahead: i64,
+    pub ahead: Ahead,
 }
 
-/// `None` for a schedule this service does not know. `new` is the token a join would take.
+/// The live tokens ahead of a token joining now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ahead {
+    /// At most this many: the bound kept by the last token in line, plus that token (0 exactly
+    /// when the line is empty).
+    AtMost(i64),
+    /// The last token in line keeps no bound (it joined before bounds were kept): count them.
+    Unknown,
+}
+
+/// `None` for a schedule this service does not know.
 pub async fn joining(
     sql: &mut impl Sql,
     user: &UserId,
-    new: &Token,
+    schedule: ScheduleId,
 ) -> anyhow::Result<Option<Joining>> {
-    // `live` written out, not bound: the planner then knows the one-live-token index answers.
+    // `live` written out, not bound: the planner then knows the one-live-token index answers,
+    // and that the last token in line is the end of the line index (`queue_tokens_line`), so a
+    // join reads one entry of it however long the line is.
     let Some(row) = sql
         .sql_built(format!(
             "SELECT s.starts_at, {TOKEN_COLUMNS},
-                 (SELECT COUNT(*) FROM queue_tokens a
+                 (SELECT COALESCE(a.ahead_bound, -1) FROM queue_tokens a
                   WHERE a.schedule_id = s.id AND a.status = '{LIVE}'
-                  AND (a.created_at < $3 OR (a.created_at = $3 AND a.token < $4))) AS ahead
+                  ORDER BY a.created_at DESC, a.token DESC LIMIT 1) AS last_bound
              FROM schedules s LEFT JOIN queue_tokens t
                  ON t.user_id = $1 AND t.schedule_id = s.id AND t.status = '{LIVE}'
              WHERE s.id = $2",
             LIVE = TokenState::Live.as_str()
         ))
         .bind(user)
-        .bind(new.schedule)
-        .bind(new.created_at)
-        .bind(&new.token)
+        .bind(schedule)
         .fetch_optional()
         .await?
     else {
@@ -123,10 +135,15 @@ pub async fn joining(
         Some(_) => Some(token_from(&row)?),
         None => None,
     };
+    let ahead = match row.get::<Option<i64>>("last_bound")? {
+        None => Ahead::AtMost(0),
+        Some(bound) if bound < 0 => Ahead::Unknown,
+        Some(bound) => Ahead::AtMost(bound + 1),
+    };
     Ok(Some(Joining {
         starts_at_ms: row.get("starts_at")?,
         live,
-        ahead: row.get("ahead")?,
+        ahead,
     }))
 }
 
@@ -175,14 +192,16 @@ pub async fn for_hold(
     }))
 }
 
-/// Puts a new token in line; `false` if the user already has a live one for the schedule (a
-/// unique index says so, whichever replica took it first).
-pub async fn insert(sql: &mut impl Sql, t: &Token) -> anyhow::Result<bool> {
+/// Puts a new token in line, with at most `ahead` live tokens ahead of it (the bound the next
+/// join reads); `false` if the user already has a live one for the schedule (a unique index
+/// says so, whichever replica took it first).
+pub async fn insert(sql: &mut impl Sql, t: &Token, ahead: i64) -> anyhow::Result<bool> {
     let inserted = sql
         .sql(
             "INSERT INTO queue_tokens
-                 (token, schedule_id, user_id, status, created_at, last_seen_at, admitted)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                 (token, schedule_id, user_id, status, created_at, last_seen_at, admitted,
+                  ahead_bound)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
         )
         .bind(&t.token)
         .bind(t.schedule)
@@ -191,6 +210,7 @@ pub async fn insert(sql: &mut impl Sql, t: &Token) -> anyhow::Result<bool> {
         .bind(t.created_at)
         .bind(t.last_seen_at)
         .bind(t.admitted)
+        .bind(ahead)
         .execute()
         .await?;
     Ok(inserted == 1)

@@ -29,6 +29,12 @@ enum Plan {
 const PRICE: i64 = 100;
 /// Seats per schedule: a schedule's seats travel in one event, under NATS's 1 MB payload limit.
 const SEATS_PER_SCHEDULE: usize = 2000;
+/// Requests the generator has in flight at most, over all users: each holds a connection, and
+/// the generator's file descriptors are limited (often to 20,000). Overloaded, the system keeps
+/// thousands of requests waiting (a payment for a reservation that has not arrived yet waits
+/// for it); a user beyond this waits for a connection of the generator's, as a browser waits
+/// for one of its own, and that wait is not counted as the service's latency.
+static IN_FLIGHT: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4096);
 
 pub struct Sale {
     /// Events published during the sale.
@@ -134,7 +140,8 @@ pub struct Shed {
 }
 
 /// Sends until the answer is not "come back later" (503 or 429 with `Retry-After`), waiting
-/// as told each time; counts the times in `shed`.
+/// as told each time; counts the times in `shed`. Each try waits for one of the generator's
+/// [`IN_FLIGHT`] connections first.
 async fn patiently<F, Fut>(shed: &mut u64, mut send: F) -> anyhow::Result<harness::Reply>
 where
     F: FnMut() -> Fut,
@@ -142,7 +149,9 @@ where
 {
     let give_up = Instant::now() + Duration::from_secs(300);
     loop {
+        let connection = IN_FLIGHT.acquire().await?;
         let reply = send().await?;
+        drop(connection);
         match reply.retry_after {
             Some(after) if (reply.is(503) || reply.is(429)) && Instant::now() < give_up => {
                 *shed += 1;
