@@ -80,31 +80,32 @@ impl EventHandler<ReservationEvent> for Cashier {
             ReservationEvent::PaymentRequested(req) => {
                 let r = req.reservation_id;
                 let existing = store::get(w, r).await?.map(|p| p.status);
-                let balance = wallet::balance(w, &req.user_id).await?;
-                match on_payment_requested(existing, balance, req.amount) {
+                let (user, amount) = (&req.user_id, req.amount);
+                match on_payment_requested(existing) {
+                    // The debit first: its conditional update says whether the wallet covers
+                    // the amount, with no read of the balance before it (a statement less a
+                    // payment). If this unit's decision turns out not to be the first (another
+                    // replica's), it fails and keeps nothing, the debit with it.
                     Step::Debit => {
-                        let debited = PaymentStatus::Debited;
-                        let first =
-                            store::claim(w, r, &req.user_id, req.amount, debited, None, now)
-                                .await?;
-                        claimed(first, r)?;
-                        let (user, debit) = (&req.user_id, EntryKind::Debit);
-                        if wallet::settle(w, user, debit, r, req.amount, now)
-                            .await?
-                            .is_some()
-                        {
-                            w.emit(&PaymentEvent::Completed(PaymentCompleted {
-                                reservation_id: r,
-                                user_id: req.user_id.clone(),
-                                amount: req.amount,
-                            }));
-                        } else {
-                            // The balance moved between the read and the update (another replica).
-                            let short = PaymentFailure::InsufficientPoints;
-                            fail(w, r, &req.user_id, req.amount, short).await?;
+                        match wallet::settle(w, user, EntryKind::Debit, r, amount, now).await? {
+                            Some(_) => {
+                                let debited = PaymentStatus::Debited;
+                                let first =
+                                    store::claim(w, r, user, amount, debited, None, now).await?;
+                                claimed(first, r)?;
+                                w.emit(&PaymentEvent::Completed(PaymentCompleted {
+                                    reservation_id: r,
+                                    user_id: user.clone(),
+                                    amount,
+                                }));
+                            }
+                            None => {
+                                let short = PaymentFailure::InsufficientPoints;
+                                fail(w, r, user, amount, short).await?
+                            }
                         }
                     }
-                    Step::Fail(reason) => fail(w, r, &req.user_id, req.amount, reason).await?,
+                    Step::Fail(reason) => fail(w, r, user, amount, reason).await?,
                     _ => {}
                 }
             }

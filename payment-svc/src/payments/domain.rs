@@ -1,7 +1,7 @@
 //! domain: the rules of paying for a reservation — whether a payment request debits or fails,
 //! and when points are refunded. Pure.
 
-use contracts::{PaymentFailure, Points};
+use contracts::PaymentFailure;
 
 contracts::string_enum! {
     /// Where one reservation's payment stands. A refund is possible only from `Debited`, and
@@ -25,15 +25,13 @@ pub enum Step {
     Nothing,
 }
 
-/// A reservation asks to be paid.
-pub fn on_payment_requested(
-    existing: Option<PaymentStatus>,
-    balance: Points,
-    amount: Points,
-) -> Step {
+/// A reservation asks to be paid: the first request debits, one after a cancel fails, any
+/// other changes nothing. A debit the wallet does not cover fails (`insufficient_points`) and
+/// takes nothing: the wallet's store only ever debits a balance that covers the amount (a
+/// conditional update, so no replica can take it below zero).
+pub fn on_payment_requested(existing: Option<PaymentStatus>) -> Step {
     match existing {
-        None if balance >= amount => Step::Debit,
-        None => Step::Fail(PaymentFailure::InsufficientPoints),
+        None => Step::Debit,
         Some(PaymentStatus::CancelledUnpaid) => Step::Fail(PaymentFailure::Cancelled),
         Some(_) => Step::Nothing,
     }
@@ -61,23 +59,15 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn p(v: i64) -> Points {
-        Points::new(v).unwrap()
-    }
-
     #[test]
     fn a_request_debits_once_and_only_with_enough_points() {
-        assert_eq!(on_payment_requested(None, p(200), p(200)), Step::Debit);
+        assert_eq!(on_payment_requested(None), Step::Debit);
         assert_eq!(
-            on_payment_requested(None, p(199), p(200)),
-            Step::Fail(PaymentFailure::InsufficientPoints)
-        );
-        assert_eq!(
-            on_payment_requested(Some(PaymentStatus::Debited), p(1000), p(200)),
+            on_payment_requested(Some(PaymentStatus::Debited)),
             Step::Nothing
         );
         assert_eq!(
-            on_payment_requested(Some(PaymentStatus::CancelledUnpaid), p(1000), p(200)),
+            on_payment_requested(Some(PaymentStatus::CancelledUnpaid)),
             Step::Fail(PaymentFailure::Cancelled)
         );
     }
@@ -115,17 +105,15 @@ mod tests {
     impl Model {
         fn feed(&mut self, input: Input, amount: i64) -> Result<(), TestCaseError> {
             let (r, step) = match input {
-                Input::Requested(r) => {
-                    let bal = Points::new(self.balance).unwrap();
-                    (
-                        r,
-                        on_payment_requested(self.payments.get(&r).copied(), bal, p(amount)),
-                    )
-                }
+                Input::Requested(r) => (r, on_payment_requested(self.payments.get(&r).copied())),
                 Input::Cancelled(r) => (r, on_cancelled(self.payments.get(&r).copied())),
                 Input::SaleRejected(r) => (r, on_sale_rejected(self.payments.get(&r).copied())),
             };
             match step {
+                // As the wallet's store does: a debit the balance does not cover is refused.
+                Step::Debit if self.balance < amount => {
+                    self.payments.insert(r, PaymentStatus::Failed);
+                }
                 Step::Debit => {
                     self.balance -= amount;
                     *self.debits.entry(r).or_default() += 1;

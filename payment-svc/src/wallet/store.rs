@@ -80,6 +80,8 @@ pub async fn settle(
     Ok(Some(balance))
 }
 
+/// Appends a ledger entry: a write sent later (`Statement::execute_later`), with the unit's
+/// next write (a payment's decision) or at its end. A new row, which nothing in the unit reads.
 async fn append(
     sql: &mut impl Sql,
     user: &UserId,
@@ -100,9 +102,8 @@ async fn append(
     .bind(reservation)
     .bind(balance_after)
     .bind(now_ms)
-    .execute()
-    .await?;
-    Ok(())
+    .execute_later()
+    .await
 }
 
 /// One change of a wallet, on its append-only ledger.
