@@ -79,6 +79,15 @@ async fn token(env: &TestEnv, api: &Api, user: &str, schedule: ScheduleId) -> se
     .unwrap()
 }
 
+/// payment-svc's word that `user` paid 100 points for `reservation`.
+fn paid(reservation: ReservationId, user: &str) -> PaymentEvent {
+    PaymentEvent::Completed(PaymentCompleted {
+        reservation_id: reservation,
+        user_id: UserId(user.into()),
+        amount: Points::new(100).unwrap(),
+    })
+}
+
 async fn hold(
     env: &TestEnv,
     api: &Api,
@@ -347,12 +356,7 @@ async fn a_place_freed_ahead_admits_the_next_to_join_though_the_bound_says_full(
     .await
     .expect(201);
     let r = ReservationId::parse(&held.str("reservation_id")).unwrap();
-    let paid = PaymentEvent::Completed(PaymentCompleted {
-        reservation_id: r,
-        user_id: UserId("ann".into()),
-        amount: Points::new(100).unwrap(),
-    });
-    env.publish("payment-svc", &paid).await.unwrap();
+    env.publish("payment-svc", &paid(r, "ann")).await.unwrap();
     env.event("SEAT", &format!("seat.sold.{r}")).await.unwrap();
     let cat = token(&env, &api, "cat", schedule).await;
     assert_eq!(
@@ -449,16 +453,11 @@ async fn a_completed_payment_sells_a_live_hold_and_refuses_an_unknown_one() {
         .expect(201);
     let r = ReservationId::parse(&held.str("reservation_id")).unwrap();
 
-    let paid = |reservation| {
-        PaymentEvent::Completed(PaymentCompleted {
-            reservation_id: reservation,
-            user_id: UserId("ann".into()),
-            amount: Points::new(100).unwrap(),
-        })
-    };
-    env.publish("payment-svc", &paid(r)).await.unwrap();
+    env.publish("payment-svc", &paid(r, "ann")).await.unwrap();
     let stranger = ReservationId::new();
-    env.publish("payment-svc", &paid(stranger)).await.unwrap();
+    env.publish("payment-svc", &paid(stranger, "ann"))
+        .await
+        .unwrap();
 
     let sold = env.event("SEAT", &format!("seat.sold.{r}")).await.unwrap();
     let body: serde_json::Value = serde_json::from_slice(&sold.payload).unwrap();

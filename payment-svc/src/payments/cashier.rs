@@ -35,19 +35,27 @@ fn claimed(first: bool, r: ReservationId) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Records that the payment of `r` failed for `reason` and announces it.
+/// Records that the payment of `r` failed for `reason` and announces it: the first decision
+/// about it (`existing` is `None`), or one replacing the payment's recorded state (a remembered
+/// cancel, locked by this unit). A first decision that turns out not to be the first (another
+/// replica decided meanwhile, maybe debiting) fails the unit, which is retried and sees it:
+/// a debit is never overwritten by a failure.
 async fn fail(
     w: &mut Work,
     r: ReservationId,
     user: &UserId,
     amount: Points,
     reason: PaymentFailure,
+    existing: Option<PaymentStatus>,
 ) -> anyhow::Result<()> {
     let now = w.now_ms();
-    // The first decision about this payment, or one replacing a remembered cancel.
     let failed = PaymentStatus::Failed;
-    if !store::claim(w, r, user, amount, failed, Some(reason), now).await? {
-        store::set_status(w, r, failed, Some(reason), now).await?;
+    match existing {
+        None => claimed(
+            store::claim(w, r, user, amount, failed, Some(reason), now).await?,
+            r,
+        )?,
+        Some(_) => store::set_status(w, r, failed, Some(reason), now).await?,
     }
     w.emit(&PaymentEvent::Failed(PaymentFailed {
         reservation_id: r,
@@ -101,11 +109,11 @@ impl EventHandler<ReservationEvent> for Cashier {
                             }
                             None => {
                                 let short = PaymentFailure::InsufficientPoints;
-                                fail(w, r, user, amount, short).await?
+                                fail(w, r, user, amount, short, None).await?
                             }
                         }
                     }
-                    Step::Fail(reason) => fail(w, r, user, amount, reason).await?,
+                    Step::Fail(reason) => fail(w, r, user, amount, reason, existing).await?,
                     _ => {}
                 }
             }
