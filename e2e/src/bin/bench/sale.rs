@@ -33,7 +33,9 @@ const SEATS_PER_SCHEDULE: usize = 2000;
 /// the generator's file descriptors are limited (often to 20,000). Overloaded, the system keeps
 /// thousands of requests waiting (a payment for a reservation that has not arrived yet waits
 /// for it); a user beyond this waits for a connection of the generator's, as a browser waits
-/// for one of its own, and that wait is not counted as the service's latency.
+/// for one of its own, and that wait is not counted as the service's latency. At 3× on two
+/// cores it binds (docs/benchmarks.md): from the peak on, users get in at the pace the system
+/// answers.
 static IN_FLIGHT: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4096);
 
 pub struct Sale {
