@@ -60,7 +60,7 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
-    fn a_request_debits_once_and_only_with_enough_points() {
+    fn a_first_request_debits_a_later_one_changes_nothing_and_one_after_a_cancel_fails() {
         assert_eq!(on_payment_requested(None), Step::Debit);
         assert_eq!(
             on_payment_requested(Some(PaymentStatus::Debited)),
