@@ -301,6 +301,86 @@ async fn writes_sent_later_are_part_of_their_unit() {
     assert_eq!(counted(&db).await, 12);
 }
 
+/// In a consumer's batch, a unit's writes of one record wait past its end for the next unit's
+/// statement about another record: a read of the same record still sees them, and a write that
+/// fails there is charged to the unit that sent it, which alone keeps nothing.
+#[tokio::test]
+async fn writes_of_a_record_wait_past_their_unit_in_a_batch_and_a_failure_stays_its_own() {
+    let s = setup().await;
+    let db = database(&s.db_url).await;
+    db.ensure(&[Cow::Borrowed(
+        "CREATE TABLE IF NOT EXISTS records (id BIGINT PRIMARY KEY, n BIGINT NOT NULL)",
+    )])
+    .await
+    .unwrap();
+    let uow = UnitOfWork::new(db.clone(), "test");
+    uow.run(|w| {
+        Box::pin(async move {
+            w.sql("INSERT INTO records (id, n) VALUES (1, 0), (2, 0)")
+                .execute()
+                .await?;
+            Ok(())
+        })
+    })
+    .await
+    .unwrap();
+    // Reads record `id` and adds `by` to it (`None`: a NULL, which fails the write); answers
+    // what it read.
+    let add = |id: i64, by: Option<i64>| -> (Uuid, Unit<i64, Refused>) {
+        let unit: Unit<i64, Refused> = Arc::new(move |w: &mut Work| {
+            Box::pin(async move {
+                let row = w
+                    .sql("SELECT n FROM records WHERE id = $1")
+                    .bind(id)
+                    .for_update()
+                    .record("records", id)
+                    .fetch_one()
+                    .await?;
+                let n: i64 = row.get("n")?;
+                w.sql("UPDATE records SET n = $1 WHERE id = $2")
+                    .bind(by.map(|by| n + by))
+                    .bind(id)
+                    .record("records", id)
+                    .execute_later()
+                    .await?;
+                Ok(n)
+            })
+        });
+        (Uuid::now_v7(), unit)
+    };
+    let outcomes = uow
+        .handle_all(
+            "test",
+            vec![
+                add(1, Some(1)),
+                add(1, Some(1)),
+                add(2, Some(5)),
+                add(1, None),
+                add(2, Some(5)),
+                add(1, Some(1)),
+            ],
+        )
+        .await;
+    let read: Vec<_> = outcomes.iter().map(|o| o.as_ref().ok().copied()).collect();
+    assert_eq!(
+        read,
+        [Some(0), Some(1), Some(0), None, Some(5), Some(2)],
+        "each read sees the writes before it; the NULL write's unit alone fails"
+    );
+    assert!(matches!(outcomes[3], Err(Error::Failed(_))));
+    let mut r = db.reader().await.unwrap();
+    let rows = r
+        .sql("SELECT id, n FROM records ORDER BY id")
+        .fetch_all()
+        .await
+        .unwrap();
+    let kept: Vec<(i64, i64)> = rows
+        .iter()
+        .map(|row| (row.get("id").unwrap(), row.get("n").unwrap()))
+        .collect();
+    assert_eq!(kept, [(1, 3), (2, 10)]);
+}
+
 /// A unit that emits an event too large to publish fails, and keeps nothing: the row would
 /// never reach the broker.
 #[tokio::test]

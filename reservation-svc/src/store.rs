@@ -57,7 +57,11 @@ fn from_row(r: &Row) -> anyhow::Result<Reservation> {
     })
 }
 
-/// Creates the reservation from its hold; a repeat changes nothing.
+/// The kind of record a reservation's statements are about ([`nats::db::Statement::record`]):
+/// each reads or writes its one row.
+const RESERVATION: &str = "reservations";
+
+/// Creates the reservation from its hold; a repeat changes nothing. A write sent later.
 pub async fn insert_from_hold(
     sql: &mut impl Sql,
     held: &SeatHeld,
@@ -76,9 +80,9 @@ pub async fn insert_from_hold(
     .bind(to_millis(held.expires_at))
     .bind(held.starts_at.map(to_millis))
     .bind(now_ms)
-    .execute()
-    .await?;
-    Ok(())
+    .record(RESERVATION, held.reservation_id)
+    .execute_later()
+    .await
 }
 
 /// The reservation, locked for the rest of the unit of work (its facts are read, then written).
@@ -86,6 +90,7 @@ pub async fn get(sql: &mut impl Sql, id: ReservationId) -> anyhow::Result<Option
     sql.sql_built(format!("SELECT {COLUMNS} FROM reservations WHERE id = $1"))
         .bind(id)
         .for_update()
+        .record(RESERVATION, id)
         .fetch_optional()
         .await?
         .as_ref()
@@ -140,7 +145,7 @@ pub async fn list_for_user(
     .collect()
 }
 
-/// Stores the facts and the status and reason they amount to. A saga that ends here (its
+/// Stores the facts and the status and reason they amount to (a write sent later). A saga that ends here (its
 /// status was `before`) is counted in `saga_outcomes_total` once the commit is through.
 pub async fn save_facts(
     w: &mut Work,
@@ -158,7 +163,8 @@ pub async fn save_facts(
     .bind(reason.map(FailureReason::as_str))
     .bind(now_ms)
     .bind(id)
-    .execute()
+    .record(RESERVATION, id)
+    .execute_later()
     .await?;
     if status.is_terminal() && !before.is_terminal() {
         w.after_commit(move || {

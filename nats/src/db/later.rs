@@ -1,6 +1,10 @@
 //! later: writes a unit of work sends later ([`super::Statement::execute_later`]). On
 //! PostgreSQL each statement is a round trip; writes whose outcome the unit does not read wait
 //! and go as one statement: with the unit's next write, before its next read, or at its end.
+//! Writes of one record ([`super::Statement::record`]) may wait past the unit's end, inside a
+//! consumer's batch: they go with the next unit's statement about another record (a read of it
+//! too, as the `WITH` parts before its `SELECT`), so a batch that reads and writes one record
+//! per event pays about one round trip per event instead of two.
 
 use super::arg::{Arg, failed, query};
 use anyhow::Context as _;
@@ -11,43 +15,109 @@ use std::borrow::Cow;
 pub(crate) struct Later {
     pub(super) text: Cow<'static, str>,
     pub(super) args: Vec<Arg>,
+    /// The one record it writes, if it said ([`super::Statement::record`]).
+    pub(super) record: Option<Record>,
+    /// Sent later by a unit that has ended (carried within a batch).
+    carried: bool,
 }
 
-/// Sends the writes waiting in `later`, if any, in one statement, before anything else runs.
-pub(crate) async fn flush(
-    conn: &mut AnyConnection,
-    later: Option<&mut Vec<Later>>,
-) -> anyhow::Result<()> {
-    let Some(later) = later.filter(|later| !later.is_empty()) else {
-        return Ok(());
-    };
-    let (text, args) = merged(std::mem::take(later));
-    query(&text, args)
-        .execute(conn)
-        .await
-        .with_context(|| failed(&text))?;
-    Ok(())
+/// A record a statement reads or writes: a name for its kind (a table) and its key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Record(pub(super) &'static str, pub(super) String);
+
+/// The writes of a transaction waiting to be sent.
+#[derive(Default)]
+pub(crate) struct Waiting {
+    writes: Vec<Later>,
+    /// Whether the writes of a unit that ends may wait past its end (each of one record): a
+    /// consumer's batch, whose units run again should a statement with another unit's writes
+    /// in it fail ([`Waiting::blurred`]).
+    pub(crate) carry: bool,
+    /// A statement carrying an ended unit's writes failed: which unit caused it is not known.
+    pub(crate) blurred: bool,
 }
 
-/// What to send for the statement `text`: a write goes with the writes waiting, as the last
-/// part of one statement (it does not see their changes); anything else after them, which are
-/// sent first.
-pub(crate) async fn with_waiting(
-    conn: &mut AnyConnection,
-    later: Option<&mut Vec<Later>>,
-    text: Cow<'static, str>,
-    args: Vec<Arg>,
-) -> anyhow::Result<(Cow<'static, str>, Vec<Arg>)> {
-    match later {
-        Some(later) if !later.is_empty() && is_write(&text) => {
-            let mut writes = std::mem::take(later);
-            writes.push(Later { text, args });
-            Ok(merged(writes))
+impl Waiting {
+    pub(super) fn push(&mut self, text: Cow<'static, str>, args: Vec<Arg>, record: Option<Record>) {
+        self.writes.push(Later {
+            text,
+            args,
+            record,
+            carried: false,
+        });
+    }
+
+    /// The unit that sent them ended well: its writes of one record each wait on when it may
+    /// carry them, and are sent now otherwise.
+    pub(crate) async fn unit_ended(&mut self, conn: &mut AnyConnection) -> anyhow::Result<()> {
+        if self.carry && self.writes.iter().all(|w| w.record.is_some()) {
+            self.writes.iter_mut().for_each(|w| w.carried = true);
+            return Ok(());
         }
-        later => {
-            flush(conn, later).await?;
-            Ok((text, args))
+        self.flush(conn).await
+    }
+
+    /// Forgets every write waiting (their units are undone).
+    pub(crate) fn forget(&mut self) {
+        self.writes.clear();
+    }
+
+    /// Sends the writes waiting, if any, in one statement, before anything else runs.
+    pub(crate) async fn flush(&mut self, conn: &mut AnyConnection) -> anyhow::Result<()> {
+        if self.writes.is_empty() {
+            return Ok(());
         }
+        let carrying = self.carrying();
+        let (text, args) = merged(std::mem::take(&mut self.writes));
+        let sent = query(&text, args).execute(conn).await;
+        self.blurred |= sent.is_err() && carrying;
+        sent.with_context(|| failed(&text))?;
+        Ok(())
+    }
+
+    fn carrying(&self) -> bool {
+        self.writes.iter().any(|w| w.carried)
+    }
+
+    /// What to send for the statement `text` (about `record`, if it said): the writes waiting
+    /// go with it as `WITH` parts before it (which it does not see) when that is safe, else
+    /// they are sent first. Safe: for a write, when no ended unit's write waits (the running
+    /// unit's own writes are its business: [`super::Statement::execute_later`]); for any
+    /// statement about one record, when every write waiting is of another record. The second
+    /// value: whether an ended unit's writes went with it.
+    pub(crate) async fn with(
+        &mut self,
+        conn: &mut AnyConnection,
+        text: Cow<'static, str>,
+        args: Vec<Arg>,
+        record: Option<&Record>,
+    ) -> anyhow::Result<(Cow<'static, str>, Vec<Arg>, bool)> {
+        if self.writes.is_empty() {
+            return Ok((text, args, false));
+        }
+        let apart = |r: &Record| {
+            self.writes
+                .iter()
+                .all(|w| w.record.as_ref().is_some_and(|own| own != r))
+        };
+        let along = match record {
+            Some(r) if apart(r) => true,
+            _ => is_write(&text) && !self.carrying(),
+        };
+        if !along {
+            self.flush(conn).await?;
+            return Ok((text, args, false));
+        }
+        let carrying = self.carrying();
+        let mut writes = std::mem::take(&mut self.writes);
+        writes.push(Later {
+            text,
+            args,
+            record: None,
+            carried: false,
+        });
+        let (text, args) = merged(writes);
+        Ok((text, args, carrying))
     }
 }
 
@@ -114,6 +184,8 @@ mod tests {
         let write = |text: &'static str, args: &[i64]| Later {
             text: Cow::Borrowed(text),
             args: args.iter().map(|&i| Arg::Int(i)).collect(),
+            record: None,
+            carried: false,
         };
         let (text, args) = merged(vec![
             write("UPDATE a SET x = $1 WHERE id = $2", &[1, 2]),

@@ -5,7 +5,7 @@
 
 pub use super::arg::{Arg, ToArg};
 use super::arg::{failed, query};
-use super::later::{Later, with_waiting};
+use super::later::{Record, Waiting};
 use super::lite::{self, LiteRow};
 use anyhow::Context as _;
 use contracts::Points;
@@ -97,7 +97,7 @@ pub fn padded_to_power_of_two<T: Clone>(values: &[T]) -> impl Iterator<Item = T>
 /// sends later ([`Statement::execute_later`]).
 pub(crate) enum Conn<'c> {
     Lite(&'c mut rusqlite::Connection),
-    Sqlx(&'c mut AnyConnection, Option<&'c mut Vec<Later>>),
+    Sqlx(&'c mut AnyConnection, Option<&'c mut Waiting>),
 }
 
 /// A statement and its arguments, ready to run.
@@ -105,6 +105,7 @@ pub struct Statement<'c> {
     conn: Conn<'c>,
     text: Cow<'static, str>,
     args: Vec<Arg>,
+    record: Option<Record>,
 }
 
 impl<'c> Statement<'c> {
@@ -113,6 +114,7 @@ impl<'c> Statement<'c> {
             conn,
             text,
             args: Vec::new(),
+            record: None,
         }
     }
 
@@ -153,6 +155,17 @@ impl<'c> Statement<'c> {
         Ok(())
     }
 
+    /// Says that the statement reads or writes one record and nothing else: the row of `kind`
+    /// (a table) whose key is `key`, or that row and the rows that belong to it. On PostgreSQL
+    /// the writes waiting ([`Statement::execute_later`]) of other records then go with it,
+    /// a read too, and inside a consumer's batch a unit's writes of a record may wait past its
+    /// end for the next unit's statement. A statement that says so and touches another row
+    /// would miss a write waiting for it: say it only of statements about that row.
+    pub fn record(mut self, kind: &'static str, key: impl Display) -> Self {
+        self.record = Some(Record(kind, key.to_string()));
+        self
+    }
+
     /// Runs this write with the unit of work's next write, before its next read, or at the end
     /// of the unit: on PostgreSQL the writes sent later go as one statement (each a round trip
     /// less). Only for an `INSERT`, `UPDATE` or `DELETE` whose row count the unit does not
@@ -162,11 +175,8 @@ impl<'c> Statement<'c> {
     /// (SQLite, a read connection) it runs now.
     pub async fn execute_later(self) -> anyhow::Result<()> {
         match self.conn {
-            Conn::Sqlx(_, Some(later)) => {
-                later.push(Later {
-                    text: self.text,
-                    args: self.args,
-                });
+            Conn::Sqlx(_, Some(waiting)) => {
+                waiting.push(self.text, self.args, self.record);
                 Ok(())
             }
             _ => self.execute().await.map(drop),
@@ -175,14 +185,25 @@ impl<'c> Statement<'c> {
 
     /// Runs it; the number of rows changed.
     pub async fn execute(self) -> anyhow::Result<u64> {
-        let Statement { conn, text, args } = self;
+        let Statement {
+            conn,
+            text,
+            args,
+            record,
+        } = self;
         match conn {
             Conn::Lite(conn) => lite::execute(conn, &text, &args).map_err(anyhow::Error::from),
-            Conn::Sqlx(conn, later) => {
+            Conn::Sqlx(conn, None) => {
+                async { Ok(query(&text, args).execute(conn).await?.rows_affected()) }.await
+            }
+            Conn::Sqlx(conn, Some(waiting)) => {
                 async {
-                    let (text, args) = with_waiting(conn, later, text.clone(), args).await?;
-                    let done = query(&text, args).execute(conn).await?;
-                    Ok(done.rows_affected())
+                    let (sent, args, carrying) = waiting
+                        .with(conn, text.clone(), args, record.as_ref())
+                        .await?;
+                    let done = query(&sent, args).execute(conn).await;
+                    waiting.blurred |= done.is_err() && carrying;
+                    Ok(done?.rows_affected())
                 }
                 .await
             }
@@ -206,25 +227,45 @@ impl<'c> Statement<'c> {
     }
 
     async fn fetch(self, limit: usize) -> anyhow::Result<Vec<Row>> {
-        let Statement { conn, text, args } = self;
+        let Statement {
+            conn,
+            text,
+            args,
+            record,
+        } = self;
         match conn {
             Conn::Lite(conn) => lite::fetch(conn, &text, &args, limit)
                 .map(|rows| rows.into_iter().map(|row| Row(RowOf::Lite(row))).collect())
                 .map_err(anyhow::Error::from),
-            Conn::Sqlx(conn, later) => {
+            Conn::Sqlx(conn, None) => fetch_sqlx(conn, &text, args, limit).await,
+            Conn::Sqlx(conn, Some(waiting)) => {
                 async {
-                    let (text, args) = with_waiting(conn, later, text.clone(), args).await?;
-                    let rows = query(&text, args).fetch(conn).take(limit);
-                    Ok(rows
-                        .map_ok(|row| Row(RowOf::Sqlx(row)))
-                        .try_collect()
-                        .await?)
+                    let (sent, args, carrying) = waiting
+                        .with(conn, text.clone(), args, record.as_ref())
+                        .await?;
+                    let rows = fetch_sqlx(conn, &sent, args, limit).await;
+                    waiting.blurred |= rows.is_err() && carrying;
+                    rows
                 }
                 .await
             }
         }
         .with_context(|| failed(&text))
     }
+}
+
+/// Up to `limit` rows of `text` on PostgreSQL.
+async fn fetch_sqlx(
+    conn: &mut AnyConnection,
+    text: &str,
+    args: Vec<Arg>,
+    limit: usize,
+) -> anyhow::Result<Vec<Row>> {
+    let rows = query(text, args).fetch(conn).take(limit);
+    Ok(rows
+        .map_ok(|row| Row(RowOf::Sqlx(row)))
+        .try_collect()
+        .await?)
 }
 
 /// One row of a result, read by column name.

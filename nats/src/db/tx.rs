@@ -1,7 +1,7 @@
 //! tx: a write transaction on either backend, begun and committed by the unit of work alone,
 //! with the savepoints that let one unit of a group roll back without the others.
 
-use super::later::{self, Later};
+use super::later::Waiting;
 use super::sql::{Conn, Statement};
 use anyhow::Context as _;
 use sqlx::pool::PoolConnection;
@@ -90,7 +90,7 @@ impl Writers {
         Ok(Tx::Pg(PgTx {
             writer: Some(writer),
             writers: self.clone(),
-            later: Vec::new(),
+            waiting: Waiting::default(),
         }))
     }
 
@@ -107,8 +107,9 @@ pub struct PgTx {
     /// `None` once committed.
     writer: Option<Writer>,
     writers: Writers,
-    /// Writes of the running unit that go before its next statement or at its end.
-    later: Vec<Later>,
+    /// Writes that go with a later statement: the running unit's, and in a consumer's batch
+    /// those of the units before it that may wait on.
+    waiting: Waiting,
 }
 
 impl Drop for PgTx {
@@ -122,27 +123,24 @@ impl Drop for PgTx {
 }
 
 impl PgTx {
-    /// The connection, and the writes waiting for the running unit.
-    fn parts(&mut self) -> (&mut AnyConnection, &mut Vec<Later>) {
+    /// The connection, and the writes waiting.
+    fn parts(&mut self) -> (&mut AnyConnection, &mut Waiting) {
         let writer = self
             .writer
             .as_mut()
             .expect("a transaction's connection is there until it commits");
-        (&mut writer.conn, &mut self.later)
+        (&mut writer.conn, &mut self.waiting)
     }
 
     fn conn(&mut self) -> Conn<'_> {
-        let (conn, later) = self.parts();
-        Conn::Sqlx(conn, Some(later))
-    }
-
-    /// Sends the writes waiting for the running unit.
-    async fn flush(&mut self) -> anyhow::Result<()> {
-        let (conn, later) = self.parts();
-        later::flush(conn, Some(later)).await
+        let (conn, waiting) = self.parts();
+        Conn::Sqlx(conn, Some(waiting))
     }
 
     async fn commit(mut self) -> anyhow::Result<()> {
+        // Nothing waits past the commit (a batch sends its units' writes at its end).
+        let (conn, waiting) = self.parts();
+        waiting.flush(conn).await?;
         let Some(mut writer) = self.writer.take() else {
             anyhow::bail!("the transaction has committed already");
         };
@@ -180,19 +178,50 @@ impl Tx {
         }
     }
 
-    /// Sends the writes the unit sent later ([`Statement::execute_later`]): its end.
-    pub(crate) async fn flush(&mut self) -> anyhow::Result<()> {
+    /// A unit ended well: the writes it sent later ([`Statement::execute_later`]) are sent
+    /// now, unless they may wait on ([`Tx::carry`]).
+    pub(crate) async fn unit_ended(&mut self) -> anyhow::Result<()> {
         match self {
             Tx::Lite(_) => Ok(()),
-            Tx::Pg(tx) => tx.flush().await,
+            Tx::Pg(tx) => {
+                let (conn, waiting) = tx.parts();
+                waiting.unit_ended(conn).await
+            }
         }
     }
 
-    /// Forgets the writes a unit that did not succeed would have sent later.
+    /// Sends every write waiting: those of the units of a batch that ended.
+    pub(crate) async fn flush(&mut self) -> anyhow::Result<()> {
+        match self {
+            Tx::Lite(_) => Ok(()),
+            Tx::Pg(tx) => {
+                let (conn, waiting) = tx.parts();
+                waiting.flush(conn).await
+            }
+        }
+    }
+
+    /// Forgets the writes waiting: their units are undone, or did not succeed.
     pub(crate) fn forget_later(&mut self) {
         if let Tx::Pg(tx) = self {
-            tx.later.clear();
+            tx.waiting.forget();
         }
+    }
+
+    /// Whether the writes of a unit that ends well, each of one record, may wait past its end
+    /// for the next unit's statements (a consumer's batch, whose units can run again); and
+    /// forgets any earlier doubt ([`Tx::blurred`]).
+    pub(crate) fn carry(&mut self, carry: bool) {
+        if let Tx::Pg(tx) = self {
+            tx.waiting.carry = carry;
+            tx.waiting.blurred = false;
+        }
+    }
+
+    /// Whether a statement that failed carried writes of a unit that had ended: its failure
+    /// may be that unit's, not the running one's.
+    pub(crate) fn blurred(&self) -> bool {
+        matches!(self, Tx::Pg(tx) if tx.waiting.blurred)
     }
 
     /// Marks where the next unit of a group starts.

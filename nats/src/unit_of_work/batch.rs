@@ -2,6 +2,9 @@
 //! statement and it takes one savepoint, not one of each per event: on PostgreSQL each is a
 //! round trip. A unit that does not succeed is undone with the whole batch, which then runs
 //! again without it (its units are code that can run again), so it alone keeps nothing.
+//! A unit's writes of one record may wait past its end for the next unit's statements
+//! ([`crate::db::Statement::record`]); should a statement carrying them fail, which unit
+//! caused it is not known, and the batch runs again with each unit's writes sent at its end.
 
 use super::group::{Answer, Job, Step, copy, reply_each};
 use super::inbox;
@@ -68,10 +71,15 @@ impl<T: Send + 'static, R: Send + 'static> Batch<T, R> {
             let unit = self.units[i].clone();
             match work.unit(move |w| unit(w)).await {
                 Ok(done) => outcomes.push((i, Ok(done))),
+                Err(_) if work.tx.blurred() => return Pass::Blurred,
                 failed => return Pass::Undo(i, failed),
             }
         }
-        Pass::Done(outcomes)
+        // The writes still waiting are the batch's own: they go before its savepoint ends.
+        match work.tx.flush().await {
+            Ok(()) => Pass::Done(outcomes),
+            Err(_) => Pass::Blurred,
+        }
     }
 }
 
@@ -82,6 +90,9 @@ enum Pass<T, R> {
     Undo(usize, Result<T, Error<R>>),
     /// The batch cannot run: its units all fail.
     Broken(anyhow::Error),
+    /// A statement carrying writes of units that had ended failed: the pass is undone and
+    /// the batch runs again, each unit's writes sent at its end, so a failure is its own.
+    Blurred,
 }
 
 impl<T: Send + 'static, R: Send + 'static> Job for Batch<T, R> {
@@ -96,9 +107,14 @@ impl<T: Send + 'static, R: Send + 'static> Job for Batch<T, R> {
                 return Step::Broken(e, None);
             }
             let mark = work.mark();
+            // Writes wait past a unit's end only where the batch can run again without it.
+            let mut carry = savepoint && n > 1;
             loop {
                 let live = (0..n).filter(|&i| settled[i].is_none()).collect();
-                let broken = match self.pass(work, live).await {
+                work.tx.carry(carry);
+                let pass = self.pass(work, live).await;
+                work.tx.carry(false);
+                let broken = match pass {
                     Pass::Done(outcomes) => {
                         for (i, outcome) in outcomes {
                             settled[i] = Some(outcome);
@@ -111,6 +127,10 @@ impl<T: Send + 'static, R: Send + 'static> Job for Batch<T, R> {
                     }
                     Pass::Undo(i, outcome) => {
                         settled[i] = Some(outcome);
+                        None
+                    }
+                    Pass::Blurred => {
+                        carry = false;
                         None
                     }
                     Pass::Broken(e) => Some(e),

@@ -177,9 +177,10 @@ impl Work {
             Ok(outcome) => outcome,
             Err(_) => Err(Error::Failed(anyhow::anyhow!("the unit of work panicked"))),
         };
-        // The writes it sent later are part of it: their failure is its own.
+        // The writes it sent later are part of it: their failure is its own (in a batch, where
+        // they may wait on, see `Tx::blurred`).
         if outcome.is_ok()
-            && let Err(e) = self.tx.flush().await
+            && let Err(e) = self.tx.unit_ended().await
         {
             outcome = Err(Error::Failed(e));
         }
