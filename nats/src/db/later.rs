@@ -32,9 +32,9 @@ pub(crate) struct Waiting {
     /// Whether the writes of a unit that ends may wait past its end (each of one record): a
     /// consumer's batch, whose units run again should a statement with another unit's writes
     /// in it fail ([`Waiting::blurred`]).
-    pub(crate) carry: bool,
+    pub(super) carry: bool,
     /// A statement carrying an ended unit's writes failed: which unit caused it is not known.
-    pub(crate) blurred: bool,
+    pub(super) blurred: bool,
 }
 
 impl Waiting {
@@ -85,7 +85,7 @@ impl Waiting {
     /// unit's own writes are its business: [`super::Statement::execute_later`]); for any
     /// statement about one record, when every write waiting is of another record. The second
     /// value: whether an ended unit's writes went with it.
-    pub(crate) async fn with(
+    async fn with(
         &mut self,
         conn: &mut AnyConnection,
         text: Cow<'static, str>,
@@ -119,6 +119,27 @@ impl Waiting {
         let (text, args) = merged(writes);
         Ok((text, args, carrying))
     }
+}
+
+/// Runs the statement `text` (about `record`, if it said) with `run`, on a transaction's
+/// connection with the writes `waiting` that may go with it ([`Waiting::with`]); a failure of
+/// a statement that carried an ended unit's writes makes the batch's outcome unclear
+/// ([`Waiting::blurred`]). On a read connection (`None`) it runs alone.
+pub(crate) async fn run<T>(
+    conn: &mut AnyConnection,
+    waiting: Option<&mut Waiting>,
+    text: Cow<'static, str>,
+    args: Vec<Arg>,
+    record: Option<&Record>,
+    run: impl AsyncFnOnce(&mut AnyConnection, &str, Vec<Arg>) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let Some(waiting) = waiting else {
+        return run(conn, &text, args).await;
+    };
+    let (sent, args, carrying) = waiting.with(conn, text, args, record).await?;
+    let done = run(conn, &sent, args).await;
+    waiting.blurred |= done.is_err() && carrying;
+    done
 }
 
 /// Whether `text` is an `INSERT`, `UPDATE` or `DELETE` (which may be a part of `WITH`).

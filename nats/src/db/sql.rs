@@ -5,7 +5,7 @@
 
 pub use super::arg::{Arg, ToArg};
 use super::arg::{failed, query};
-use super::later::{Record, Waiting};
+use super::later::{self, Record, Waiting};
 use super::lite::{self, LiteRow};
 use anyhow::Context as _;
 use contracts::Points;
@@ -193,19 +193,11 @@ impl<'c> Statement<'c> {
         } = self;
         match conn {
             Conn::Lite(conn) => lite::execute(conn, &text, &args).map_err(anyhow::Error::from),
-            Conn::Sqlx(conn, None) => {
-                async { Ok(query(&text, args).execute(conn).await?.rows_affected()) }.await
-            }
-            Conn::Sqlx(conn, Some(waiting)) => {
-                async {
-                    let (sent, args, carrying) = waiting
-                        .with(conn, text.clone(), args, record.as_ref())
-                        .await?;
-                    let done = query(&sent, args).execute(conn).await;
-                    waiting.blurred |= done.is_err() && carrying;
-                    Ok(done?.rows_affected())
-                }
-                .await
+            Conn::Sqlx(conn, waiting) => {
+                let execute = async |conn: &mut AnyConnection, sent: &str, args| {
+                    Ok(query(sent, args).execute(conn).await?.rows_affected())
+                };
+                later::run(conn, waiting, text.clone(), args, record.as_ref(), execute).await
             }
         }
         .with_context(|| failed(&text))
@@ -237,35 +229,19 @@ impl<'c> Statement<'c> {
             Conn::Lite(conn) => lite::fetch(conn, &text, &args, limit)
                 .map(|rows| rows.into_iter().map(|row| Row(RowOf::Lite(row))).collect())
                 .map_err(anyhow::Error::from),
-            Conn::Sqlx(conn, None) => fetch_sqlx(conn, &text, args, limit).await,
-            Conn::Sqlx(conn, Some(waiting)) => {
-                async {
-                    let (sent, args, carrying) = waiting
-                        .with(conn, text.clone(), args, record.as_ref())
-                        .await?;
-                    let rows = fetch_sqlx(conn, &sent, args, limit).await;
-                    waiting.blurred |= rows.is_err() && carrying;
-                    rows
-                }
-                .await
+            Conn::Sqlx(conn, waiting) => {
+                let fetch = async |conn: &mut AnyConnection, sent: &str, args| {
+                    let rows = query(sent, args).fetch(conn).take(limit);
+                    Ok(rows
+                        .map_ok(|row| Row(RowOf::Sqlx(row)))
+                        .try_collect()
+                        .await?)
+                };
+                later::run(conn, waiting, text.clone(), args, record.as_ref(), fetch).await
             }
         }
         .with_context(|| failed(&text))
     }
-}
-
-/// Up to `limit` rows of `text` on PostgreSQL.
-async fn fetch_sqlx(
-    conn: &mut AnyConnection,
-    text: &str,
-    args: Vec<Arg>,
-    limit: usize,
-) -> anyhow::Result<Vec<Row>> {
-    let rows = query(text, args).fetch(conn).take(limit);
-    Ok(rows
-        .map_ok(|row| Row(RowOf::Sqlx(row)))
-        .try_collect()
-        .await?)
 }
 
 /// One row of a result, read by column name.
