@@ -23,6 +23,8 @@ pub struct Options {
     pub cluster: bool,
     /// Services on PostgreSQL (default: `TEST_DATABASE=postgres`) rather than SQLite files.
     pub postgres: bool,
+    /// The PostgreSQL server (`postgres://user@host[:port]`), if not `TEST_POSTGRES_URL`'s.
+    pub postgres_server: Option<String>,
     /// Each service's database can be made unavailable ([`System::breaker`]).
     pub outages: bool,
     /// nats-server fsyncs every acknowledged publish (`sync_interval: always`, as the shipped
@@ -47,6 +49,7 @@ impl Default for Options {
             secured: false,
             cluster: false,
             postgres: harness::postgres_from_env(),
+            postgres_server: None,
             outages: false,
             sync_always: false,
             db_connections: 6,

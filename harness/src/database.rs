@@ -1,12 +1,25 @@
 //! database: a fresh database per service for each test — a SQLite file in the test's folder, or,
 //! with `TEST_DATABASE=postgres`, a PostgreSQL database created for the test (on
-//! `TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432`) and dropped after it.
+//! `TEST_POSTGRES_URL`, default [`TCP_SERVER`]) and dropped after it.
 
 use crate::outage::{Breaker, Proxy};
 use anyhow::Context as _;
 use sqlx::{AnyConnection, Connection, Executor};
 use std::path::PathBuf;
 use std::sync::Mutex;
+
+/// The PostgreSQL server tests use unless `TEST_POSTGRES_URL` says otherwise: over TCP, so
+/// that a test can cut it with a proxy ([`Databases::create_breakable`]).
+pub const TCP_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+
+/// The local PostgreSQL server over its Unix socket, if it has one where Debian puts it: a
+/// service on the database's host connects this way (no TCP stack on either side of each
+/// round trip).
+pub fn local_socket_server() -> Option<String> {
+    std::path::Path::new("/var/run/postgresql/.s.PGSQL.5432")
+        .exists()
+        .then(|| "postgres://postgres@%2Fvar%2Frun%2Fpostgresql".to_owned())
+}
 
 /// Whether `TEST_DATABASE=postgres` asks for PostgreSQL.
 pub fn postgres_from_env() -> bool {
@@ -25,12 +38,17 @@ impl Databases {
         Self::new(postgres_from_env(), dir)
     }
 
-    /// On PostgreSQL when `postgres`, else SQLite files in `dir`.
+    /// On PostgreSQL when `postgres` (the server of `TEST_POSTGRES_URL`, or [`TCP_SERVER`]),
+    /// else SQLite files in `dir`.
     pub fn new(postgres: bool, dir: PathBuf) -> Databases {
-        let postgres = postgres.then(|| {
-            std::env::var("TEST_POSTGRES_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-        });
+        let server = postgres
+            .then(|| std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| TCP_SERVER.into()));
+        Self::on(server, dir)
+    }
+
+    /// On the PostgreSQL server `postgres` (`postgres://user@host[:port]`) if any, else SQLite
+    /// files in `dir`.
+    pub fn on(postgres: Option<String>, dir: PathBuf) -> Databases {
         Databases {
             postgres,
             dir,
@@ -77,6 +95,10 @@ impl Databases {
         let Some(server) = &self.postgres else {
             return Ok((url.clone(), Breaker::Sqlite(url)));
         };
+        anyhow::ensure!(
+            !server.contains("%2F"),
+            "a database that can be cut is reached through a TCP proxy: {server} is a Unix socket"
+        );
         // postgres://user@host:port[/db]: the proxy stands in for host:port.
         let authority_start = server
             .find('@')

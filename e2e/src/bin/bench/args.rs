@@ -23,6 +23,12 @@ pub struct Args {
     pub seed: u64,
     #[arg(long, value_enum, default_value_t = Backend::Sqlite)]
     pub db: Backend,
+    /// The PostgreSQL server for `--db postgres` (`postgres://user@host[:port]`; a Unix
+    /// socket's folder as the host, percent-encoded). Default: `TEST_POSTGRES_URL`, else the
+    /// local server's Unix socket if it has one (as a service on the database's host would
+    /// connect), else 127.0.0.1:5432 over TCP.
+    #[arg(long)]
+    pub postgres_url: Option<String>,
     /// Processes each of seat-svc, reservation-svc and payment-svc.
     #[arg(long, default_value_t = 1)]
     pub replicas: usize,
@@ -36,6 +42,17 @@ pub struct Args {
     /// Messages for the broker baseline.
     #[arg(long, default_value_t = 200_000)]
     pub broker_messages: usize,
+}
+
+impl Args {
+    /// The PostgreSQL server the sale runs on (see [`Args::postgres_url`]).
+    pub fn postgres_server(&self) -> String {
+        self.postgres_url
+            .clone()
+            .or_else(|| std::env::var("TEST_POSTGRES_URL").ok())
+            .or_else(harness::local_socket_server)
+            .unwrap_or_else(|| harness::TCP_SERVER.into())
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -34,6 +34,7 @@ async fn main() -> anyhow::Result<()> {
         queue_active_limit: args.active_per_schedule.unwrap_or(args.sagas as u64 + 10),
         replicas: args.replicas,
         postgres: args.db == Backend::Postgres,
+        postgres_server: Some(args.postgres_server()),
         sync_always: args.sync_always,
         // As a deployment would run: the bench runs one system.
         db_connections: nats::db::DEFAULT_CONNECTIONS,
@@ -70,8 +71,8 @@ async fn main() -> anyhow::Result<()> {
         None => format!("closed loop, {} users in flight", args.concurrency),
     };
     let db = match args.db {
-        Backend::Sqlite => "SQLite",
-        Backend::Postgres => "PostgreSQL",
+        Backend::Sqlite => "SQLite".to_owned(),
+        Backend::Postgres => format!("PostgreSQL at {}", args.postgres_server()),
     };
     println!(
         "{} sagas, {mode}, {db}, {} process(es) per consumer group",
