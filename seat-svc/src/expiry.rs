@@ -23,10 +23,10 @@ pub async fn expire_holds(uow: &UnitOfWork, db: &Db) -> anyhow::Result<usize> {
             let mut released = 0;
             for r in due {
                 // Sold, released or expired by someone else since the scan read it: leave it.
-                if let Some((hold, seats)) = holds::get(w, r).await?
-                    && is_due(&hold, w.now())
+                if let Some(taken) = holds::get(w, r).await?
+                    && is_due(&taken.hold, w.now())
                 {
-                    release(w, r, seats, ReleaseReason::Expired).await?;
+                    release(w, r, taken, ReleaseReason::Expired).await?;
                     released += 1;
                 }
             }

@@ -2,10 +2,10 @@
 //! schedule event, the queue, holds and their bad input, and the payment reactions.
 
 use async_nats::jetstream::AckKind;
-use contracts::events::{PaymentCompleted, ScheduleOpened};
+use contracts::events::{PaymentCompleted, ReservationCancelled, ScheduleOpened};
 use contracts::{
-    ConcertEvent, ConcertId, Event, PaymentEvent, Points, ReservationId, ScheduleId, SeatId,
-    SeatSpec, UserId,
+    ConcertEvent, ConcertId, Event, PaymentEvent, Points, ReservationEvent, ReservationId,
+    ScheduleId, SeatId, SeatSpec, UserId,
 };
 use futures::StreamExt;
 use harness::{Api, RawBody, TestEnv, eventually};
@@ -477,6 +477,77 @@ async fn a_completed_payment_sells_a_live_hold_and_refuses_an_unknown_one() {
     hold(&env, &api, "ben", schedule, &t2, &seats)
         .await
         .expect_problem(409, "seat-unavailable");
+}
+
+/// Settling a hold reads its seats' versions with the hold and writes their change without
+/// asking back: the versions each event announces are the seat's own, also for a seat that an
+/// earlier hold released and a later one took, and a late cancel of the earlier hold moves
+/// nothing.
+#[tokio::test]
+async fn settled_holds_announce_the_versions_their_seats_have() {
+    let env = TestEnv::new().unwrap();
+    let api = start(&env, 100).await;
+    let (schedule, seats, event) = opened(1);
+    env.publish("concert-svc", &event).await.unwrap();
+    let versions = |v: u64| json!({seats[0].to_string(): v});
+    let cancelled = |r: ReservationId, user: &str| {
+        ReservationEvent::Cancelled(ReservationCancelled {
+            reservation_id: r,
+            user_id: UserId(user.into()),
+        })
+    };
+    let payload = |m: async_nats::jetstream::message::StreamMessage| -> serde_json::Value {
+        serde_json::from_slice(&m.payload).unwrap()
+    };
+
+    let t1 = token(&env, &api, "ann", schedule).await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let first = hold(&env, &api, "ann", schedule, &t1, &seats)
+        .await
+        .expect(201);
+    let r1 = ReservationId::parse(&first.str("reservation_id")).unwrap();
+    env.publish("reservation-svc", &cancelled(r1, "ann"))
+        .await
+        .unwrap();
+    let released = env
+        .event("SEAT", &format!("seat.released.{r1}"))
+        .await
+        .unwrap();
+    assert_eq!(payload(released)["versions"], versions(2));
+
+    let t2 = token(&env, &api, "ben", schedule).await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let second = hold(&env, &api, "ben", schedule, &t2, &seats)
+        .await
+        .expect(201);
+    let r2 = ReservationId::parse(&second.str("reservation_id")).unwrap();
+    env.publish("payment-svc", &paid(r2, "ben")).await.unwrap();
+    let sold = env.event("SEAT", &format!("seat.sold.{r2}")).await.unwrap();
+    assert_eq!(payload(sold)["versions"], versions(4));
+
+    // The first hold's cancel again (a late copy), then the second's: only the second moves the
+    // seat, from the version its sale left.
+    env.publish("reservation-svc", &cancelled(r1, "ann"))
+        .await
+        .unwrap();
+    env.publish("reservation-svc", &cancelled(r2, "ben"))
+        .await
+        .unwrap();
+    let released = env
+        .event("SEAT", &format!("seat.released.{r2}"))
+        .await
+        .unwrap();
+    assert_eq!(payload(released)["versions"], versions(5));
+    let again = hold(&env, &api, "ann", schedule, &t1, &seats).await;
+    assert_eq!(
+        again.status, 403,
+        "the first token is used up: {}",
+        again.body
+    );
 }
 
 #[tokio::test]

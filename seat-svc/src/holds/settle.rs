@@ -3,12 +3,12 @@
 //! cancel releases it.
 
 use super::domain::{OnPaid, on_payment_completed, releases_on_cancel, releases_on_payment_failed};
-use super::store;
+use super::store::{self, Taken};
 use crate::{inventory, queue};
 use contracts::events::{SeatReleased, SeatSaleRejected, SeatSold};
 use contracts::{
     PaymentEvent, PaymentKind, ReleaseReason, ReservationEvent, ReservationId, ReservationKind,
-    SeatEvent, SeatId,
+    SeatEvent,
 };
 use nats::messaging::consumer::{Delivery, EventHandler, NotHandled};
 use nats::messaging::topology::Subscription;
@@ -20,21 +20,22 @@ pub const PAYMENTS: Subscription<PaymentEvent> =
 /// The cancels that release one.
 pub const CANCELS: Subscription<ReservationEvent> = Subscription::to(&[ReservationKind::Cancelled]);
 
-/// Ends the hold of `r` by releasing its seats for `reason`: frees them, ends its queue token,
-/// and announces `seat.released`.
+/// Ends the hold of `r` (as [`store::get`] read it) by releasing its seats for `reason`: frees
+/// them, ends its queue token, and announces `seat.released`.
 pub async fn release(
     w: &mut Work,
     r: ReservationId,
-    seat_ids: Vec<SeatId>,
+    taken: Taken,
     reason: ReleaseReason,
 ) -> anyhow::Result<()> {
-    // The hold's and the token's changes are sent with the seats' (one statement).
+    // The hold's, the token's and the seats' changes go as one statement, in a batch with the
+    // next hold's read.
     store::release(w, r, reason).await?;
     queue::store::finish_for(w, r).await?;
-    let versions = inventory::store::free(w, r).await?;
+    let versions = inventory::store::free(w, r, &taken.owned).await?;
     w.emit(&SeatEvent::Released(SeatReleased {
         reservation_id: r,
-        seat_ids,
+        seat_ids: taken.seats,
         reason,
         versions,
     }));
@@ -54,40 +55,45 @@ impl EventHandler<PaymentEvent> for HoldKeeper {
         match &d.event {
             PaymentEvent::Completed(paid) => {
                 let r = paid.reservation_id;
-                let hold = store::get(w, r).await?;
-                let seats = || hold.as_ref().map(|(_, s)| s.clone()).unwrap_or_default();
+                let taken = store::get(w, r).await?;
                 let reject = |reason| {
                     SeatEvent::SaleRejected(SeatSaleRejected {
                         reservation_id: r,
                         reason,
                     })
                 };
-                match on_payment_completed(hold.as_ref().map(|(h, _)| h), w.now()) {
-                    OnPaid::Sell => {
-                        // Sent with the seats' change (one statement).
+                let paid = on_payment_completed(taken.as_ref().map(|t| &t.hold), w.now());
+                match (paid, taken) {
+                    (OnPaid::Sell, Some(taken)) => {
+                        // One statement with the seats' change, in a batch with the next
+                        // hold's read.
                         store::sell(w, r).await?;
                         queue::store::finish_for(w, r).await?;
-                        let versions = inventory::store::sell(w, r).await?;
+                        let versions = inventory::store::sell(w, r, &taken.owned).await?;
                         w.emit(&SeatEvent::Sold(SeatSold {
                             reservation_id: r,
-                            seat_ids: seats(),
+                            seat_ids: taken.seats,
                             versions,
                         }));
                     }
-                    OnPaid::ExpireAndReject => {
-                        release(w, r, seats(), ReleaseReason::Expired).await?;
+                    (OnPaid::ExpireAndReject, Some(taken)) => {
+                        release(w, r, taken, ReleaseReason::Expired).await?;
                         w.emit(&reject(contracts::SaleRejection::HoldExpired));
                     }
-                    OnPaid::Reject(reason) => w.emit(&reject(reason)),
-                    OnPaid::Nothing => {}
+                    // Not without a hold (the domain then says `UnknownHold`); said as much.
+                    (OnPaid::Sell | OnPaid::ExpireAndReject, None) => {
+                        w.emit(&reject(contracts::SaleRejection::UnknownHold));
+                    }
+                    (OnPaid::Reject(reason), _) => w.emit(&reject(reason)),
+                    (OnPaid::Nothing, _) => {}
                 }
             }
             PaymentEvent::Failed(failed) => {
                 let r = failed.reservation_id;
-                if let Some((hold, seats)) = store::get(w, r).await?
-                    && releases_on_payment_failed(Some(&hold))
+                if let Some(taken) = store::get(w, r).await?
+                    && releases_on_payment_failed(Some(&taken.hold))
                 {
-                    release(w, r, seats, ReleaseReason::PaymentFailed).await?;
+                    release(w, r, taken, ReleaseReason::PaymentFailed).await?;
                 }
             }
             // Not subscribed; harmless if it ever arrives.
@@ -105,10 +111,10 @@ impl EventHandler<ReservationEvent> for HoldKeeper {
     ) -> Result<(), Error<NotHandled>> {
         if let ReservationEvent::Cancelled(c) = &d.event {
             let r = c.reservation_id;
-            if let Some((hold, seats)) = store::get(w, r).await?
-                && releases_on_cancel(Some(&hold))
+            if let Some(taken) = store::get(w, r).await?
+                && releases_on_cancel(Some(&taken.hold))
             {
-                release(w, r, seats, ReleaseReason::Cancelled).await?;
+                release(w, r, taken, ReleaseReason::Cancelled).await?;
             }
         }
         Ok(())

@@ -1,6 +1,7 @@
 //! store: holds and the seats each took, in SQL.
 
 use super::domain::{Hold, HoldStatus};
+use crate::inventory::store::Owned;
 use crate::queue::domain::QueueToken;
 use contracts::{Points, ReleaseReason, ReservationId, ScheduleId, SeatId, UserId};
 use nats::db::{Sql, from_millis};
@@ -42,20 +43,37 @@ pub async fn insert(sql: &mut impl Sql, h: &NewHold<'_>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The hold, locked for the rest of the unit of work, and the seats it took (a hold takes one
-/// seat at least), in one statement.
-pub async fn get(
-    sql: &mut impl Sql,
-    reservation: ReservationId,
-) -> anyhow::Result<Option<(Hold, Vec<SeatId>)>> {
+/// A hold's record, as the statements about one hold and the rows that belong to it (its
+/// seats, its queue token) say (`Statement::record`): in a consumer's batch the writes that
+/// settle one hold go with the next hold's read.
+pub const HOLD: &str = "holds";
+
+/// A hold as settling reads it.
+pub struct Taken {
+    pub hold: Hold,
+    /// The seats it took (one at least).
+    pub seats: Vec<SeatId>,
+    /// Those still its own (held, or bought), with their versions.
+    pub owned: Vec<Owned>,
+}
+
+/// The hold, locked for the rest of the unit of work, the seats it took, and those still its own
+/// with their versions, in one statement: what settling changes is then known without asking
+/// back, so its writes need no answer ([`crate::inventory::store::sell`]).
+pub async fn get(sql: &mut impl Sql, reservation: ReservationId) -> anyhow::Result<Option<Taken>> {
     let rows = sql
         .sql(
-            "SELECT h.status, h.expires_at, h.release_reason, s.seat_id
+            "SELECT h.status, h.expires_at, h.release_reason, s.seat_id,
+                    (SELECT st.status FROM seats st
+                     WHERE st.id = s.seat_id AND st.reservation_id = h.reservation_id) AS seat_status,
+                    (SELECT st.version FROM seats st
+                     WHERE st.id = s.seat_id AND st.reservation_id = h.reservation_id) AS seat_version
              FROM holds h JOIN hold_seats s ON s.reservation_id = h.reservation_id
              WHERE h.reservation_id = $1 ORDER BY s.seat_id",
         )
         .bind(reservation)
         .for_update()
+        .record(HOLD, reservation)
         .fetch_all()
         .await?;
     let Some(row) = rows.first() else {
@@ -66,11 +84,20 @@ pub async fn get(
         expires_at: from_millis(row.get("expires_at")?),
         release_reason: row.parse_opt("release_reason")?,
     };
-    let seats = rows
-        .iter()
-        .map(|r| r.parse("seat_id"))
-        .collect::<anyhow::Result<_>>()?;
-    Ok(Some((hold, seats)))
+    let mut seats = Vec::with_capacity(rows.len());
+    let mut owned = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let id: SeatId = r.parse("seat_id")?;
+        seats.push(id);
+        if let Some(status) = r.parse_opt("seat_status")? {
+            owned.push(Owned {
+                id,
+                status,
+                version: r.get::<i64>("seat_version")? as u64,
+            });
+        }
+    }
+    Ok(Some(Taken { hold, seats, owned }))
 }
 
 /// Holds whose deadline has passed and that are still live (oldest first).
@@ -99,6 +126,7 @@ pub async fn sell(sql: &mut impl Sql, reservation: ReservationId) -> anyhow::Res
         .bind(HoldStatus::Sold.as_str())
         .bind(reservation)
         .bind(HoldStatus::Held.as_str())
+        .record(HOLD, reservation)
         .execute_later()
         .await
 }
@@ -119,6 +147,7 @@ pub async fn release(
     .bind(reservation)
     .bind(HoldStatus::Held.as_str())
     .bind(HoldStatus::Sold.as_str())
+    .record(HOLD, reservation)
     .execute_later()
     .await
 }

@@ -2,6 +2,7 @@
 //! one concurrent hold wins a seat, across processes and replicas.
 
 use super::domain::SeatStatus;
+use crate::holds::store::HOLD;
 use contracts::events::ScheduleOpened;
 use contracts::{ReservationId, ScheduleId, SeatId, SeatVersions};
 use nats::db::{Row, Sql, placeholders, to_millis};
@@ -108,36 +109,66 @@ pub async fn count_known(
     .get("n")
 }
 
-/// Sells the seats `reservation` holds; answers their versions after it.
-pub async fn sell(sql: &mut impl Sql, reservation: ReservationId) -> anyhow::Result<SeatVersions> {
-    let rows = sql
-        .sql(
-            "UPDATE seats SET status = $1, version = version + 1
-             WHERE reservation_id = $2 AND status = $3 RETURNING id, price, version",
-        )
-        .bind(SeatStatus::Sold.as_str())
-        .bind(reservation)
-        .bind(SeatStatus::Held.as_str())
-        .fetch_all()
-        .await?;
-    Ok(changed(&rows)?.versions)
+/// A seat the hold of a reservation still has (held, or bought), as settling reads it with the
+/// hold (`holds::store::get`).
+#[derive(Debug, Clone)]
+pub struct Owned {
+    pub id: SeatId,
+    pub status: SeatStatus,
+    pub version: u64,
 }
 
-/// Makes the seats `reservation` holds or bought available again; answers their versions after
-/// it.
-pub async fn free(sql: &mut impl Sql, reservation: ReservationId) -> anyhow::Result<SeatVersions> {
-    let rows = sql
-        .sql(
-            "UPDATE seats SET status = $1, reservation_id = NULL, version = version + 1
-             WHERE reservation_id = $2 AND status IN ($3, $4) RETURNING id, price, version",
-        )
-        .bind(SeatStatus::Available.as_str())
-        .bind(reservation)
-        .bind(SeatStatus::Held.as_str())
-        .bind(SeatStatus::Sold.as_str())
-        .fetch_all()
-        .await?;
-    Ok(changed(&rows)?.versions)
+/// The versions the seats among `owned` whose status is one of `from` have once changed: one
+/// more each (the hold's row lock, taken when they were read, keeps anyone else from changing
+/// them meanwhile).
+fn next_versions(owned: &[Owned], from: &[SeatStatus]) -> SeatVersions {
+    owned
+        .iter()
+        .filter(|seat| from.contains(&seat.status))
+        .map(|seat| (seat.id, seat.version + 1))
+        .collect()
+}
+
+/// Marks the seats `reservation` holds sold (a write sent later: `Statement::execute_later`,
+/// about the hold's record, so in a consumer's batch it goes with the next hold's read); answers
+/// their versions after it.
+pub async fn sell(
+    sql: &mut impl Sql,
+    reservation: ReservationId,
+    owned: &[Owned],
+) -> anyhow::Result<SeatVersions> {
+    sql.sql(
+        "UPDATE seats SET status = $1, version = version + 1
+         WHERE reservation_id = $2 AND status = $3",
+    )
+    .bind(SeatStatus::Sold.as_str())
+    .bind(reservation)
+    .bind(SeatStatus::Held.as_str())
+    .record(HOLD, reservation)
+    .execute_later()
+    .await?;
+    Ok(next_versions(owned, &[SeatStatus::Held]))
+}
+
+/// Makes the seats `reservation` holds or bought available again (a write sent later, as
+/// [`sell`]); answers their versions after it.
+pub async fn free(
+    sql: &mut impl Sql,
+    reservation: ReservationId,
+    owned: &[Owned],
+) -> anyhow::Result<SeatVersions> {
+    sql.sql(
+        "UPDATE seats SET status = $1, reservation_id = NULL, version = version + 1
+         WHERE reservation_id = $2 AND status IN ($3, $4)",
+    )
+    .bind(SeatStatus::Available.as_str())
+    .bind(reservation)
+    .bind(SeatStatus::Held.as_str())
+    .bind(SeatStatus::Sold.as_str())
+    .record(HOLD, reservation)
+    .execute_later()
+    .await?;
+    Ok(next_versions(owned, &[SeatStatus::Held, SeatStatus::Sold]))
 }
 
 /// One seat as the audit reads it.

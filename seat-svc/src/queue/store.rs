@@ -273,6 +273,7 @@ pub async fn finish_for(sql: &mut impl Sql, reservation: ReservationId) -> anyho
     .bind(TokenState::Done.as_str())
     .bind(reservation)
     .bind(TokenState::Live.as_str())
+    .record(crate::holds::store::HOLD, reservation)
     .execute_later()
     .await
 }
