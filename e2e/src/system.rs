@@ -71,12 +71,8 @@ impl System {
             .prefix("ticketing-e2e-")
             .disable_cleanup(std::env::var_os("E2E_KEEP").is_some())
             .tempdir()?;
-        let databases = match (opts.postgres, &opts.postgres_server) {
-            (true, Some(server)) => {
-                harness::Databases::on(Some(server.clone()), dir.path().to_path_buf())
-            }
-            (postgres, _) => harness::Databases::new(postgres, dir.path().to_path_buf()),
-        };
+        let server = opts.postgres_server.clone();
+        let databases = harness::Databases::new(opts.postgres, server, dir.path().into());
         // A fresh random secret per system: services refuse short or publicly known ones.
         let secret = format!(
             "{}{}",

@@ -21,6 +21,11 @@ pub fn local_socket_server() -> Option<String> {
         .then(|| "postgres://postgres@%2Fvar%2Frun%2Fpostgresql".to_owned())
 }
 
+/// The PostgreSQL server of `TEST_POSTGRES_URL`, or [`TCP_SERVER`].
+pub fn postgres_server() -> String {
+    std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| TCP_SERVER.into())
+}
+
 /// Whether `TEST_DATABASE=postgres` asks for PostgreSQL.
 pub fn postgres_from_env() -> bool {
     std::env::var("TEST_DATABASE").as_deref() == Ok("postgres")
@@ -35,20 +40,13 @@ pub struct Databases {
 impl Databases {
     /// Databases for one test, SQLite files going into `dir`.
     pub fn from_env(dir: PathBuf) -> Databases {
-        Self::new(postgres_from_env(), dir)
+        Self::new(postgres_from_env(), None, dir)
     }
 
-    /// On PostgreSQL when `postgres` (the server of `TEST_POSTGRES_URL`, or [`TCP_SERVER`]),
-    /// else SQLite files in `dir`.
-    pub fn new(postgres: bool, dir: PathBuf) -> Databases {
-        let server = postgres
-            .then(|| std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| TCP_SERVER.into()));
-        Self::on(server, dir)
-    }
-
-    /// On the PostgreSQL server `postgres` (`postgres://user@host[:port]`) if any, else SQLite
-    /// files in `dir`.
-    pub fn on(postgres: Option<String>, dir: PathBuf) -> Databases {
+    /// On PostgreSQL when `postgres`, on `server` (`postgres://user@host[:port]`) or else
+    /// [`postgres_server`]; else SQLite files in `dir`.
+    pub fn new(postgres: bool, server: Option<String>, dir: PathBuf) -> Databases {
+        let postgres = postgres.then(|| server.unwrap_or_else(postgres_server));
         Databases {
             postgres,
             dir,

@@ -20,7 +20,9 @@ pub use api::{Api, RawBody, Reply};
 pub use browser::{CHROMIUM, Chromedriver};
 pub use bus::{Watched, publish_message, stream_messages};
 pub use cluster::NatsCluster;
-pub use database::{Databases, TCP_SERVER, local_socket_server, postgres_from_env};
+pub use database::{
+    Databases, TCP_SERVER, local_socket_server, postgres_from_env, postgres_server,
+};
 pub use env::TestEnv;
 pub use outage::{Breaker, Cut};
 pub use server::{MIN_VERSION, NatsServer, nats_server_binary, server_version, workspace_root};

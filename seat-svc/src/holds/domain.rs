@@ -5,6 +5,11 @@ use contracts::{ReleaseReason, SaleRejection, SeatId};
 use std::collections::HashSet;
 use time::OffsetDateTime;
 
+/// A hold's record, as the statements about one hold and the rows that belong to it (its
+/// seats, its queue token) say (`nats::db::Statement::record`): in a consumer's batch the writes
+/// that settle one hold go with the next hold's read.
+pub const HOLD: &str = "holds";
+
 /// Most seats one hold may take.
 pub const MAX_SEATS_PER_HOLD: usize = 10;
 

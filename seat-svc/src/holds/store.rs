@@ -1,6 +1,6 @@
 //! store: holds and the seats each took, in SQL.
 
-use super::domain::{Hold, HoldStatus};
+use super::domain::{HOLD, Hold, HoldStatus};
 use crate::inventory::store::Owned;
 use crate::queue::domain::QueueToken;
 use contracts::{Points, ReleaseReason, ReservationId, ScheduleId, SeatId, UserId};
@@ -42,11 +42,6 @@ pub async fn insert(sql: &mut impl Sql, h: &NewHold<'_>) -> anyhow::Result<()> {
     }
     Ok(())
 }
-
-/// A hold's record, as the statements about one hold and the rows that belong to it (its
-/// seats, its queue token) say (`Statement::record`): in a consumer's batch the writes that
-/// settle one hold go with the next hold's read.
-pub const HOLD: &str = "holds";
 
 /// A hold as settling reads it.
 pub struct Taken {

@@ -2,7 +2,7 @@
 //! one concurrent hold wins a seat, across processes and replicas.
 
 use super::domain::SeatStatus;
-use crate::holds::store::HOLD;
+use crate::holds::domain::HOLD;
 use contracts::events::ScheduleOpened;
 use contracts::{ReservationId, ScheduleId, SeatId, SeatVersions};
 use nats::db::{Row, Sql, placeholders, to_millis};

@@ -3,7 +3,7 @@
 //! kept at its join already says it is admitted.
 
 use super::domain::{QueueToken, TokenState};
-use crate::holds::domain::HoldStatus;
+use crate::holds::domain::{HOLD, HoldStatus};
 use contracts::{ReservationId, ScheduleId, UserId};
 use nats::db::{Row, Sql};
 
@@ -273,7 +273,7 @@ pub async fn finish_for(sql: &mut impl Sql, reservation: ReservationId) -> anyho
     .bind(TokenState::Done.as_str())
     .bind(reservation)
     .bind(TokenState::Live.as_str())
-    .record(crate::holds::store::HOLD, reservation)
+    .record(HOLD, reservation)
     .execute_later()
     .await
 }

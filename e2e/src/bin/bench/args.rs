@@ -51,7 +51,7 @@ impl Args {
             .clone()
             .or_else(|| std::env::var("TEST_POSTGRES_URL").ok())
             .or_else(harness::local_socket_server)
-            .unwrap_or_else(|| harness::TCP_SERVER.into())
+            .unwrap_or_else(harness::postgres_server)
     }
 }
 
