@@ -79,6 +79,14 @@ async fn token(env: &TestEnv, api: &Api, user: &str, schedule: ScheduleId) -> se
     .unwrap()
 }
 
+/// The queue token `user` takes (as [`token`]), as sent in `Queue-Token`.
+async fn token_id(env: &TestEnv, api: &Api, user: &str, schedule: ScheduleId) -> String {
+    token(env, api, user, schedule).await["token"]
+        .as_str()
+        .expect("a token answer carries its token")
+        .to_owned()
+}
+
 /// payment-svc's word that `user` paid 100 points for `reservation`.
 fn paid(reservation: ReservationId, user: &str) -> PaymentEvent {
     PaymentEvent::Completed(PaymentCompleted {
@@ -120,10 +128,7 @@ async fn a_seat_is_held_once_and_a_multi_seat_hold_is_all_or_nothing() {
         (Some("active"), Some(0))
     );
     let a = a["token"].as_str().unwrap().to_owned();
-    let b = token(&env, &api, "ben", schedule).await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let b = token_id(&env, &api, "ben", schedule).await;
 
     let first = hold(&env, &api, "ann", schedule, &a, &seats[..1])
         .await
@@ -159,10 +164,7 @@ async fn seats_whose_prices_add_up_past_any_amount_are_refused_not_wrapped() {
     let api = start(&env, 100).await;
     let (schedule, seats, event) = opened_at(4, 1 << 62);
     env.publish("concert-svc", &event).await.unwrap();
-    let t = token(&env, &api, "ann", schedule).await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let t = token_id(&env, &api, "ann", schedule).await;
     let refused = hold(&env, &api, "ann", schedule, &t, &seats)
         .await
         .expect_problem(422, "too-expensive");
@@ -184,10 +186,7 @@ async fn bad_hold_requests_get_the_right_problem() {
     let api = start(&env, 100).await;
     let (schedule, seats, event) = opened(2);
     env.publish("concert-svc", &event).await.unwrap();
-    let t = token(&env, &api, "ann", schedule).await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let t = token_id(&env, &api, "ann", schedule).await;
     let ann = env.user("ann");
     let path = format!("/schedules/{schedule}/holds");
     // (body, queue token, user, expected status)
@@ -444,10 +443,7 @@ async fn a_completed_payment_sells_a_live_hold_and_refuses_an_unknown_one() {
     let api = start(&env, 100).await;
     let (schedule, seats, event) = opened(1);
     env.publish("concert-svc", &event).await.unwrap();
-    let t = token(&env, &api, "ann", schedule).await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let t = token_id(&env, &api, "ann", schedule).await;
     let held = hold(&env, &api, "ann", schedule, &t, &seats)
         .await
         .expect(201);
@@ -470,10 +466,7 @@ async fn a_completed_payment_sells_a_live_hold_and_refuses_an_unknown_one() {
     let body: serde_json::Value = serde_json::from_slice(&rejected.payload).unwrap();
     assert_eq!(body["reason"], "unknown_hold");
     // The sold seat cannot be held again.
-    let t2 = token(&env, &api, "ben", schedule).await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let t2 = token_id(&env, &api, "ben", schedule).await;
     hold(&env, &api, "ben", schedule, &t2, &seats)
         .await
         .expect_problem(409, "seat-unavailable");
@@ -500,10 +493,7 @@ async fn settled_holds_announce_the_versions_their_seats_have() {
         serde_json::from_slice(&m.payload).unwrap()
     };
 
-    let t1 = token(&env, &api, "ann", schedule).await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let t1 = token_id(&env, &api, "ann", schedule).await;
     let first = hold(&env, &api, "ann", schedule, &t1, &seats)
         .await
         .expect(201);
@@ -517,10 +507,7 @@ async fn settled_holds_announce_the_versions_their_seats_have() {
         .unwrap();
     assert_eq!(payload(released)["versions"], versions(2));
 
-    let t2 = token(&env, &api, "ben", schedule).await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let t2 = token_id(&env, &api, "ben", schedule).await;
     let second = hold(&env, &api, "ben", schedule, &t2, &seats)
         .await
         .expect(201);

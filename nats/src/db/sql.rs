@@ -185,6 +185,20 @@ impl<'c> Statement<'c> {
 
     /// Runs it; the number of rows changed.
     pub async fn execute(self) -> anyhow::Result<u64> {
+        self.run(
+            |conn, text, args| Ok(lite::execute(conn, text, args)?),
+            async |conn, sent, args| Ok(query(sent, args).execute(conn).await?.rows_affected()),
+        )
+        .await
+    }
+
+    /// Runs it on its connection: in-process on SQLite (`lite`), else through sqlx (`sqlx`) with
+    /// the writes waiting that may go with it ([`later::run`]); a failure names the statement.
+    async fn run<T>(
+        self,
+        lite: impl FnOnce(&mut rusqlite::Connection, &str, &[Arg]) -> anyhow::Result<T>,
+        sqlx: impl AsyncFnOnce(&mut AnyConnection, &str, Vec<Arg>) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
         let Statement {
             conn,
             text,
@@ -192,12 +206,9 @@ impl<'c> Statement<'c> {
             record,
         } = self;
         match conn {
-            Conn::Lite(conn) => lite::execute(conn, &text, &args).map_err(anyhow::Error::from),
+            Conn::Lite(conn) => lite(conn, &text, &args),
             Conn::Sqlx(conn, waiting) => {
-                let execute = async |conn: &mut AnyConnection, sent: &str, args| {
-                    Ok(query(sent, args).execute(conn).await?.rows_affected())
-                };
-                later::run(conn, waiting, text.clone(), args, record.as_ref(), execute).await
+                later::run(conn, waiting, text.clone(), args, record.as_ref(), sqlx).await
             }
         }
         .with_context(|| failed(&text))
@@ -219,28 +230,20 @@ impl<'c> Statement<'c> {
     }
 
     async fn fetch(self, limit: usize) -> anyhow::Result<Vec<Row>> {
-        let Statement {
-            conn,
-            text,
-            args,
-            record,
-        } = self;
-        match conn {
-            Conn::Lite(conn) => lite::fetch(conn, &text, &args, limit)
-                .map(|rows| rows.into_iter().map(|row| Row(RowOf::Lite(row))).collect())
-                .map_err(anyhow::Error::from),
-            Conn::Sqlx(conn, waiting) => {
-                let fetch = async |conn: &mut AnyConnection, sent: &str, args| {
-                    let rows = query(sent, args).fetch(conn).take(limit);
-                    Ok(rows
-                        .map_ok(|row| Row(RowOf::Sqlx(row)))
-                        .try_collect()
-                        .await?)
-                };
-                later::run(conn, waiting, text.clone(), args, record.as_ref(), fetch).await
-            }
-        }
-        .with_context(|| failed(&text))
+        self.run(
+            |conn, text, args| {
+                let rows = lite::fetch(conn, text, args, limit)?;
+                Ok(rows.into_iter().map(|row| Row(RowOf::Lite(row))).collect())
+            },
+            async |conn, sent, args| {
+                let rows = query(sent, args).fetch(conn).take(limit);
+                Ok(rows
+                    .map_ok(|row| Row(RowOf::Sqlx(row)))
+                    .try_collect()
+                    .await?)
+            },
+        )
+        .await
     }
 }
 
