@@ -69,7 +69,9 @@ pub struct Db(Arc<Parts>);
 struct Parts {
     /// sqlx's connections: where migrations and the runtime's DDL run, and on PostgreSQL
     /// every write (the committers' connections). On SQLite one connection, for migrations and
-    /// DDL only: reads and the unit of work's transactions go through [`lite`].
+    /// DDL only: reads and the unit of work's transactions go through [`lite`]. It keeps no
+    /// connection between uses: a committer's, opened on its own thread when it first begins,
+    /// must not be one opened on the service's shared runtime ([`Db::begin`]).
     pool: AnyPool,
     /// PostgreSQL's read connections, apart from the committers' (`pool`): a read never waits
     /// for a unit of work to give a connection back. `None` on SQLite.
@@ -265,7 +267,7 @@ impl Db {
         }
     }
 
-    /// PostgreSQL connections for the unit of work's committers: one committer each.
+    /// The unit of work's committers, each with a write connection of its own (SQLite: one).
     pub fn committers(&self) -> u32 {
         self.0.committers
     }
@@ -275,7 +277,9 @@ impl Db {
     }
 
     /// Starts a write transaction. On SQLite it takes the write lock up front (`BEGIN
-    /// IMMEDIATE`) so a read inside it never has to upgrade (and fail) later.
+    /// IMMEDIATE`) so a read inside it never has to upgrade (and fail) later. On PostgreSQL a
+    /// committer's first transaction opens its connection, on the runtime it is called on (the
+    /// committer's thread: `unit_of_work`), which that connection's answers then wake.
     pub(crate) async fn begin(&self) -> anyhow::Result<Tx> {
         match &self.0.lite_writer {
             Some(conn) => Tx::lite(conn.clone().lock_owned().await),
@@ -285,23 +289,36 @@ impl Db {
 
     /// Runs the service's migrations.
     pub async fn migrate(&self, migrator: &Migrator) -> anyhow::Result<()> {
+        let mut conn = self.setup_connection().await?;
         migrator
-            .run(&self.0.pool)
+            .run(&mut *conn)
             .await
             .context("run the service's migrations")
     }
 
     /// Runs fixed DDL of the runtime's own (tables it creates if missing, idempotently).
     pub async fn ensure(&self, ddl: &[Cow<'static, str>]) -> anyhow::Result<()> {
+        let mut conn = self.setup_connection().await?;
         for statement in ddl {
             // Fixed text of our own; nothing from outside goes into it.
-            self.0
-                .pool
-                .execute(sqlx::AssertSqlSafe(statement.as_ref()))
+            conn.execute(sqlx::AssertSqlSafe(statement.as_ref()))
                 .await
                 .with_context(|| format!("create a table: {statement}"))?;
         }
         Ok(())
+    }
+
+    /// A connection of the write pool for set-up (migrations, DDL), closed when dropped: the
+    /// pool is to keep none for a committer ([`Parts::pool`]).
+    async fn setup_connection(&self) -> anyhow::Result<PoolConnection<Any>> {
+        let mut conn = self
+            .0
+            .pool
+            .acquire()
+            .await
+            .context("a connection for the database's set-up")?;
+        conn.close_on_drop();
+        Ok(conn)
     }
 
     pub async fn ping(&self) -> bool {

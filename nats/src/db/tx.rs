@@ -42,7 +42,8 @@ impl Drop for LiteTx {
 /// pool: the pool would ping each one when it is taken and again when it is given back, two
 /// round trips per transaction, and every commit begins the next transaction in the same round
 /// trip (`COMMIT; BEGIN`). A transaction that has begun holds no snapshot and no locks until
-/// its first statement.
+/// its first statement. Each is opened by the pool where its committer runs (the pool keeps no
+/// other: `Db::begin`), so the server's answers wake the committer's own thread.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Writers(Arc<Mutex<Vec<Writer>>>);
 

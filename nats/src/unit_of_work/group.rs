@@ -6,7 +6,7 @@
 use super::load::Load;
 use super::outbox::{self, Committed};
 use super::work::{Error, Work};
-use crate::db::{self, Backend, Db};
+use crate::db::{self, Db};
 use futures::future::BoxFuture;
 use std::sync::Arc;
 use std::time::Instant;
@@ -169,29 +169,31 @@ pub(super) struct Committer {
 }
 
 impl Committer {
-    /// SQLite: a thread of its own, where every statement of a unit runs synchronously on the
-    /// write connection; PostgreSQL's driver is async: a task.
+    /// Each committer on a thread of its own, with a runtime of its own. On SQLite every
+    /// statement of a unit runs there synchronously on the write connection; on PostgreSQL the
+    /// committer's connection is opened there too (`Db::begin`), so each answer of the server
+    /// wakes that thread at once instead of waiting for a turn among the service's requests and
+    /// consumers on the shared runtime: its transactions are a chain of round trips, one after
+    /// another (paired runs +8-11 % sagas/s: docs/benchmarks.md).
     pub(super) fn start(self, queue: mpsc::Receiver<Submission>) {
         let queue = Arc::new(Mutex::new(queue));
-        match self.db.backend() {
-            Backend::Sqlite => {
-                let name = format!("{}-db", self.service);
-                let spawned = std::thread::Builder::new()
-                    .name(name)
-                    .spawn(move || futures::executor::block_on(self.serve(queue)));
-                if let Err(e) = spawned {
-                    // Every unit is answered with the failure instead (its queue is closed).
-                    tracing::error!(error = %e, "start the database thread");
+        let committer = Arc::new(self);
+        for _ in 0..committer.db.committers() {
+            let (committer, queue) = (committer.clone(), queue.clone());
+            let name = format!("{}-db", committer.service);
+            let spawned = std::thread::Builder::new().name(name).spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime.block_on(committer.serve(queue)),
+                    Err(e) => tracing::error!(error = %e, "start the database thread's runtime"),
                 }
-            }
-            Backend::Postgres => {
-                // A committer per connection (`db::COMMITTERS`: one, as on SQLite, whose
-                // one writer needs no more).
-                let committer = Arc::new(self);
-                for _ in 0..committer.db.committers() {
-                    let (committer, queue) = (committer.clone(), queue.clone());
-                    tokio::spawn(async move { committer.serve(queue).await });
-                }
+            });
+            if let Err(e) = spawned {
+                // Its units are answered with the failure instead (once no committer is left,
+                // the queue is closed).
+                tracing::error!(error = %e, "start the database thread");
             }
         }
     }
