@@ -212,22 +212,30 @@ async fn a_unit_that_is_rejected_or_fails_keeps_nothing_and_the_others_in_its_ba
     let outcomes = uow.handle_all("test", vec![(b, counting(End::Fail))]).await;
     assert_eq!(shapes(outcomes), ["ok"]);
 
-    // Many callers at once: their units share commits, and each is answered only once its
-    // effect is committed (a read right after the answer sees it).
-    let callers = (0..200).map(|_| {
+    // Many callers at once: their units share commits, a rejected one (a group's first, too:
+    // its savepoint is the transaction's start on PostgreSQL) keeps nothing while the others
+    // go on, and each is answered only once its effect is committed (a read right after the
+    // answer sees it).
+    let callers = (0..200).map(|i| {
         let (uow, db) = (uow.clone(), db.clone());
+        let end = if i % 4 == 0 { End::Refuse } else { End::Done };
         tokio::spawn(async move {
-            uow.decide(|w| counting(End::Done)(w)).await.unwrap();
-            counted(&db).await
+            let outcome = uow.decide(move |w| counting(end)(w)).await;
+            (end, outcome, counted(&db).await)
         })
     });
-    for seen in futures::future::join_all(callers).await {
-        assert!(
-            seen.unwrap() >= 9,
-            "a caller's own row is committed when it is answered"
-        );
+    for joined in futures::future::join_all(callers).await {
+        match joined.unwrap() {
+            (End::Refuse, outcome, _) => {
+                assert!(matches!(outcome, Err(Error::Rejected(Refused))));
+            }
+            (_, outcome, seen) => {
+                outcome.unwrap();
+                assert!(seen >= 9, "a caller's own row is committed when it is answered");
+            }
+        }
     }
-    assert_eq!(counted(&db).await, 208);
+    assert_eq!(counted(&db).await, 8 + 150, "the rejected ones kept nothing");
 }
 
 /// Writes sent later: a read of the same unit sees them, and one that fails fails its unit

@@ -92,6 +92,7 @@ impl Writers {
             writer: Some(writer),
             writers: self.clone(),
             waiting: Waiting::default(),
+            start: Start::Empty,
         }))
     }
 
@@ -111,6 +112,20 @@ pub struct PgTx {
     /// Writes that go with a later statement: the running unit's, and in a consumer's batch
     /// those of the units before it that may wait on.
     waiting: Waiting,
+    start: Start,
+}
+
+/// Whether the transaction's start serves as the first unit's savepoint: nothing before it
+/// is to be kept, so undoing it is beginning again (`ROLLBACK; BEGIN`, one round trip as
+/// `ROLLBACK TO SAVEPOINT` is), and the `SAVEPOINT` round trip is saved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// Nothing has run in it yet.
+    Empty,
+    /// Its first unit's savepoint is its start, and that unit is the running one.
+    Savepoint,
+    /// Savepoints are taken.
+    Used,
 }
 
 impl Drop for PgTx {
@@ -134,8 +149,21 @@ impl PgTx {
     }
 
     fn conn(&mut self) -> Conn<'_> {
+        if self.start == Start::Empty {
+            self.start = Start::Used;
+        }
         let (conn, waiting) = self.parts();
         Conn::Sqlx(conn, Some(waiting))
+    }
+
+    /// Undoes everything: the first unit, whose savepoint is the start, did not succeed.
+    async fn begin_again(&mut self) -> anyhow::Result<()> {
+        self.waiting.forget();
+        let (conn, _) = self.parts();
+        conn.execute(sqlx::raw_sql("ROLLBACK; BEGIN"))
+            .await
+            .context("roll back to the transaction's start")?;
+        Ok(())
     }
 
     async fn commit(mut self) -> anyhow::Result<()> {
@@ -225,8 +253,18 @@ impl Tx {
         matches!(self, Tx::Pg(tx) if tx.waiting.blurred)
     }
 
-    /// Marks where the next unit of a group starts.
+    /// Marks where the next unit of a group starts. On PostgreSQL the first unit's is the
+    /// transaction's start ([`Start`]): no round trip.
     pub(crate) async fn savepoint(&mut self) -> anyhow::Result<()> {
+        if let Tx::Pg(tx) = self {
+            match tx.start {
+                Start::Empty => {
+                    tx.start = Start::Savepoint;
+                    return Ok(());
+                }
+                Start::Savepoint | Start::Used => tx.start = Start::Used,
+            }
+        }
         self.statement(Cow::Borrowed("SAVEPOINT unit"))
             .execute()
             .await
@@ -241,7 +279,8 @@ impl Tx {
     /// of the same name, hides it (both databases roll back to the latest of a name), and the
     /// commit keeps them all.
     pub(crate) async fn end_savepoint(&mut self, keep: bool) -> anyhow::Result<()> {
-        let end = match (keep, &self) {
+        let end = match (keep, &mut *self) {
+            (false, Tx::Pg(tx)) if tx.start == Start::Savepoint => return tx.begin_again().await,
             (false, _) => "ROLLBACK TO SAVEPOINT unit",
             (true, Tx::Lite(_)) => "RELEASE SAVEPOINT unit",
             (true, Tx::Pg(_)) => return Ok(()),

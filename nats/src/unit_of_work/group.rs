@@ -261,25 +261,31 @@ impl Committer {
         }
     }
 
-    /// Writes the events of the units that succeeded to the outbox, marks the rows the relay
-    /// has published since the last commit, commits, tells the relay and runs the hooks.
+    /// Marks the rows the relay has published since the last commit, writes the events of the
+    /// units that succeeded to the outbox (on PostgreSQL both in one statement: the marks are
+    /// a write sent later), commits, tells the relay and runs the hooks.
     async fn commit(&self, mut work: Work) -> anyhow::Result<()> {
         let events = std::mem::take(&mut work.committing);
         let hooks = std::mem::take(&mut work.committed_hooks);
         let now = work.now_ms();
-        let written = outbox::insert(&mut work, &events, now).await?;
         let marks = self.published.take();
-        let mut committed = outbox::mark_published(&mut work, &marks, now).await;
-        if committed.is_ok() {
-            committed = work.tx.commit().await;
+        let written = async {
+            outbox::mark_published(&mut work, &marks, now).await?;
+            let written = outbox::insert(&mut work, &events, now).await?;
+            work.tx.commit().await?;
+            anyhow::Ok(written)
         }
-        match committed {
-            Ok(()) => self.published.marked(&marks),
+        .await;
+        let written = match written {
+            Ok(written) => {
+                self.published.marked(&marks);
+                written
+            }
             Err(e) => {
                 self.published.put_back(&marks);
                 return Err(e);
             }
-        }
+        };
         if !written.is_empty() {
             self.committed.tell(written);
         }

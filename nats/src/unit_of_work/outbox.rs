@@ -234,17 +234,24 @@ pub async fn republish(sql: &mut impl Sql, from_ms: i64, to_ms: i64) -> anyhow::
 const MARK_ROWS: usize = 512;
 
 /// Marks rows published: an `IN` list whose length is a power of two, the last row repeated
-/// to fill it (see [`runs`] for why the shapes are few).
+/// to fill it (see [`runs`] for why the shapes are few). One such UPDATE is a write sent later
+/// (`Statement::execute_later`): before a commit's [`insert`] it goes with it, one round trip
+/// for both. More are sent at once: one statement with them all could pass a backend's limit
+/// of parameters.
 pub async fn mark_published(sql: &mut impl Sql, seqs: &[i64], now_ms: i64) -> anyhow::Result<()> {
+    let later = seqs.len() <= MARK_ROWS;
     for chunk in seqs.chunks(MARK_ROWS) {
-        sql.sql_built(format!(
-            "UPDATE outbox SET published_at = $1 WHERE seq IN ({})",
-            placeholders(2, chunk.len().next_power_of_two())
-        ))
-        .bind(now_ms)
-        .bind_all(padded_to_power_of_two(chunk))
-        .execute()
-        .await?;
+        let update = sql
+            .sql_built(format!(
+                "UPDATE outbox SET published_at = $1 WHERE seq IN ({})",
+                placeholders(2, chunk.len().next_power_of_two())
+            ))
+            .bind(now_ms)
+            .bind_all(padded_to_power_of_two(chunk));
+        match later {
+            true => update.execute_later().await?,
+            false => drop(update.execute().await?),
+        }
     }
     Ok(())
 }
