@@ -231,11 +231,18 @@ async fn a_unit_that_is_rejected_or_fails_keeps_nothing_and_the_others_in_its_ba
             }
             (_, outcome, seen) => {
                 outcome.unwrap();
-                assert!(seen >= 9, "a caller's own row is committed when it is answered");
+                assert!(
+                    seen >= 9,
+                    "a caller's own row is committed when it is answered"
+                );
             }
         }
     }
-    assert_eq!(counted(&db).await, 8 + 150, "the rejected ones kept nothing");
+    assert_eq!(
+        counted(&db).await,
+        8 + 150,
+        "the rejected ones kept nothing"
+    );
 }
 
 /// Writes sent later: a read of the same unit sees them, and one that fails fails its unit
