@@ -70,8 +70,7 @@ struct Parts {
     /// sqlx's connections: where migrations and the runtime's DDL run, and on PostgreSQL
     /// every write (the committers' connections). On SQLite one connection, for migrations and
     /// DDL only: reads and the unit of work's transactions go through [`lite`]. It keeps no
-    /// connection between uses: a committer's, opened on its own thread when it first begins,
-    /// must not be one opened on the service's shared runtime ([`Db::begin`]).
+    /// connection between uses: a committer's is opened on the committer's own thread.
     pool: AnyPool,
     /// PostgreSQL's read connections, apart from the committers' (`pool`): a read never waits
     /// for a unit of work to give a connection back. `None` on SQLite.
@@ -278,8 +277,7 @@ impl Db {
 
     /// Starts a write transaction. On SQLite it takes the write lock up front (`BEGIN
     /// IMMEDIATE`) so a read inside it never has to upgrade (and fail) later. On PostgreSQL a
-    /// committer's first transaction opens its connection, on the runtime it is called on (the
-    /// committer's thread: `unit_of_work`), which that connection's answers then wake.
+    /// committer's first opens its connection, on the committer's thread ([`Parts::pool`]).
     pub(crate) async fn begin(&self) -> anyhow::Result<Tx> {
         match &self.0.lite_writer {
             Some(conn) => Tx::lite(conn.clone().lock_owned().await),
@@ -308,15 +306,9 @@ impl Db {
         Ok(())
     }
 
-    /// A connection of the write pool for set-up (migrations, DDL), closed when dropped: the
-    /// pool is to keep none for a committer ([`Parts::pool`]).
+    /// A write connection for set-up (migrations, DDL), closed when dropped ([`Parts::pool`]).
     async fn setup_connection(&self) -> anyhow::Result<PoolConnection<Any>> {
-        let mut conn = self
-            .0
-            .pool
-            .acquire()
-            .await
-            .context("a connection for the database's set-up")?;
+        let mut conn = self.0.pool.acquire().await.context("a set-up connection")?;
         conn.close_on_drop();
         Ok(conn)
     }
