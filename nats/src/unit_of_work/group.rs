@@ -174,7 +174,7 @@ impl Committer {
     /// committer's connection is opened there too (`Db::begin`), so each answer of the server
     /// wakes that thread at once instead of waiting for a turn among the service's requests and
     /// consumers on the shared runtime: its transactions are a chain of round trips, one after
-    /// another (paired runs +8-11 % sagas/s: docs/benchmarks.md).
+    /// another (paired runs +8-14 % sagas/s: docs/benchmarks.md).
     pub(super) fn start(self, queue: mpsc::Receiver<Submission>) {
         let queue = Arc::new(Mutex::new(queue));
         let committer = Arc::new(self);

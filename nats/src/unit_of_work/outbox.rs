@@ -248,9 +248,10 @@ pub async fn mark_published(sql: &mut impl Sql, seqs: &[i64], now_ms: i64) -> an
             ))
             .bind(now_ms)
             .bind_all(padded_to_power_of_two(chunk));
-        match later {
-            true => update.execute_later().await?,
-            false => drop(update.execute().await?),
+        if later {
+            update.execute_later().await?;
+        } else {
+            update.execute().await?;
         }
     }
     Ok(())
