@@ -109,10 +109,12 @@ async fn eventually<F: AsyncFn() -> bool>(what: &str, check: F) {
 }
 
 /// How a test unit ends.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum End {
     Done,
     Refuse,
+    /// Refused before it counts: it changed nothing.
+    RefuseAtOnce,
     Fail,
     Panic,
 }
@@ -121,13 +123,16 @@ enum End {
 fn counting(end: End) -> Unit<(), Refused> {
     Arc::new(move |w: &mut Work| {
         Box::pin(async move {
+            if end == End::RefuseAtOnce {
+                return Err(Refused.into());
+            }
             w.sql("INSERT INTO counter (n) VALUES (1)")
                 .execute()
                 .await?;
             w.emit(&sold());
             match end {
                 End::Done => Ok(()),
-                End::Refuse => Err(Refused.into()),
+                End::Refuse | End::RefuseAtOnce => Err(Refused.into()),
                 End::Fail => Err(anyhow::anyhow!("broken").into()),
                 End::Panic => panic!("a unit of work panics"),
             }
@@ -212,13 +217,19 @@ async fn a_unit_that_is_rejected_or_fails_keeps_nothing_and_the_others_in_its_ba
     let outcomes = uow.handle_all("test", vec![(b, counting(End::Fail))]).await;
     assert_eq!(shapes(outcomes), ["ok"]);
 
-    // Many callers at once: their units share commits, a rejected one (a group's first, too:
-    // its savepoint is the transaction's start on PostgreSQL) keeps nothing while the others
-    // go on, and each is answered only once its effect is committed (a read right after the
-    // answer sees it).
+    // Many callers at once: their decisions share commits and run as one pass. One rejected
+    // or failed after it counted is undone with the pass, which runs again without it; one
+    // rejected before it counted needs nothing undone. Each keeps its own outcome, the others
+    // count once each, and each is answered only once its effect is committed (a read right
+    // after the answer sees it).
     let callers = (0..200).map(|i| {
         let (uow, db) = (uow.clone(), db.clone());
-        let end = if i % 4 == 0 { End::Refuse } else { End::Done };
+        let end = match i % 8 {
+            0 | 4 => End::Refuse,
+            1 | 5 => End::Fail,
+            2 => End::RefuseAtOnce,
+            _ => End::Done,
+        };
         tokio::spawn(async move {
             let outcome = uow.decide(move |w| counting(end)(w)).await;
             (end, outcome, counted(&db).await)
@@ -226,8 +237,11 @@ async fn a_unit_that_is_rejected_or_fails_keeps_nothing_and_the_others_in_its_ba
     });
     for joined in futures::future::join_all(callers).await {
         match joined.unwrap() {
-            (End::Refuse, outcome, _) => {
+            (End::Refuse | End::RefuseAtOnce, outcome, _) => {
                 assert!(matches!(outcome, Err(Error::Rejected(Refused))));
+            }
+            (End::Fail, outcome, _) => {
+                assert!(matches!(outcome, Err(Error::Failed(_))));
             }
             (_, outcome, seen) => {
                 outcome.unwrap();
@@ -240,8 +254,8 @@ async fn a_unit_that_is_rejected_or_fails_keeps_nothing_and_the_others_in_its_ba
     }
     assert_eq!(
         counted(&db).await,
-        8 + 150,
-        "the rejected ones kept nothing"
+        8 + 75,
+        "the rejected and failed ones kept nothing, the others counted once"
     );
 }
 

@@ -129,6 +129,7 @@ async fn accept(
         let (command, once) = (command.clone(), once.clone());
         async move {
             let ran = s.uow.decide(move |w| {
+                let (once, command) = (once.clone(), command.clone());
                 Box::pin(once.run(w, move |w| {
                     Box::pin(async move {
                         let status = commands::run(w, command).await?;

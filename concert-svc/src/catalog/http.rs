@@ -113,6 +113,7 @@ async fn create_concert(
     let title = domain::parse_title(&sent.body.title)?;
     let (once, _handling) = key.claim(&admin, &sent.bytes)?;
     let registered = s.uow.decide(move |w| {
+        let (once, title) = (once.clone(), title.clone());
         Box::pin(once.run(w, move |w| {
             Box::pin(async move {
                 let id = register(w, title.clone()).await?;
@@ -200,6 +201,7 @@ async fn create_schedule(
     let seats = domain::parse_seat_map(&sent.body.seats)?;
     let (once, _handling) = key.claim(&admin, &sent.bytes)?;
     let opened = s.uow.decide(move |w| {
+        let (once, seats) = (once.clone(), seats.clone());
         Box::pin(once.run(w, move |w| {
             Box::pin(async move {
                 let opened: Vec<_> = seats

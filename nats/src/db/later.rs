@@ -35,6 +35,8 @@ pub(crate) struct Waiting {
     pub(super) carry: bool,
     /// A statement carrying an ended unit's writes failed: which unit caused it is not known.
     pub(super) blurred: bool,
+    /// Statements that may have changed rows, so far ([`super::Tx::changes`]).
+    pub(super) changes: u64,
 }
 
 impl Waiting {
@@ -68,6 +70,7 @@ impl Waiting {
             return Ok(());
         }
         let carrying = self.carrying();
+        self.changes += 1;
         let (text, args) = merged(std::mem::take(&mut self.writes));
         let sent = query(&text, args).execute(conn).await;
         self.blurred |= sent.is_err() && carrying;
@@ -109,6 +112,7 @@ impl Waiting {
             return Ok((text, args, false));
         }
         let carrying = self.carrying();
+        self.changes += 1;
         let mut writes = std::mem::take(&mut self.writes);
         writes.push(Later {
             text,
@@ -124,7 +128,8 @@ impl Waiting {
 /// Runs the statement `text` (about `record`, if it said) with `run`, on a transaction's
 /// connection with the writes `waiting` that may go with it ([`Waiting::with`]); a failure of
 /// a statement that carried an ended unit's writes makes the batch's outcome unclear
-/// ([`Waiting::blurred`]). On a read connection (`None`) it runs alone.
+/// ([`Waiting::blurred`]); one whose result says it changed rows (`changed`), or that failed,
+/// is counted ([`super::Tx::changes`]). On a read connection (`None`) it runs alone.
 pub(crate) async fn run<T>(
     conn: &mut AnyConnection,
     waiting: Option<&mut Waiting>,
@@ -132,6 +137,7 @@ pub(crate) async fn run<T>(
     args: Vec<Arg>,
     record: Option<&Record>,
     run: impl AsyncFnOnce(&mut AnyConnection, &str, Vec<Arg>) -> anyhow::Result<T>,
+    changed: impl FnOnce(&str, &T) -> bool,
 ) -> anyhow::Result<T> {
     let Some(waiting) = waiting else {
         return run(conn, &text, args).await;
@@ -139,11 +145,16 @@ pub(crate) async fn run<T>(
     let (sent, args, carrying) = waiting.with(conn, text, args, record).await?;
     let done = run(conn, &sent, args).await;
     waiting.blurred |= done.is_err() && carrying;
+    // A statement that failed aborts PostgreSQL's transaction: its unit is to be undone as one
+    // that changed rows is.
+    if done.as_ref().map_or(true, |value| changed(&sent, value)) {
+        waiting.changes += 1;
+    }
     done
 }
 
 /// Whether `text` is an `INSERT`, `UPDATE` or `DELETE` (which may be a part of `WITH`).
-fn is_write(text: &str) -> bool {
+pub(super) fn is_write(text: &str) -> bool {
     let first = text.split_whitespace().next().unwrap_or_default();
     ["INSERT", "UPDATE", "DELETE"]
         .iter()

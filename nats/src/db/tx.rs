@@ -253,6 +253,15 @@ impl Tx {
         matches!(self, Tx::Pg(tx) if tx.waiting.blurred)
     }
 
+    /// A count that moves whenever a statement may have changed rows: equal before and after a
+    /// unit, the unit changed nothing (a rejected one then needs nothing undone).
+    pub(crate) fn changes(&self) -> u64 {
+        match self {
+            Tx::Lite(tx) => tx.conn.total_changes(),
+            Tx::Pg(tx) => tx.waiting.changes,
+        }
+    }
+
     /// Marks where the next unit of a group starts. On PostgreSQL the first unit's is the
     /// transaction's start ([`Start`]): no round trip.
     pub(crate) async fn savepoint(&mut self) -> anyhow::Result<()> {

@@ -6,8 +6,8 @@
 //! ([`crate::db::Statement::record`]); should a statement carrying them fail, which unit
 //! caused it is not known, and the batch runs again with each unit's writes sent at its end.
 
-use super::group::{Answer, Job, Step, copy, reply_each};
 use super::inbox;
+use super::job::{Again, Answer, Job, Step, copy, reply_each};
 use super::work::{Error, Unit, Work};
 use futures::future::BoxFuture;
 use tokio::sync::oneshot;
@@ -162,5 +162,9 @@ impl<T: Send + 'static, R: Send + 'static> Job for Batch<T, R> {
 
     fn units(&self) -> usize {
         self.units.len()
+    }
+
+    fn decisions(self: Box<Self>) -> Result<Vec<Box<dyn Again>>, Box<dyn Job>> {
+        Err(self)
     }
 }

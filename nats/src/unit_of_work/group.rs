@@ -1,12 +1,15 @@
 //! group: the committer — the one place a service's transactions run. It takes the units that
-//! are waiting, runs them in one transaction (a savepoint each, when there are several),
+//! are waiting, runs them in one transaction (a savepoint each, adjacent decisions one for all:
+//! [`super::decisions`]),
 //! writes their events to the outbox, marks what the relay has published, commits once, and
 //! only then answers each caller, tells the relay and runs the units' after-commit hooks.
 
+use super::decisions;
+use super::job::{Again, Answer, Job, Step, copy, reply_each};
 use super::load::Load;
 use super::outbox::{self, Committed};
 use super::work::{Error, Work};
-use crate::db::{self, Db};
+use crate::db::Db;
 use futures::future::BoxFuture;
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,8 +20,9 @@ pub(super) const QUEUE: usize = 4096;
 /// Submissions (a unit, or a consumer's batch) per transaction at most: a group's commit is
 /// not held back by an endless queue. Groups of two replicas of a service on PostgreSQL may
 /// wait for each other's row locks: the server gives up one statement of the deadlock, whose
-/// unit alone is rolled back to its savepoint and answered "unavailable" (a consumer's event
-/// comes again, an HTTP caller hears 503 with `Retry-After`), and both groups go on.
+/// unit keeps nothing and is answered "unavailable" (a consumer's event comes again, an HTTP
+/// caller hears 503 with `Retry-After`; the units that shared its savepoint run again), and
+/// both groups go on.
 const GROUP: usize = 128;
 
 /// A job handed over to the committer.
@@ -28,29 +32,11 @@ pub(super) struct Submission {
     pub(super) at: Instant,
 }
 
-/// What the committer does after a unit ran: answer its caller, once the group's commit is
-/// known (`None`: committed).
-pub(super) type Reply = Box<dyn FnOnce(Option<&anyhow::Error>) + Send>;
-
-/// Units waiting to run (one, or a consumer's batch: [`super::batch`]), their answer types
-/// erased.
-pub(super) trait Job: Send {
-    /// Runs in `work`: in a savepoint of its own, unless it is the group's only job (`alone`:
-    /// then the transaction is its savepoint).
-    fn run<'w>(self: Box<Self>, work: &'w mut Work, alone: bool) -> BoxFuture<'w, Step>;
-    /// Answers the callers that their units could not run.
-    fn fail(self: Box<Self>, error: &anyhow::Error);
-    /// How many units it holds.
-    fn units(&self) -> usize;
-}
-
 /// A unit of work and where its caller waits for the outcome.
 pub(super) struct Decision<F, T, R> {
     unit: F,
     answer: oneshot::Sender<Result<T, Error<R>>>,
 }
-
-pub(super) type Answer<T, R> = oneshot::Receiver<Result<T, Error<R>>>;
 
 impl<F, T, R> Decision<F, T, R>
 where
@@ -101,62 +87,10 @@ where
     fn units(&self) -> usize {
         1
     }
-}
 
-/// Answers each caller (`None`: its unit did not run) once the group's commit is known.
-pub(super) fn reply_each<T, R>(
-    answers: Vec<oneshot::Sender<Result<T, Error<R>>>>,
-    outcomes: Vec<Option<Result<T, Error<R>>>>,
-) -> Reply
-where
-    T: Send + 'static,
-    R: Send + 'static,
-{
-    Box::new(move |failed| {
-        for (answer, outcome) in answers.into_iter().zip(outcomes) {
-            let outcome = match (failed, outcome) {
-                // Not durable, whatever the unit said: a "no" may rest on a group that is
-                // gone too.
-                (Some(e), _) => Err(Error::Failed(copy(e))),
-                (None, Some(outcome)) => outcome,
-                (None, None) => Err(Error::Failed(anyhow::anyhow!(
-                    "the unit of work did not run (its transaction broke first)"
-                ))),
-            };
-            // The caller may have gone (a request that timed out): nothing to tell.
-            let _ = answer.send(outcome);
-        }
-    })
-}
-
-/// The outcome the committer sent.
-pub(super) async fn answered<T, R>(answer: Answer<T, R>) -> Result<T, Error<R>> {
-    answer.await.unwrap_or_else(|_| {
-        Err(Error::Failed(anyhow::anyhow!(
-            "the unit of work ended without an answer (it panicked, or the committer stopped)"
-        )))
-    })
-}
-
-/// One error for one of many callers: the text, and whether the database was unavailable (so
-/// each caller still waits or answers 503 as it should).
-pub(super) fn copy(e: &anyhow::Error) -> anyhow::Error {
-    if db::unavailable(e) {
-        db::Unavailable(format!("{e:#}")).into()
-    } else {
-        anyhow::anyhow!("{e:#}")
+    fn decisions(self: Box<Self>) -> Result<Vec<Box<dyn Again>>, Box<dyn Job>> {
+        Err(self)
     }
-}
-
-/// How a job of a group ended.
-pub(super) enum Step {
-    /// The group goes on; the job's units are answered at its commit (with their own
-    /// outcomes, if they did not succeed: they were rolled back to a savepoint).
-    Next(Reply),
-    /// It ran alone and did not succeed: the transaction is dropped.
-    Undone(Reply),
-    /// The transaction can go no further (a savepoint could not be taken or rolled back to).
-    Broken(anyhow::Error, Option<Reply>),
 }
 
 /// Runs a service's units of work, a group at a time.
@@ -186,7 +120,10 @@ impl Committer {
                     .enable_all()
                     .build()
                 {
-                    Ok(runtime) => runtime.block_on(committer.serve(queue)),
+                    // The committer, and with it maybe the last handle on the database and
+                    // the connections opened here, is dropped on its runtime: a pooled
+                    // connection's drop needs one.
+                    Ok(runtime) => runtime.block_on(async move { committer.serve(queue).await }),
                     Err(e) => tracing::error!(error = %e, "start the database thread's runtime"),
                 }
             });
@@ -216,6 +153,7 @@ impl Committer {
 
     /// Runs `group` in one transaction and answers each of its units after the commit.
     async fn run(&self, group: Vec<Box<dyn Job>>) {
+        let group = decisions::join(group);
         let mut work = match self.db.begin().await {
             Ok(tx) => Work::new(tx, self.service, self.db.clock().clone()),
             Err(e) => {

@@ -7,21 +7,23 @@
 //! also marks the rows the relay has published since the last one.
 //!
 //! *How* units run is this module's business alone ([`group`]): every unit goes to one
-//! committer per service (on SQLite a database thread that owns the write connection, so a
-//! unit's statements run where the connection lives, with no hand-off per statement). Units
-//! that arrive while a group commits run together in the next transaction, each in a savepoint
-//! of its own (a consumer's batch in one for all its events: [`batch`]), so one that does not
-//! succeed keeps nothing while the others go on, and one commit (one WAL write, one fsync on
-//! PostgreSQL) serves them all. Each caller hears back only
-//! after the commit that made its effect durable.
+//! committer per service, a database thread of its own (on SQLite it owns the write connection,
+//! so a unit's statements run where the connection lives, with no hand-off per statement).
+//! Units that arrive while a group commits run together in the next transaction, each in a
+//! savepoint of its own, or sharing one where they can run again (the decisions waiting
+//! together: [`decisions`]; a consumer's batch: [`batch`]), so one that does not succeed keeps
+//! nothing while the others go on, and one commit (one WAL write, one fsync on PostgreSQL)
+//! serves them all. Each caller hears back only after the commit that made its effect durable.
 //!
 //! A unit ends in one of three ways, kept apart all the way to the boundary that maps them
 //! (HTTP: 2xx / 4xx / 5xx; consumers: ack / reject / retry): success, a business rejection
 //! (`Error::Rejected`, nothing it did is kept), or a technical failure (`Error::Failed`).
 
 mod batch;
+mod decisions;
 mod group;
 pub mod inbox;
+mod job;
 mod load;
 pub mod outbox;
 mod work;
@@ -90,26 +92,31 @@ impl UnitOfWork {
     }
 
     /// Runs one unit of work that a business rule may reject: it commits with its events, or
-    /// keeps nothing. Units arriving while another group commits run together in the next
-    /// transaction, each in a savepoint of its own; the answer comes after the commit.
+    /// keeps nothing. Decisions arriving while another group commits run together in the next
+    /// transaction, in one savepoint ([`decisions`]): the unit may run more than once (when one
+    /// of them changed rows and then did not succeed, those before it run again without it).
+    /// The answer comes after the commit.
     pub async fn decide<T, R, F>(&self, unit: F) -> Result<T, Error<R>>
     where
-        F: for<'w> FnOnce(&'w mut Work) -> BoxFuture<'w, Result<T, Error<R>>> + Send + 'static,
+        F: for<'w> Fn(&'w mut Work) -> BoxFuture<'w, Result<T, Error<R>>> + Send + Sync + 'static,
         T: Send + 'static,
         R: Send + 'static,
     {
-        let (job, answer) = group::Decision::job(unit);
+        let (job, answer) = decisions::Decisions::job(std::sync::Arc::new(unit));
         self.submit(job).await?;
-        group::answered(answer).await
+        job::answered(answer).await
     }
 
-    /// Runs one unit of work that can only succeed or fail.
+    /// Runs one unit of work that can only succeed or fail, once: in a savepoint of its own when
+    /// it shares a transaction.
     pub async fn run<T, F>(&self, unit: F) -> anyhow::Result<T>
     where
         F: for<'w> FnOnce(&'w mut Work) -> BoxFuture<'w, anyhow::Result<T>> + Send + 'static,
         T: Send + 'static,
     {
-        Ok(self.decide(never_rejected(unit)).await?)
+        let (job, answer) = group::Decision::job(never_rejected(unit));
+        self.submit(job).await?;
+        Ok(job::answered(answer).await?)
     }
 
     /// Runs units in order, usually in one transaction and one commit: one that is rejected or
@@ -159,18 +166,18 @@ impl UnitOfWork {
         if let Err(e) = self.submit(job).await {
             return answers
                 .iter()
-                .map(|_| Err(Error::Failed(group::copy(&e))))
+                .map(|_| Err(Error::Failed(job::copy(&e))))
                 .collect();
         }
         let mut outcomes = Vec::with_capacity(answers.len());
         for answer in answers {
-            outcomes.push(group::answered(answer).await);
+            outcomes.push(job::answered(answer).await);
         }
         outcomes
     }
 
     /// Hands `job` to the committer.
-    async fn submit(&self, job: Box<dyn group::Job>) -> anyhow::Result<()> {
+    async fn submit(&self, job: Box<dyn job::Job>) -> anyhow::Result<()> {
         let at = std::time::Instant::now();
         let handing = self.load.queued();
         let sent = self.jobs.send(group::Submission { job, at }).await;

@@ -85,6 +85,7 @@ async fn charge_points(
     let amount = parse_charge(sent.body.amount)?;
     let (once, _handling) = key.claim(&user, &sent.bytes)?;
     let charged = s.uow.decide(move |w| {
+        let (once, user) = (once.clone(), user.clone());
         Box::pin(once.run(w, move |w| {
             Box::pin(async move {
                 let balance = charge(w, &user, amount).await?;

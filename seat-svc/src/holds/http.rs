@@ -174,6 +174,7 @@ async fn hold_seats(
         active_limit: s.settings.queue_active_limit,
     };
     let held = s.uow.decide(move |w| {
+        let (once, request) = (once.clone(), request.clone());
         Box::pin(once.run(w, move |w| {
             Box::pin(async move {
                 let held = hold(w, request).await?;

@@ -39,6 +39,7 @@ pub enum HoldRefused {
 impl Rejection for HoldRefused {}
 
 /// What a user asks to hold.
+#[derive(Clone)]
 pub struct HoldRequest {
     pub user: UserId,
     pub schedule: ScheduleId,

@@ -86,6 +86,7 @@ async fn join_queue(
     // The body is not read: the path says all.
     let (once, _handling) = key.claim(&user, b"")?;
     let joined = s.uow.decide(move |w| {
+        let (once, user) = (once.clone(), user.clone());
         Box::pin(once.run(w, move |w| {
             Box::pin(async move {
                 let place = join(w, user, schedule, limit).await?;
@@ -134,7 +135,7 @@ async fn queue_status(
     drop(read);
     let place = s
         .uow
-        .decide(move |w| Box::pin(status(w, user, token, limit)))
+        .decide(move |w| Box::pin(status(w, user.clone(), token.clone(), limit)))
         .await?;
     Ok(Json(answer(&place)))
 }
