@@ -128,8 +128,9 @@ impl Waiting {
 /// Runs the statement `text` (about `record`, if it said) with `run`, on a transaction's
 /// connection with the writes `waiting` that may go with it ([`Waiting::with`]); a failure of
 /// a statement that carried an ended unit's writes makes the batch's outcome unclear
-/// ([`Waiting::blurred`]); one whose result says it changed rows (`changed`), or that failed,
-/// is counted ([`super::Tx::changes`]). On a read connection (`None`) it runs alone.
+/// ([`Waiting::blurred`]); one that may write and whose result says it touched rows
+/// (`touched`), or that failed, is counted ([`super::Tx::changes`]). On a read connection
+/// (`None`) it runs alone.
 pub(crate) async fn run<T>(
     conn: &mut AnyConnection,
     waiting: Option<&mut Waiting>,
@@ -137,7 +138,7 @@ pub(crate) async fn run<T>(
     args: Vec<Arg>,
     record: Option<&Record>,
     run: impl AsyncFnOnce(&mut AnyConnection, &str, Vec<Arg>) -> anyhow::Result<T>,
-    changed: impl FnOnce(&str, &T) -> bool,
+    touched: impl FnOnce(&T) -> bool,
 ) -> anyhow::Result<T> {
     let Some(waiting) = waiting else {
         return run(conn, &text, args).await;
@@ -147,14 +148,24 @@ pub(crate) async fn run<T>(
     waiting.blurred |= done.is_err() && carrying;
     // A statement that failed aborts PostgreSQL's transaction: its unit is to be undone as one
     // that changed rows is.
-    if done.as_ref().map_or(true, |value| changed(&sent, value)) {
+    if done
+        .as_ref()
+        .map_or(true, |value| may_write(&sent) && touched(value))
+    {
         waiting.changes += 1;
     }
     done
 }
 
+/// Whether `text` may change rows: anything but a plain `SELECT` (a `WITH` may hold writes).
+/// Taken wrongly for a write, a rejected unit is only undone for nothing.
+fn may_write(text: &str) -> bool {
+    let first = text.split_whitespace().next().unwrap_or_default();
+    !first.eq_ignore_ascii_case("SELECT")
+}
+
 /// Whether `text` is an `INSERT`, `UPDATE` or `DELETE` (which may be a part of `WITH`).
-pub(super) fn is_write(text: &str) -> bool {
+fn is_write(text: &str) -> bool {
     let first = text.split_whitespace().next().unwrap_or_default();
     ["INSERT", "UPDATE", "DELETE"]
         .iter()
@@ -232,6 +243,8 @@ mod tests {
         assert_eq!(args.len(), 5);
         assert!(super::is_write("\n  update a SET x = 1") && super::is_write("INSERT INTO b"));
         assert!(!super::is_write("SELECT 1") && !super::is_write("WITH a AS (SELECT 1) SELECT 2"));
+        assert!(super::may_write("WITH w0 AS (UPDATE a SET x = 1) SELECT 2"));
+        assert!(super::may_write(" update a SET x = 1") && !super::may_write("\n select 1"));
         let (text, _) = merged(vec![write("UPDATE a SET x = $1", &[1])]);
         assert_eq!(text, "UPDATE a SET x = $1");
     }

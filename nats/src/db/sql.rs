@@ -188,20 +188,20 @@ impl<'c> Statement<'c> {
         self.run(
             |conn, text, args| Ok(lite::execute(conn, text, args)?),
             async |conn, sent, args| Ok(query(sent, args).execute(conn).await?.rows_affected()),
-            |sent, rows| *rows > 0 && !sent.trim_start().starts_with("SELECT"),
+            |rows| *rows > 0,
         )
         .await
     }
 
     /// Runs it on its connection: in-process on SQLite (`lite`), else through sqlx (`sqlx`) with
     /// the writes waiting that may go with it ([`later::run`]); a failure names the statement.
-    /// (`changed`: whether its result says it changed rows, on PostgreSQL: `Tx::changes`;
-    /// SQLite counts them itself.)
+    /// (`touched`: whether its result says it touched rows, on PostgreSQL: `Tx::changes`;
+    /// SQLite counts changes itself.)
     async fn run<T>(
         self,
         lite: impl FnOnce(&mut rusqlite::Connection, &str, &[Arg]) -> anyhow::Result<T>,
         sqlx: impl AsyncFnOnce(&mut AnyConnection, &str, Vec<Arg>) -> anyhow::Result<T>,
-        changed: impl FnOnce(&str, &T) -> bool,
+        touched: impl FnOnce(&T) -> bool,
     ) -> anyhow::Result<T> {
         let Statement {
             conn,
@@ -219,7 +219,7 @@ impl<'c> Statement<'c> {
                     args,
                     record.as_ref(),
                     sqlx,
-                    changed,
+                    touched,
                 )
                 .await
             }
@@ -255,7 +255,7 @@ impl<'c> Statement<'c> {
                     .try_collect()
                     .await?)
             },
-            |sent, rows: &Vec<Row>| !rows.is_empty() && later::is_write(sent),
+            |rows: &Vec<Row>| !rows.is_empty(),
         )
         .await
     }
