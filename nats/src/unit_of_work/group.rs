@@ -32,13 +32,14 @@ pub(super) struct Submission {
     pub(super) at: Instant,
 }
 
-/// A unit of work and where its caller waits for the outcome.
-pub(super) struct Decision<F, T, R> {
+/// A unit of work that runs once (`UnitOfWork::run`: code that cannot run again, unlike a
+/// decision's), and where its caller waits for the outcome.
+pub(super) struct RunOnce<F, T, R> {
     unit: F,
     answer: oneshot::Sender<Result<T, Error<R>>>,
 }
 
-impl<F, T, R> Decision<F, T, R>
+impl<F, T, R> RunOnce<F, T, R>
 where
     F: for<'w> FnOnce(&'w mut Work) -> BoxFuture<'w, Result<T, Error<R>>> + Send + 'static,
     T: Send + 'static,
@@ -46,18 +47,18 @@ where
 {
     pub(super) fn job(unit: F) -> (Box<dyn Job>, Answer<T, R>) {
         let (answer, waiting) = oneshot::channel();
-        (Box::new(Decision { unit, answer }), waiting)
+        (Box::new(RunOnce { unit, answer }), waiting)
     }
 }
 
-impl<F, T, R> Job for Decision<F, T, R>
+impl<F, T, R> Job for RunOnce<F, T, R>
 where
     F: for<'w> FnOnce(&'w mut Work) -> BoxFuture<'w, Result<T, Error<R>>> + Send + 'static,
     T: Send + 'static,
     R: Send + 'static,
 {
     fn run<'w>(self: Box<Self>, work: &'w mut Work, alone: bool) -> BoxFuture<'w, Step> {
-        let Decision { unit, answer } = *self;
+        let RunOnce { unit, answer } = *self;
         Box::pin(async move {
             if !alone && let Err(e) = work.tx.savepoint().await {
                 let _ = answer.send(Err(Error::Failed(copy(&e))));

@@ -114,7 +114,7 @@ impl UnitOfWork {
         F: for<'w> FnOnce(&'w mut Work) -> BoxFuture<'w, anyhow::Result<T>> + Send + 'static,
         T: Send + 'static,
     {
-        let (job, answer) = group::Decision::job(never_rejected(unit));
+        let (job, answer) = group::RunOnce::job(never_rejected(unit));
         self.submit(job).await?;
         Ok(job::answered(answer).await?)
     }
