@@ -408,6 +408,37 @@ async fn writes_of_a_record_wait_past_their_unit_in_a_batch_and_a_failure_stays_
         .map(|row| (row.get("id").unwrap(), row.get("n").unwrap()))
         .collect();
     assert_eq!(kept, [(1, 3), (2, 10)]);
+
+    // Writes that read nothing first (as the availability view's): those of other records wait
+    // together, and one of a record whose write already waits goes after it, not as a part of
+    // the same statement (where PostgreSQL applies only one change to a row).
+    let add_blind = |id: i64| -> (Uuid, Unit<(), Refused>) {
+        let unit: Unit<(), Refused> = Arc::new(move |w: &mut Work| {
+            Box::pin(async move {
+                w.sql("UPDATE records SET n = n + 1 WHERE id = $1")
+                    .bind(id)
+                    .record("records", id)
+                    .execute_later()
+                    .await?;
+                Ok(())
+            })
+        });
+        (Uuid::now_v7(), unit)
+    };
+    let outcomes = uow
+        .handle_all("test", [1, 2, 1, 2, 1, 2].map(add_blind).into())
+        .await;
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    let rows = r
+        .sql("SELECT id, n FROM records ORDER BY id")
+        .fetch_all()
+        .await
+        .unwrap();
+    let kept: Vec<(i64, i64)> = rows
+        .iter()
+        .map(|row| (row.get("id").unwrap(), row.get("n").unwrap()))
+        .collect();
+    assert_eq!(kept, [(1, 6), (2, 13)], "every write of a record counted");
 }
 
 /// A unit that emits an event too large to publish fails, and keeps nothing: the row would

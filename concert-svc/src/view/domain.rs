@@ -27,6 +27,8 @@ pub enum Shown {
     NotNewer,
     /// A seat this catalog never had.
     Unknown,
+    /// Sent, with what it changed not read (the live view's writes).
+    Sent,
 }
 
 /// The seats an event touches.

@@ -37,34 +37,27 @@ pub async fn add(sql: &mut impl Sql, schedule: ScheduleId, seats: &[SeatId]) -> 
     Ok(())
 }
 
-/// Shows `seat` as `next` if `next` is newer than what its row shows: one statement, the
-/// condition [`super::domain::newer`] in SQL. Only when it changes nothing is the row looked
-/// for, to tell an older event from an unknown seat.
+/// Shows `seat` as `next` if `next` is newer than what its row shows: one write, the condition
+/// [`super::domain::newer`] in SQL, sent later ([`nats::db::Statement::execute_later`]): on
+/// PostgreSQL a batch's view changes go as one statement. What it changed is not read, so a
+/// seat this catalog never had goes unnoticed here (a rebuild tells it).
 pub async fn show(sql: &mut impl Sql, seat: SeatId, next: &ViewSeat) -> anyhow::Result<Shown> {
-    let changed = sql
-        .sql(
-            "UPDATE seat_view SET status = $1, reservation_id = $2, version = $3
-             WHERE seat_id = $4 AND ($3 > version OR ($3 = 0 AND version = 0))",
-        )
-        .bind(next.status.as_str())
-        .bind(next.reservation)
-        .bind(next.version as i64)
-        .bind(seat)
-        .execute()
-        .await?;
-    if changed > 0 {
-        return Ok(Shown::Changed);
-    }
-    let known = sql
-        .sql("SELECT 1 AS found FROM seat_view WHERE seat_id = $1")
-        .bind(seat)
-        .fetch_optional()
-        .await?;
-    Ok(match known {
-        Some(_) => Shown::NotNewer,
-        None => Shown::Unknown,
-    })
+    sql.sql(
+        "UPDATE seat_view SET status = $1, reservation_id = $2, version = $3
+         WHERE seat_id = $4 AND ($3 > version OR ($3 = 0 AND version = 0))",
+    )
+    .bind(next.status.as_str())
+    .bind(next.reservation)
+    .bind(next.version as i64)
+    .bind(seat)
+    .record(SEAT_VIEW, seat)
+    .execute_later()
+    .await?;
+    Ok(Shown::Sent)
 }
+
+/// The kind of record [`show`] writes: one seat's row of the view.
+const SEAT_VIEW: &str = "seat_view";
 
 /// The whole live view.
 pub async fn all(sql: &mut impl Sql) -> anyhow::Result<View> {

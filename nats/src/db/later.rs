@@ -40,13 +40,31 @@ pub(crate) struct Waiting {
 }
 
 impl Waiting {
-    pub(super) fn push(&mut self, text: Cow<'static, str>, args: Vec<Arg>, record: Option<Record>) {
+    /// Adds a write to those waiting. One of the same record that an ended unit left waiting
+    /// is sent first: parts of one statement do not see each other's changes, and PostgreSQL
+    /// applies only one change to a row in one statement. (A unit's own writes are its
+    /// business: [`super::Statement::execute_later`].)
+    pub(super) async fn push(
+        &mut self,
+        conn: &mut AnyConnection,
+        text: Cow<'static, str>,
+        args: Vec<Arg>,
+        record: Option<Record>,
+    ) -> anyhow::Result<()> {
+        if record.as_ref().is_some_and(|r| {
+            self.writes
+                .iter()
+                .any(|w| w.carried && w.record.as_ref() == Some(r))
+        }) {
+            self.flush(conn).await?;
+        }
         self.writes.push(Later {
             text,
             args,
             record,
             carried: false,
         });
+        Ok(())
     }
 
     /// The unit that sent them ended well: its writes of one record each wait on when it may

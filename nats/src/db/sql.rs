@@ -175,9 +175,8 @@ impl<'c> Statement<'c> {
     /// (SQLite, a read connection) it runs now.
     pub async fn execute_later(self) -> anyhow::Result<()> {
         match self.conn {
-            Conn::Sqlx(_, Some(waiting)) => {
-                waiting.push(self.text, self.args, self.record);
-                Ok(())
+            Conn::Sqlx(conn, Some(waiting)) => {
+                waiting.push(conn, self.text, self.args, self.record).await
             }
             _ => self.execute().await.map(drop),
         }

@@ -37,9 +37,9 @@ fn claimed(first: bool, r: ReservationId) -> anyhow::Result<()> {
 
 /// Records that the payment of `r` failed for `reason` and announces it: the first decision
 /// about it (`existing` is `None`), or one replacing the payment's recorded state (a remembered
-/// cancel, locked by this unit). A first decision that turns out not to be the first (another
-/// replica decided meanwhile, maybe debiting) fails the unit, which is retried and sees it:
-/// a debit is never overwritten by a failure.
+/// cancel, or this unit's own claim, locked by this unit). A first decision that turns out not
+/// to be the first (another replica decided meanwhile, maybe debiting) fails the unit, which is
+/// retried and sees it: a debit is never overwritten by a failure.
 async fn fail(
     w: &mut Work,
     r: ReservationId,
@@ -87,33 +87,35 @@ impl EventHandler<ReservationEvent> for Cashier {
         match &d.event {
             ReservationEvent::PaymentRequested(req) => {
                 let r = req.reservation_id;
-                let existing = store::get(w, r).await?.map(|p| p.status);
                 let (user, amount) = (&req.user_id, req.amount);
-                match on_payment_requested(existing) {
-                    // The debit first: its conditional update says whether the wallet covers
-                    // the amount, with no read of the balance before it (a statement less a
-                    // payment). If this unit's decision turns out not to be the first (another
-                    // replica's), it fails and keeps nothing, the debit with it.
-                    Step::Debit => {
-                        match wallet::settle(w, user, EntryKind::Debit, r, amount, now).await? {
-                            Some(_) => {
-                                let debited = PaymentStatus::Debited;
-                                let first =
-                                    store::claim(w, r, user, amount, debited, None, now).await?;
-                                claimed(first, r)?;
-                                w.emit(&PaymentEvent::Completed(PaymentCompleted {
-                                    reservation_id: r,
-                                    user_id: user.clone(),
-                                    amount,
-                                }));
-                            }
-                            None => {
-                                let short = PaymentFailure::InsufficientPoints;
-                                fail(w, r, user, amount, short, None).await?
-                            }
+                // A request that finds no payment debits (`on_payment_requested(None)`), and
+                // nearly every request is such a first one: its claim is tried before any read,
+                // so that a payment is two statements (claim, debit), not three.
+                let debited = PaymentStatus::Debited;
+                if store::claim(w, r, user, amount, debited, None, now).await? {
+                    // The debit's conditional update says whether the wallet covers the
+                    // amount, with no read of the balance before it.
+                    match wallet::settle(w, user, EntryKind::Debit, r, amount, now).await? {
+                        Some(_) => w.emit(&PaymentEvent::Completed(PaymentCompleted {
+                            reservation_id: r,
+                            user_id: user.clone(),
+                            amount,
+                        })),
+                        None => {
+                            let short = PaymentFailure::InsufficientPoints;
+                            fail(w, r, user, amount, short, Some(debited)).await?
                         }
                     }
+                    return Ok(());
+                }
+                // Decided before (a redelivery, or a cancel first), or by another replica
+                // meanwhile: its recorded state says what this request does.
+                let existing = store::get(w, r).await?.map(|p| p.status);
+                match on_payment_requested(existing) {
                     Step::Fail(reason) => fail(w, r, user, amount, reason, existing).await?,
+                    // A claim refused finds a payment: only one that was rolled back since
+                    // would not, and this unit is then retried.
+                    Step::Debit => claimed(false, r)?,
                     _ => {}
                 }
             }

@@ -13,6 +13,10 @@ pub struct Payment {
     pub status: PaymentStatus,
 }
 
+/// The kind of record a payment's statements are about ([`nats::db::Statement::record`]):
+/// each reads or writes its one row.
+const PAYMENT: &str = "payments";
+
 /// The reservation's payment, locked for the rest of the unit of work.
 pub async fn get(
     sql: &mut impl Sql,
@@ -22,6 +26,7 @@ pub async fn get(
         .sql("SELECT user_id, amount, status FROM payments WHERE reservation_id = $1")
         .bind(reservation)
         .for_update()
+        .record(PAYMENT, reservation)
         .fetch_optional()
         .await?;
     row.map(|r| {
@@ -56,12 +61,14 @@ pub async fn claim(
         .bind(status.as_str())
         .bind(reason)
         .bind(now_ms)
+        .record(PAYMENT, reservation)
         .execute()
         .await?;
     Ok(inserted == 1)
 }
 
-/// Moves the reservation's recorded payment to `status`.
+/// Moves the reservation's recorded payment to `status`: a write sent later
+/// ([`nats::db::Statement::execute_later`]).
 pub async fn set_status(
     sql: &mut impl Sql,
     reservation: ReservationId,
@@ -76,7 +83,7 @@ pub async fn set_status(
     .bind(reason)
     .bind(now_ms)
     .bind(reservation)
-    .execute()
-    .await?;
-    Ok(())
+    .record(PAYMENT, reservation)
+    .execute_later()
+    .await
 }

@@ -81,7 +81,8 @@ pub async fn settle(
 }
 
 /// Appends a ledger entry: a write sent later (`Statement::execute_later`), with the unit's
-/// next write (a payment's decision) or at its end. A new row, which nothing in the unit reads.
+/// next write or at its end (in a consumer's batch, with the next unit's first statement). A
+/// new row, which nothing in the unit reads: its record is its own.
 async fn append(
     sql: &mut impl Sql,
     user: &UserId,
@@ -91,17 +92,19 @@ async fn append(
     balance_after: Points,
     now_ms: i64,
 ) -> anyhow::Result<()> {
+    let id = uuid::Uuid::now_v7();
     sql.sql(
         "INSERT INTO ledger (id, user_id, kind, amount, reservation_id, balance_after, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
-    .bind(uuid::Uuid::now_v7())
+    .bind(id)
     .bind(user)
     .bind(kind.as_str())
     .bind(amount)
     .bind(reservation)
     .bind(balance_after)
     .bind(now_ms)
+    .record("ledger", id)
     .execute_later()
     .await
 }
