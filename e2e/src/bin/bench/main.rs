@@ -15,6 +15,11 @@ use e2e::System;
 use e2e::system::Options;
 use measure::{Cpu, Percentiles, ready_after_restart, rebuild, rss_of};
 
+/// jemalloc: with thousands of users in flight, glibc's allocator took most of the load
+/// generator's CPU (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
