@@ -100,6 +100,19 @@ async fn counted(db: &Db) -> i64 {
         .unwrap()
 }
 
+/// The rows of `records`, as (id, n).
+async fn records(db: &Db) -> Vec<(i64, i64)> {
+    let mut r = db.reader().await.unwrap();
+    let rows = r
+        .sql("SELECT id, n FROM records ORDER BY id")
+        .fetch_all()
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|row| (row.get("id").unwrap(), row.get("n").unwrap()))
+        .collect()
+}
+
 async fn eventually<F: AsyncFn() -> bool>(what: &str, check: F) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !check().await {
@@ -397,17 +410,7 @@ async fn writes_of_a_record_wait_past_their_unit_in_a_batch_and_a_failure_stays_
         "each read sees the writes before it; the NULL write's unit alone fails"
     );
     assert!(matches!(outcomes[3], Err(Error::Failed(_))));
-    let mut r = db.reader().await.unwrap();
-    let rows = r
-        .sql("SELECT id, n FROM records ORDER BY id")
-        .fetch_all()
-        .await
-        .unwrap();
-    let kept: Vec<(i64, i64)> = rows
-        .iter()
-        .map(|row| (row.get("id").unwrap(), row.get("n").unwrap()))
-        .collect();
-    assert_eq!(kept, [(1, 3), (2, 10)]);
+    assert_eq!(records(&db).await, [(1, 3), (2, 10)]);
 
     // Writes that read nothing first (as the availability view's): those of other records wait
     // together, and one of a record whose write already waits goes after it, not as a part of
@@ -429,16 +432,11 @@ async fn writes_of_a_record_wait_past_their_unit_in_a_batch_and_a_failure_stays_
         .handle_all("test", [1, 2, 1, 2, 1, 2].map(add_blind).into())
         .await;
     assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
-    let rows = r
-        .sql("SELECT id, n FROM records ORDER BY id")
-        .fetch_all()
-        .await
-        .unwrap();
-    let kept: Vec<(i64, i64)> = rows
-        .iter()
-        .map(|row| (row.get("id").unwrap(), row.get("n").unwrap()))
-        .collect();
-    assert_eq!(kept, [(1, 6), (2, 13)], "every write of a record counted");
+    assert_eq!(
+        records(&db).await,
+        [(1, 6), (2, 13)],
+        "every write of a record counted"
+    );
 }
 
 /// A unit that emits an event too large to publish fails, and keeps nothing: the row would
