@@ -1,8 +1,8 @@
 //! group: the committer — the one place a service's transactions run. It takes the units that
 //! are waiting, runs them in one transaction (a savepoint each, adjacent decisions one for all:
-//! [`super::decisions`]),
-//! writes their events to the outbox, marks what the relay has published, commits once, and
-//! only then answers each caller, tells the relay and runs the units' after-commit hooks.
+//! [`super::decisions`]), writes their events to the outbox, marks what the relay has
+//! published, commits once, and only then answers each caller, tells the relay and runs the
+//! units' after-commit hooks.
 
 use super::decisions;
 use super::job::{Again, Answer, Job, Step, copy, reply_each};

@@ -9,7 +9,7 @@ use crate::wallet::store as wallet;
 use contracts::events::{PaymentCompleted, PaymentFailed, PaymentRefunded};
 use contracts::{
     PaymentEvent, PaymentFailure, Points, ReservationEvent, ReservationId, ReservationKind,
-    SeatEvent, SeatKind, UserId,
+    SeatEvent, SeatKind,
 };
 use nats::messaging::consumer::{Delivery, EventHandler, NotHandled};
 use nats::messaging::topology::Subscription;
@@ -35,28 +35,11 @@ fn claimed(first: bool, r: ReservationId) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Records that the payment of `r` failed for `reason` and announces it: the first decision
-/// about it (`existing` is `None`), or one replacing the payment's recorded state (a remembered
-/// cancel, or this unit's own claim, locked by this unit). A first decision that turns out not
-/// to be the first (another replica decided meanwhile, maybe debiting) fails the unit, which is
-/// retried and sees it: a debit is never overwritten by a failure.
-async fn fail(
-    w: &mut Work,
-    r: ReservationId,
-    user: &UserId,
-    amount: Points,
-    reason: PaymentFailure,
-    existing: Option<PaymentStatus>,
-) -> anyhow::Result<()> {
+/// Records that the payment of `r` failed for `reason` over its recorded state (this unit's
+/// own claim, or a remembered cancel, locked by this unit), and announces it.
+async fn fail(w: &mut Work, r: ReservationId, reason: PaymentFailure) -> anyhow::Result<()> {
     let now = w.now_ms();
-    let failed = PaymentStatus::Failed;
-    match existing {
-        None => claimed(
-            store::claim(w, r, user, amount, failed, Some(reason), now).await?,
-            r,
-        )?,
-        Some(_) => store::set_status(w, r, failed, Some(reason), now).await?,
-    }
+    store::set_status(w, r, PaymentStatus::Failed, Some(reason), now).await?;
     w.emit(&PaymentEvent::Failed(PaymentFailed {
         reservation_id: r,
         reason,
@@ -92,7 +75,7 @@ impl EventHandler<ReservationEvent> for Cashier {
                 // nearly every request is such a first one: its claim is tried before any read,
                 // so that a payment is two statements (claim, debit), not three.
                 let debited = PaymentStatus::Debited;
-                if store::claim(w, r, user, amount, debited, None, now).await? {
+                if store::claim(w, r, user, amount, debited, now).await? {
                     // The debit's conditional update says whether the wallet covers the
                     // amount, with no read of the balance before it.
                     match wallet::settle(w, user, EntryKind::Debit, r, amount, now).await? {
@@ -101,10 +84,7 @@ impl EventHandler<ReservationEvent> for Cashier {
                             user_id: user.clone(),
                             amount,
                         })),
-                        None => {
-                            let short = PaymentFailure::InsufficientPoints;
-                            fail(w, r, user, amount, short, Some(debited)).await?
-                        }
+                        None => fail(w, r, PaymentFailure::InsufficientPoints).await?,
                     }
                     return Ok(());
                 }
@@ -112,7 +92,8 @@ impl EventHandler<ReservationEvent> for Cashier {
                 // meanwhile: its recorded state says what this request does.
                 let existing = store::get(w, r).await?.map(|p| p.status);
                 match on_payment_requested(existing) {
-                    Step::Fail(reason) => fail(w, r, user, amount, reason, existing).await?,
+                    // Only over a recorded state (a remembered cancel).
+                    Step::Fail(reason) => fail(w, r, reason).await?,
                     // A claim refused finds a payment: only one that was rolled back since
                     // would not, and this unit is then retried.
                     Step::Debit => claimed(false, r)?,
@@ -127,7 +108,7 @@ impl EventHandler<ReservationEvent> for Cashier {
                     (Step::RememberCancel, _) => {
                         let unpaid = PaymentStatus::CancelledUnpaid;
                         let first =
-                            store::claim(w, r, &c.user_id, Points::ZERO, unpaid, None, now).await?;
+                            store::claim(w, r, &c.user_id, Points::ZERO, unpaid, now).await?;
                         claimed(first, r)?;
                     }
                     _ => {}

@@ -39,27 +39,25 @@ pub async fn get(
     .transpose()
 }
 
-/// Records the first decision about a reservation's payment; `false` if another unit of work
-/// made one first (the caller fails, is retried, and then sees it).
+/// Records the first decision about a reservation's payment; `false` if one was made before
+/// (by another unit of work, maybe meanwhile: this one then waits for its commit).
 pub async fn claim(
     sql: &mut impl Sql,
     reservation: ReservationId,
     user: &UserId,
     amount: Points,
     status: PaymentStatus,
-    reason: Option<PaymentFailure>,
     now_ms: i64,
 ) -> anyhow::Result<bool> {
     let inserted = sql
         .sql(
             "INSERT INTO payments (reservation_id, user_id, amount, status, reason, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT DO NOTHING",
+             VALUES ($1, $2, $3, $4, NULL, $5, $5) ON CONFLICT DO NOTHING",
         )
         .bind(reservation)
         .bind(user)
         .bind(amount)
         .bind(status.as_str())
-        .bind(reason)
         .bind(now_ms)
         .record(PAYMENT, reservation)
         .execute()
