@@ -17,6 +17,7 @@ use crate::messaging::users;
 use crate::unit_of_work::{UnitOfWork, inbox, outbox};
 use crate::web::Auth;
 use crate::web::problem::{method_not_allowed_fallback, not_found_fallback};
+use crate::web::shed::Door;
 use anyhow::Context as _;
 use async_nats::jetstream;
 use axum::{Extension, Router, middleware};
@@ -47,6 +48,8 @@ pub struct Runtime {
     name: &'static str,
     db: Db,
     uow: UnitOfWork,
+    /// One for the service, whichever of its routers admits arrivals.
+    door: Door,
     nats: async_nats::Client,
     js: jetstream::Context,
     auth: Arc<Auth>,
@@ -111,6 +114,7 @@ impl Runtime {
         ];
         Ok(Runtime {
             name: config.name,
+            door: Door::new(uow.load().clone()),
             uow,
             db,
             nats,
@@ -202,6 +206,7 @@ impl Runtime {
             uow: self.uow.clone(),
             db: self.db.clone(),
             js: self.js.clone(),
+            door: self.door.clone(),
             // Long-lived responses (server-sent events) end on it, so a graceful shutdown is
             // not held open by them.
             stopping: self.stopping.clone(),

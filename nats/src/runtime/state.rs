@@ -2,15 +2,16 @@
 
 use crate::db::Db;
 use crate::unit_of_work::UnitOfWork;
+use crate::web::shed::Door;
 use async_nats::jetstream;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// What a service's HTTP handlers share: where its state changes run, its database for reads,
-/// JetStream, its own settings, and the signal that it is stopping. One shared value: axum
-/// clones the state for every request (and each middleware with state again), and cloning
-/// and dropping the parts one by one (a dozen reference counts, the database's path, the
-/// JetStream prefix) cost seat-svc some 8 % of its CPU.
+/// JetStream, the door new arrivals come through, its own settings, and the signal that it is
+/// stopping. One shared value: axum clones the state for every request (and each middleware
+/// with state again), and cloning and dropping the parts one by one (a dozen reference counts,
+/// the database's path, the JetStream prefix) cost seat-svc some 8 % of its CPU.
 pub struct AppState<S>(Arc<Shared<S>>);
 
 impl<S> Clone for AppState<S> {
@@ -34,6 +35,8 @@ pub struct Shared<S> {
     pub uow: UnitOfWork,
     pub db: Db,
     pub js: jetstream::Context,
+    /// Where new arrivals are admitted or told when to come back.
+    pub door: Door,
     /// Cancelled when the service starts to stop: long-lived responses end on it.
     pub stopping: CancellationToken,
     pub settings: S,

@@ -188,7 +188,13 @@ async fn hold_seats(
             })
         }))
     });
-    match held.await {
+    let held = held.await;
+    // An admitted user's step served, whatever its answer: the pace at which those refused at
+    // the queue come back.
+    if !matches!(held, Err(Error::Failed(_))) {
+        s.door.served();
+    }
+    match held {
         Err(Error::Rejected(Refused::Command(HoldRefused::UnknownSchedule))) => {
             Err(unknown_schedule(&s.js, s.name, schedule).await)
         }

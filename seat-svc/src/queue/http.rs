@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use contracts::ScheduleId;
 use nats::unit_of_work::Error;
 use nats::web::command::Refused;
-use nats::web::{Answer, CommandRequest, Id, Problem, ProblemType, User, shed};
+use nats::web::{Answer, CommandRequest, Id, Problem, ProblemType, User};
 use serde_json::json;
 
 /// The queue's routes, as the OpenAPI document describes them.
@@ -81,7 +81,7 @@ async fn join_queue(
 ) -> Result<Answer, Problem> {
     // Joining is where a user arrives: refused while seat-svc is overloaded, so the users
     // already in keep their pace.
-    shed::admit(s.uow.load())?;
+    s.door.admit()?;
     let limit = s.settings.queue_active_limit;
     // The body is not read: the path says all.
     let (once, _handling) = key.claim(&user, b"")?;
