@@ -278,7 +278,10 @@ impl Runtime {
             signal.cancelled().await;
             stopping.cancel();
         });
-        axum::serve(self.listener, app)
+        // Turned into services once: served as a bare `Router`, axum does it again for every
+        // connection (every handler boxed, every layer applied), and a rush of browsers opening
+        // connections made that a quarter of a service's CPU (page faults for the fresh copies).
+        axum::serve(self.listener, app.into_make_service())
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await
             .context("serve HTTP")?;
