@@ -246,17 +246,17 @@ pub async fn run(sys: &System, args: &Args) -> anyhow::Result<Sale> {
         async move {
             match rate {
                 // Open loop: user i arrives at i / rate seconds, however slow the system is.
+                // Each user's task is made when they arrive, not all at the start: tens of
+                // thousands of them waiting made the generator fault in fresh pages for each
+                // during the sale, where those that ended leave memory to reuse.
                 Some(rate) => {
-                    let tasks: Vec<_> = (0..n)
-                        .map(|i| {
-                            let run = run_user(i);
-                            let at = started + Duration::from_secs_f64(i as f64 / rate);
-                            tokio::spawn(async move {
-                                tokio::time::sleep_until(at.into()).await;
-                                run.await
-                            })
-                        })
-                        .collect();
+                    let mut tasks = Vec::with_capacity(n);
+                    for i in 0..n {
+                        let at = started + Duration::from_secs_f64(i as f64 / rate);
+                        // A wake-up that comes late lets every user due by then in at once.
+                        tokio::time::sleep_until(at.into()).await;
+                        tasks.push(tokio::spawn(run_user(i)));
+                    }
                     let mut results = Vec::with_capacity(n);
                     for t in tasks {
                         results.push(t.await.context("a user task panicked")?);
