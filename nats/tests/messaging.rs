@@ -10,8 +10,9 @@ use nats::messaging::consumer::{Consumer, Delivery, EventHandler, NotHandled};
 use nats::messaging::dlq::dlq_header;
 use nats::messaging::relay::Relay;
 use nats::messaging::topology::{ConsumerSpec, Subscription, ensure_streams};
-use nats::unit_of_work::{Error, Rejection, Unit, UnitOfWork, Work, outbox};
+use nats::unit_of_work::{Ahead, Error, Rejection, Unit, UnitOfWork, Work, outbox};
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -366,18 +367,28 @@ async fn writes_of_a_record_wait_past_their_unit_in_a_batch_and_a_failure_stays_
     })
     .await
     .unwrap();
-    // Reads record `id` and adds `by` to it (`None`: a NULL, which fails the write); answers
-    // what it read.
+    // Reads record `id` (the row read ahead for it, if the batch did) and adds `by` to it
+    // (`None`: a NULL, which fails the write); answers what it read.
+    let served_ahead = Arc::new(AtomicUsize::new(0));
     let add = |id: i64, by: Option<i64>| -> (Uuid, Unit<i64, Refused>) {
+        let served_ahead = served_ahead.clone();
         let unit: Unit<i64, Refused> = Arc::new(move |w: &mut Work| {
+            let served_ahead = served_ahead.clone();
             Box::pin(async move {
-                let row = w
-                    .sql("SELECT n FROM records WHERE id = $1")
-                    .bind(id)
-                    .for_update()
-                    .record("records", id)
-                    .fetch_one()
-                    .await?;
+                let row = match w.take_read_ahead("records", &id.to_string()) {
+                    Some(row) => {
+                        served_ahead.fetch_add(1, Ordering::Relaxed);
+                        row
+                    }
+                    None => {
+                        w.sql("SELECT n FROM records WHERE id = $1")
+                            .bind(id)
+                            .for_update()
+                            .record("records", id)
+                            .fetch_one()
+                            .await?
+                    }
+                };
                 let n: i64 = row.get("n")?;
                 w.sql("UPDATE records SET n = $1 WHERE id = $2")
                     .bind(by.map(|by| n + by))
@@ -390,19 +401,17 @@ async fn writes_of_a_record_wait_past_their_unit_in_a_batch_and_a_failure_stays_
         });
         (Uuid::now_v7(), unit)
     };
-    let outcomes = uow
-        .handle_all(
-            "test",
-            vec![
-                add(1, Some(1)),
-                add(1, Some(1)),
-                add(2, Some(5)),
-                add(1, None),
-                add(2, Some(5)),
-                add(1, Some(1)),
-            ],
-        )
-        .await;
+    let batch = || {
+        vec![
+            add(1, Some(1)),
+            add(1, Some(1)),
+            add(2, Some(5)),
+            add(1, None),
+            add(2, Some(5)),
+            add(1, Some(1)),
+        ]
+    };
+    let outcomes = uow.handle_all("test", batch()).await;
     let read: Vec<_> = outcomes.iter().map(|o| o.as_ref().ok().copied()).collect();
     assert_eq!(
         read,
@@ -411,6 +420,52 @@ async fn writes_of_a_record_wait_past_their_unit_in_a_batch_and_a_failure_stays_
     );
     assert!(matches!(outcomes[3], Err(Error::Failed(_))));
     assert_eq!(records(&db).await, [(1, 3), (2, 10)]);
+
+    // The same batch with both records read ahead at the start of each pass: a row read ahead
+    // serves the first read of its record in the pass, later ones see the writes before them.
+    uow.run(|w| Box::pin(async move { w.sql("UPDATE records SET n = 0").execute().await }))
+        .await
+        .unwrap();
+    let passes = Arc::new(AtomicUsize::new(0));
+    let ahead: Ahead = {
+        let passes = passes.clone();
+        Arc::new(move |w: &mut Work, running: &[usize]| {
+            let (passes, running) = (passes.clone(), running.len());
+            Box::pin(async move {
+                passes.fetch_add(1, Ordering::Relaxed);
+                assert!(running > 0, "the units about to run are named");
+                let rows = w
+                    .sql("SELECT id, n FROM records WHERE id IN (1, 2) ORDER BY id")
+                    .for_update()
+                    .fetch_all()
+                    .await?;
+                for row in rows {
+                    let id: i64 = row.get("id")?;
+                    w.keep_read_ahead("records", id.to_string(), row);
+                }
+                Ok(())
+            })
+        })
+    };
+    served_ahead.store(0, Ordering::Relaxed);
+    let outcomes = uow
+        .handle_all_reading_ahead("test", batch(), Some(ahead))
+        .await;
+    let read: Vec<_> = outcomes.iter().map(|o| o.as_ref().ok().copied()).collect();
+    assert_eq!(
+        read,
+        [Some(0), Some(1), Some(0), None, Some(5), Some(2)],
+        "read ahead, each read still sees the writes before it"
+    );
+    assert!(matches!(outcomes[3], Err(Error::Failed(_))));
+    assert_eq!(records(&db).await, [(1, 3), (2, 10)]);
+    let passes = passes.load(Ordering::Relaxed);
+    assert!(passes >= 2, "read ahead again after the pass was undone");
+    assert_eq!(
+        served_ahead.load(Ordering::Relaxed),
+        2 * passes,
+        "the first read of each record in each pass served from what was read ahead"
+    );
 
     // Writes that read nothing first (as the availability view's): those of other records wait
     // together, and one of a record whose write already waits goes after it, not as a part of

@@ -4,7 +4,7 @@
 use crate::domain::{Facts, FailureReason, Status};
 use contracts::events::SeatHeld;
 use contracts::{Points, ReservationId, ScheduleId, SeatId, UserId};
-use nats::db::{Row, Sql, from_millis, to_millis};
+use nats::db::{Row, Sql, from_millis, padded_to_power_of_two, placeholders, to_millis};
 use nats::unit_of_work::Work;
 use serde::Serialize;
 
@@ -85,9 +85,13 @@ pub async fn insert_from_hold(
     .await
 }
 
-/// The reservation, locked for the rest of the unit of work (its facts are read, then written).
-pub async fn get(sql: &mut impl Sql, id: ReservationId) -> anyhow::Result<Option<Reservation>> {
-    sql.sql_built(format!("SELECT {COLUMNS} FROM reservations WHERE id = $1"))
+/// The reservation, locked for the rest of the unit of work (its facts are read, then written);
+/// read ahead by the batch, if it was ([`read_ahead`]).
+pub async fn get(w: &mut Work, id: ReservationId) -> anyhow::Result<Option<Reservation>> {
+    if let Some(row) = w.take_read_ahead(RESERVATION, &id.to_string()) {
+        return from_row(&row).map(Some);
+    }
+    w.sql_built(format!("SELECT {COLUMNS} FROM reservations WHERE id = $1"))
         .bind(id)
         .for_update()
         .record(RESERVATION, id)
@@ -96,6 +100,37 @@ pub async fn get(sql: &mut impl Sql, id: ReservationId) -> anyhow::Result<Option
         .as_ref()
         .map(from_row)
         .transpose()
+}
+
+/// Reads the reservations `ids` ahead, locked as [`get`] locks each, in one statement (in the
+/// order of their ids, as replicas' batches then take the locks in one order), for a batch's
+/// units to take ([`nats::unit_of_work::Work::keep_read_ahead`]). One id alone is left to
+/// [`get`]: a statement either way.
+pub async fn read_ahead(w: &mut Work, ids: &mut Vec<ReservationId>) -> anyhow::Result<()> {
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.len() < 2 {
+        return Ok(());
+    }
+    // `IN` lists of a power of two: a few shapes only. Planned each time: a plan kept from
+    // the first batches, when the table was small, scans it whole.
+    for chunk in ids.chunks(256) {
+        let rows = w
+            .sql_built(format!(
+                "SELECT {COLUMNS} FROM reservations WHERE id IN ({}) ORDER BY id",
+                placeholders(1, chunk.len().next_power_of_two())
+            ))
+            .bind_all(padded_to_power_of_two(chunk))
+            .for_update()
+            .planned_each_time()
+            .fetch_all()
+            .await?;
+        for row in rows {
+            let id: String = row.get("id")?;
+            w.keep_read_ahead(RESERVATION, id, row);
+        }
+    }
+    Ok(())
 }
 
 /// Whether reservation `id` is here (anyone's).

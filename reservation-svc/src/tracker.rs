@@ -58,7 +58,33 @@ async fn learn<E: Event>(
     Ok(())
 }
 
+/// The reservations that `events` add facts to, read ahead in one statement.
+async fn read_ahead<E: Event>(
+    w: &mut Work,
+    events: &[&Delivery<E>],
+    learns: impl Fn(&E) -> bool,
+) -> anyhow::Result<()> {
+    let mut ids: Vec<_> = events
+        .iter()
+        .filter(|d| learns(&d.event))
+        .filter_map(|d| d.event.reservation_id())
+        .collect();
+    store::read_ahead(w, &mut ids).await
+}
+
 impl EventHandler<SeatEvent> for SagaTracker {
+    async fn read_ahead(
+        &self,
+        w: &mut Work,
+        events: &[&Delivery<SeatEvent>],
+    ) -> anyhow::Result<()> {
+        // A hold creates its reservation: there is nothing to read.
+        read_ahead(w, events, |e| {
+            !matches!(e, SeatEvent::Held(_)) && Fact::from_seat(e).is_some()
+        })
+        .await
+    }
+
     async fn handle(&self, w: &mut Work, d: &Delivery<SeatEvent>) -> Result<(), Error<NotHandled>> {
         match (&d.event, Fact::from_seat(&d.event)) {
             (SeatEvent::Held(held), _) => {
@@ -76,6 +102,14 @@ impl EventHandler<SeatEvent> for SagaTracker {
 }
 
 impl EventHandler<PaymentEvent> for SagaTracker {
+    async fn read_ahead(
+        &self,
+        w: &mut Work,
+        events: &[&Delivery<PaymentEvent>],
+    ) -> anyhow::Result<()> {
+        read_ahead(w, events, |_| true).await
+    }
+
     async fn handle(
         &self,
         w: &mut Work,

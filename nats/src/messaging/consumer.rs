@@ -10,7 +10,7 @@ use super::retries::Failures;
 use super::topology::{ConsumerSpec, ensure_consumer, retry_delay};
 use crate::db;
 use crate::traces;
-use crate::unit_of_work::{Error, Unit, UnitOfWork, Work};
+use crate::unit_of_work::{Ahead, Error, Unit, UnitOfWork, Work};
 use anyhow::Context as _;
 use async_nats::jetstream::{self, AckKind};
 use contracts::Event;
@@ -241,10 +241,24 @@ impl<E: Event, H: EventHandler<E>> Consumer<E, H> {
     /// commit; one outcome per delivery, in order, with its delivery count.
     pub async fn handle(&self, deliveries: Vec<Delivery<E>>) -> Vec<(Outcome, i64)> {
         let counts: Vec<i64> = deliveries.iter().map(|d| d.delivered).collect();
+        let deliveries: Arc<Vec<Arc<Delivery<E>>>> =
+            Arc::new(deliveries.into_iter().map(Arc::new).collect());
+        let ahead: Ahead = {
+            let (handler, deliveries) = (self.handler.clone(), deliveries.clone());
+            Arc::new(move |w: &mut Work, running: &[usize]| {
+                let handler = handler.clone();
+                let picked: Vec<Arc<Delivery<E>>> =
+                    running.iter().map(|&i| deliveries[i].clone()).collect();
+                Box::pin(async move {
+                    let events: Vec<&Delivery<E>> = picked.iter().map(|d| d.as_ref()).collect();
+                    handler.read_ahead(w, &events).await
+                })
+            })
+        };
         let units = deliveries
-            .into_iter()
+            .iter()
             .map(|d| {
-                let (handler, d) = (self.handler.clone(), Arc::new(d));
+                let (handler, d) = (self.handler.clone(), d.clone());
                 let id = d.envelope.id;
                 let unit: Unit<(), NotHandled> = Arc::new(move |w: &mut Work| {
                     let (handler, d) = (handler.clone(), d.clone());
@@ -272,7 +286,10 @@ impl<E: Event, H: EventHandler<E>> Consumer<E, H> {
             })
             .collect();
         // The inbox is keyed by the stream: handled ids are remembered per consumer.
-        let results = self.uow.handle_all(self.spec.stream, units).await;
+        let results = self
+            .uow
+            .handle_all_reading_ahead(self.spec.stream, units, Some(ahead))
+            .await;
         results
             .into_iter()
             .zip(counts)

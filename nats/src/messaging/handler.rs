@@ -40,6 +40,19 @@ pub trait EventHandler<E: Event>: Send + Sync + 'static {
         w: &mut Work,
         d: &Delivery<E>,
     ) -> impl Future<Output = Result<(), Error<NotHandled>>> + Send;
+
+    /// Reads ahead, in one statement, what handling `events` (a batch, before any of them is
+    /// handled) will read one event at a time, keeping the rows in `w`
+    /// ([`Work::keep_read_ahead`]) for [`EventHandler::handle`] to take: on PostgreSQL each
+    /// read spared is a round trip. By default nothing.
+    fn read_ahead(
+        &self,
+        w: &mut Work,
+        events: &[&Delivery<E>],
+    ) -> impl Future<Output = anyhow::Result<()>> + Send {
+        let _ = (w, events);
+        async { Ok(()) }
+    }
 }
 
 /// Reads the envelope and payload of a message as an event of context `E`; the error says why not.

@@ -8,7 +8,7 @@
 
 use super::inbox;
 use super::job::{Again, Answer, Job, Step, copy, reply_each};
-use super::work::{Error, Unit, Work};
+use super::work::{Ahead, Error, Unit, Work};
 use futures::future::BoxFuture;
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -25,6 +25,7 @@ pub(super) struct Batch<T, R> {
     units: Vec<Unit<T, R>>,
     answers: Vec<oneshot::Sender<Result<T, Error<R>>>>,
     inbox: Option<Inbox<T>>,
+    ahead: Option<Ahead>,
 }
 
 /// The outcome of each unit, once known.
@@ -34,20 +35,28 @@ impl<T: Send + 'static, R: Send + 'static> Batch<T, R> {
     pub(super) fn job(
         units: Vec<Unit<T, R>>,
         inbox: Option<Inbox<T>>,
+        ahead: Option<Ahead>,
     ) -> (Box<dyn Job>, Vec<Answer<T, R>>) {
         let (answers, waiting) = units.iter().map(|_| oneshot::channel()).unzip();
         let batch = Batch {
             units,
             answers,
             inbox,
+            ahead,
         };
         (Box::new(batch), waiting)
     }
 
     /// Runs the units `live` (those not settled yet), in order: all their outcomes, or the
-    /// first that did not succeed (its index and outcome). A failed inbox statement fails
-    /// them all.
+    /// first that did not succeed (its index and outcome). A failed inbox statement or read
+    /// ahead fails them all. What was read ahead serves this pass only.
     async fn pass(&self, work: &mut Work, live: Vec<usize>) -> Pass<T, R> {
+        let pass = self.run_live(work, live).await;
+        work.forget_read_ahead();
+        pass
+    }
+
+    async fn run_live(&self, work: &mut Work, live: Vec<usize>) -> Pass<T, R> {
         let mut first = match &self.inbox {
             None => None,
             Some(inbox) => {
@@ -59,6 +68,20 @@ impl<T: Send + 'static, R: Send + 'static> Batch<T, R> {
                 }
             }
         };
+        if let Some(ahead) = &self.ahead {
+            // Only for the units that will run: not those whose event was handled before.
+            let running: Vec<usize> = match (&first, &self.inbox) {
+                (Some(first), Some(inbox)) => live
+                    .iter()
+                    .copied()
+                    .filter(|&i| first.contains(&inbox.ids[i]))
+                    .collect(),
+                _ => live.clone(),
+            };
+            if let Err(e) = ahead(work, &running).await {
+                return Pass::Broken(e.context("read ahead for the batch"));
+            }
+        }
         let mut outcomes = Vec::with_capacity(live.len());
         for i in live {
             // Handled before (an id given twice is first only once): it does not run.

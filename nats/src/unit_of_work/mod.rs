@@ -30,7 +30,7 @@ mod work;
 
 pub use load::Load;
 pub use outbox::Committed;
-pub use work::{Error, EventTooLarge, MAX_EVENT_BYTES, Never, Rejection, Unit, Work};
+pub use work::{Ahead, Error, EventTooLarge, MAX_EVENT_BYTES, Never, Rejection, Unit, Work};
 
 use crate::db::Db;
 use futures::future::BoxFuture;
@@ -128,7 +128,7 @@ impl UnitOfWork {
         T: Send + 'static,
         R: Send + 'static,
     {
-        self.submit_batch(units, None).await
+        self.submit_batch(units, None, None).await
     }
 
     /// Handles a consumer's batch: as [`UnitOfWork::run_all`], each unit handling the event
@@ -144,25 +144,42 @@ impl UnitOfWork {
         T: Default + Send + 'static,
         R: Send + 'static,
     {
+        self.handle_all_reading_ahead(consumer, deliveries, None)
+            .await
+    }
+
+    /// As [`UnitOfWork::handle_all`], with `ahead` reading in one statement, at the start of
+    /// each pass, what the units about to run will read ([`Work::keep_read_ahead`]).
+    pub async fn handle_all_reading_ahead<T, R>(
+        &self,
+        consumer: &'static str,
+        deliveries: Vec<(Uuid, Unit<T, R>)>,
+        ahead: Option<Ahead>,
+    ) -> Vec<Result<T, Error<R>>>
+    where
+        T: Default + Send + 'static,
+        R: Send + 'static,
+    {
         let (ids, units) = deliveries.into_iter().unzip();
         let inbox = batch::Inbox {
             consumer,
             ids,
             again: T::default,
         };
-        self.submit_batch(units, Some(inbox)).await
+        self.submit_batch(units, Some(inbox), ahead).await
     }
 
     async fn submit_batch<T, R>(
         &self,
         units: Vec<Unit<T, R>>,
         inbox: Option<batch::Inbox<T>>,
+        ahead: Option<Ahead>,
     ) -> Vec<Result<T, Error<R>>>
     where
         T: Send + 'static,
         R: Send + 'static,
     {
-        let (job, answers) = batch::Batch::job(units, inbox);
+        let (job, answers) = batch::Batch::job(units, inbox, ahead);
         if let Err(e) = self.submit(job).await {
             return answers
                 .iter()

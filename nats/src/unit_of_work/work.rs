@@ -2,12 +2,13 @@
 //! runs at, the events it emits, what to do after the commit) and [`Error`] (a business
 //! rejection or a technical failure).
 
-use crate::db::{Clock, Sql, Statement, Tx, to_millis};
+use crate::db::{Clock, Row, Sql, Statement, Tx, to_millis};
 use contracts::trace::TraceParent;
 use contracts::{Event, Message};
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -92,6 +93,9 @@ pub struct Work {
     hooks: Vec<Hook>,
     /// Those of the units that succeeded in this transaction, run after the commit.
     pub(super) committed_hooks: Vec<Hook>,
+    /// Rows a consumer's batch read ahead for its units, by kind of record and key
+    /// ([`Work::take_read_ahead`]); forgotten when the batch's pass ends.
+    ahead: HashMap<&'static str, HashMap<String, Row>>,
 }
 
 /// Something to do once a unit's effects are committed (e.g. wake who watches them).
@@ -110,6 +114,7 @@ impl Work {
             committing: Vec::new(),
             hooks: Vec::new(),
             committed_hooks: Vec::new(),
+            ahead: HashMap::new(),
         }
     }
 
@@ -202,6 +207,27 @@ impl Work {
     }
 }
 
+/// Rows read ahead: a consumer's batch reads in one statement the records its units will each
+/// read ([`crate::messaging::consumer::EventHandler::read_ahead`]), since on PostgreSQL every
+/// statement is a round trip. A row serves the first read of its record only: that reader may
+/// write it, so a second read goes to the database (after the writes waiting for it).
+impl Work {
+    /// Keeps `row`, read ahead for the record `key` of kind `kind`, for this pass of the batch.
+    pub fn keep_read_ahead(&mut self, kind: &'static str, key: String, row: Row) {
+        self.ahead.entry(kind).or_default().insert(key, row);
+    }
+
+    /// The row read ahead for the record `key` of kind `kind`, if any; once.
+    pub fn take_read_ahead(&mut self, kind: &'static str, key: &str) -> Option<Row> {
+        self.ahead.get_mut(kind)?.remove(key)
+    }
+
+    /// Forgets what was read ahead: the pass it was read for has ended.
+    pub(super) fn forget_read_ahead(&mut self) {
+        self.ahead.clear();
+    }
+}
+
 /// How many kept events and hooks the transaction had at a savepoint: rolled back to it, it
 /// has as many again.
 pub(super) struct Mark {
@@ -233,3 +259,9 @@ impl Sql for Work {
 /// A unit of work of a batch: code over [`Work`] with an outcome.
 pub type Unit<T, R> =
     Arc<dyn for<'w> Fn(&'w mut Work) -> BoxFuture<'w, Result<T, Error<R>>> + Send + Sync>;
+
+/// What a batch reads ahead, at the start of each pass, for the units it is about to run (their
+/// indexes in the batch): see [`Work::keep_read_ahead`].
+pub type Ahead = Arc<
+    dyn for<'w> Fn(&'w mut Work, &'w [usize]) -> BoxFuture<'w, anyhow::Result<()>> + Send + Sync,
+>;
