@@ -10,7 +10,7 @@ use super::retries::Failures;
 use super::topology::{ConsumerSpec, ensure_consumer, retry_delay};
 use crate::db;
 use crate::traces;
-use crate::unit_of_work::{Ahead, Error, Unit, UnitOfWork, Work};
+use crate::unit_of_work::{Error, Unit, UnitOfWork, Work};
 use anyhow::Context as _;
 use async_nats::jetstream::{self, AckKind};
 use contracts::Event;
@@ -243,18 +243,7 @@ impl<E: Event, H: EventHandler<E>> Consumer<E, H> {
         let counts: Vec<i64> = deliveries.iter().map(|d| d.delivered).collect();
         let deliveries: Arc<Vec<Arc<Delivery<E>>>> =
             Arc::new(deliveries.into_iter().map(Arc::new).collect());
-        let ahead: Ahead = {
-            let (handler, deliveries) = (self.handler.clone(), deliveries.clone());
-            Arc::new(move |w: &mut Work, running: &[usize]| {
-                let handler = handler.clone();
-                let picked: Vec<Arc<Delivery<E>>> =
-                    running.iter().map(|&i| deliveries[i].clone()).collect();
-                Box::pin(async move {
-                    let events: Vec<&Delivery<E>> = picked.iter().map(|d| d.as_ref()).collect();
-                    handler.read_ahead(w, &events).await
-                })
-            })
-        };
+        let ahead = super::handler::read_ahead(self.handler.clone(), deliveries.clone());
         let units = deliveries
             .iter()
             .map(|d| {

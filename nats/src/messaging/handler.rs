@@ -2,9 +2,10 @@
 //! the [`Delivery`] it is given (read from a message by [`decode`]), and [`NotHandled`], how it
 //! says "not now" or "never". The loop around it, and every ack, is [`super::consumer`]'s.
 
-use crate::unit_of_work::{Error, Rejection, Work};
+use crate::unit_of_work::{Ahead, Error, Rejection, Work};
 use contracts::{Envelope, Event};
 use std::future::Future;
+use std::sync::Arc;
 
 /// One decoded message.
 #[derive(Clone, Debug)]
@@ -53,6 +54,23 @@ pub trait EventHandler<E: Event>: Send + Sync + 'static {
         let _ = (w, events);
         async { Ok(()) }
     }
+}
+
+/// A batch's read ahead, as the unit of work runs it: `handler`'s, over the deliveries whose
+/// units are about to run.
+pub(super) fn read_ahead<E: Event, H: EventHandler<E>>(
+    handler: Arc<H>,
+    deliveries: Arc<Vec<Arc<Delivery<E>>>>,
+) -> Ahead {
+    Arc::new(move |w: &mut Work, running: &[usize]| {
+        let handler = handler.clone();
+        let picked: Vec<Arc<Delivery<E>>> =
+            running.iter().map(|&i| deliveries[i].clone()).collect();
+        Box::pin(async move {
+            let events: Vec<&Delivery<E>> = picked.iter().map(|d| d.as_ref()).collect();
+            handler.read_ahead(w, &events).await
+        })
+    })
 }
 
 /// Reads the envelope and payload of a message as an event of context `E`; the error says why not.
