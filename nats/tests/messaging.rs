@@ -494,6 +494,116 @@ async fn writes_of_a_record_wait_past_their_unit_in_a_batch_and_a_failure_stays_
     );
 }
 
+/// Decisions waiting together carry their writes of one record to the next one's statement,
+/// as a batch does: one refused before any statement keeps the writes carried before it, one
+/// refused after its read and one whose write fails each keep nothing, and the others' writes
+/// all land.
+#[tokio::test]
+async fn decisions_together_carry_their_writes_and_each_keeps_its_own_outcome() {
+    let s = setup().await;
+    let db = database(&s.db_url).await;
+    db.ensure(&[Cow::Borrowed(
+        "CREATE TABLE IF NOT EXISTS records (id BIGINT PRIMARY KEY, n BIGINT NOT NULL)",
+    )])
+    .await
+    .unwrap();
+    const N: i64 = 200;
+    let uow = UnitOfWork::new(db.clone(), "test");
+    uow.run(|w| {
+        Box::pin(async move {
+            for id in 1..=N {
+                w.sql("INSERT INTO records (id, n) VALUES ($1, 0)")
+                    .bind(id)
+                    .execute()
+                    .await?;
+            }
+            Ok(())
+        })
+    })
+    .await
+    .unwrap();
+    // Record `id`: read, then add 1 (`Done`), refuse before reading (`RefuseAtOnce`) or after
+    // it (`Refuse`), or write a NULL, which fails when it is sent (`Fail`). The first half only
+    // adds or refuses at once: a failure would have the pass run again without carrying.
+    let end_of = |id: i64| match (id <= N / 2, id % 4) {
+        (true, 0 | 2) | (false, 0) => End::Done,
+        (true, _) | (false, 1) => End::RefuseAtOnce,
+        (false, 2) => End::Refuse,
+        (false, _) => End::Fail,
+    };
+    let decide = |id: i64| {
+        let uow = uow.clone();
+        let end = end_of(id);
+        async move {
+            uow.decide(move |w| {
+                Box::pin(async move {
+                    if end == End::RefuseAtOnce {
+                        return Err(Refused.into());
+                    }
+                    let row = w
+                        .sql("SELECT n FROM records WHERE id = $1")
+                        .bind(id)
+                        .for_update()
+                        .record("records", id)
+                        .fetch_one()
+                        .await?;
+                    if end == End::Refuse {
+                        return Err(Refused.into());
+                    }
+                    let n: i64 = row.get("n")?;
+                    w.sql("UPDATE records SET n = $1 WHERE id = $2")
+                        .bind((end == End::Done).then_some(n + 1))
+                        .bind(id)
+                        .record("records", id)
+                        .execute_later()
+                        .await?;
+                    Ok::<_, Error<Refused>>(())
+                })
+            })
+            .await
+        }
+    };
+    for half in [1..=N / 2, N / 2 + 1..=N] {
+        // The committer is held by a unit waiting for a word, so the decisions all wait
+        // together and run in the groups after it.
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let holding = tokio::spawn({
+            let uow = uow.clone();
+            async move {
+                uow.run(move |_| {
+                    Box::pin(async move {
+                        let _ = released.await;
+                        Ok(())
+                    })
+                })
+                .await
+            }
+        });
+        // Polled together, every decision is handed over before the word is given.
+        let callers = half.clone().map(decide);
+        let (outcomes, ()) = futures::join!(futures::future::join_all(callers), async {
+            tokio::task::yield_now().await;
+            let _ = release.send(());
+        });
+        holding.await.unwrap().unwrap();
+        for (id, outcome) in half.zip(outcomes) {
+            match end_of(id) {
+                End::Done => assert!(outcome.is_ok(), "{id}: {outcome:?}"),
+                End::Fail => assert!(matches!(outcome, Err(Error::Failed(_))), "{id}"),
+                _ => assert!(matches!(outcome, Err(Error::Rejected(Refused))), "{id}"),
+            }
+        }
+    }
+    let expected: Vec<(i64, i64)> = (1..=N)
+        .map(|id| (id, i64::from(end_of(id) == End::Done)))
+        .collect();
+    assert_eq!(
+        records(&db).await,
+        expected,
+        "each done decision's write landed once"
+    );
+}
+
 /// A unit that emits an event too large to publish fails, and keeps nothing: the row would
 /// never reach the broker.
 #[tokio::test]

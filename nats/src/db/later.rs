@@ -77,8 +77,14 @@ impl Waiting {
         self.flush(conn).await
     }
 
-    /// Forgets every write waiting (their units are undone).
+    /// Forgets the writes of the unit running (it did not succeed); those that ended units
+    /// carry stay theirs, until a rollback forgets them ([`Waiting::forget_all`]).
     pub(crate) fn forget(&mut self) {
+        self.writes.retain(|w| w.carried);
+    }
+
+    /// Forgets every write waiting (their units are undone).
+    pub(crate) fn forget_all(&mut self) {
         self.writes.clear();
     }
 

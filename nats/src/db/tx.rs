@@ -158,7 +158,7 @@ impl PgTx {
 
     /// Undoes everything: the first unit, whose savepoint is the start, did not succeed.
     async fn begin_again(&mut self) -> anyhow::Result<()> {
-        self.waiting.forget();
+        self.waiting.forget_all();
         let (conn, _) = self.parts();
         conn.execute(sqlx::raw_sql("ROLLBACK; BEGIN"))
             .await
@@ -290,6 +290,11 @@ impl Tx {
     pub(crate) async fn end_savepoint(&mut self, keep: bool) -> anyhow::Result<()> {
         let end = match (keep, &mut *self) {
             (false, Tx::Pg(tx)) if tx.start == Start::Savepoint => return tx.begin_again().await,
+            (false, Tx::Pg(tx)) => {
+                // What waits is undone with the rest: not sent first, where it might fail.
+                tx.waiting.forget_all();
+                "ROLLBACK TO SAVEPOINT unit"
+            }
             (false, _) => "ROLLBACK TO SAVEPOINT unit",
             (true, Tx::Lite(_)) => "RELEASE SAVEPOINT unit",
             (true, Tx::Pg(_)) => return Ok(()),

@@ -4,6 +4,9 @@
 //! committer. A decision rejected having changed no row (a hold whose seat was taken) needs
 //! nothing undone. One that changed rows and then did not succeed is undone with the pass, which
 //! runs again without it (decisions are code that can run again), so it alone keeps nothing.
+//! As in a batch, a decision's writes of one record may wait past its end for the next
+//! decision's statement; should one carrying them fail, the pass runs again with each
+//! decision's writes sent at its end.
 
 use super::job::{Again, Answer, Ended, Job, Reply, Step, reply_each};
 use super::work::{Error, Unit, Work};
@@ -96,8 +99,14 @@ impl Job for Decisions {
             }
             let mark = work.mark();
             let mut settled = vec![false; n];
+            // A decision's writes of one record each may wait past its end for the next one's
+            // statements, as a batch's do, where the pass can run again without it.
+            let mut carry = savepoint && n > 1;
             loop {
                 let mut undo = None;
+                // A statement carrying an ended decision's writes failed: whose, is not known.
+                let mut blurred = false;
+                work.tx.carry(carry);
                 for (i, decision) in self.0.iter_mut().enumerate() {
                     if settled[i] {
                         continue;
@@ -105,21 +114,34 @@ impl Job for Decisions {
                     match decision.run(work).await {
                         Ended::Succeeded => {}
                         Ended::Refused => settled[i] = true,
+                        Ended::Undo if work.tx.blurred() => {
+                            blurred = true;
+                            break;
+                        }
                         Ended::Undo => {
                             undo = Some(i);
                             break;
                         }
                     }
                 }
-                let Some(i) = undo else {
+                // The writes still waiting are the pass's own: they go before its savepoint ends.
+                if undo.is_none() && !blurred && work.tx.flush().await.is_err() {
+                    blurred = true;
+                }
+                work.tx.carry(false);
+                if undo.is_none() && !blurred {
                     if savepoint && let Err(e) = work.tx.end_savepoint(true).await {
                         let e = e.context("end the decisions' savepoint");
                         return Step::Broken(e, Some(self.replies()));
                     }
                     return Step::Next(self.replies());
-                };
-                // It keeps its outcome (nothing of it is kept); the others run again.
-                settled[i] = true;
+                }
+                match undo {
+                    // It keeps its outcome (nothing of it is kept); the others run again.
+                    Some(i) => settled[i] = true,
+                    // Run again, each decision's writes sent at its end: a failure is its own.
+                    None => carry = false,
+                }
                 if !savepoint {
                     return Step::Undone(self.replies());
                 }
