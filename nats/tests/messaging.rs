@@ -114,6 +114,53 @@ async fn records(db: &Db) -> Vec<(i64, i64)> {
         .collect()
 }
 
+/// A database with the runtime's tables and a `records` table of one row per id, each at 0,
+/// and its unit of work.
+async fn records_at_zero(url: &str, ids: std::ops::RangeInclusive<i64>) -> (Db, UnitOfWork) {
+    let db = database(url).await;
+    db.ensure(&[Cow::Borrowed(
+        "CREATE TABLE IF NOT EXISTS records (id BIGINT PRIMARY KEY, n BIGINT NOT NULL)",
+    )])
+    .await
+    .unwrap();
+    let uow = UnitOfWork::new(db.clone(), "test");
+    uow.run(|w| {
+        Box::pin(async move {
+            for id in ids {
+                w.sql("INSERT INTO records (id, n) VALUES ($1, 0)")
+                    .bind(id)
+                    .execute()
+                    .await?;
+            }
+            Ok(())
+        })
+    })
+    .await
+    .unwrap();
+    (db, uow)
+}
+
+/// Record `id`'s row, locked for the rest of the unit (a statement about that record alone).
+async fn read_record(w: &mut Work, id: i64) -> anyhow::Result<nats::db::Row> {
+    w.sql("SELECT n FROM records WHERE id = $1")
+        .bind(id)
+        .for_update()
+        .record("records", id)
+        .fetch_one()
+        .await
+}
+
+/// Sets record `id` to `n` (`None`: a NULL, which fails the write when it is sent), a write
+/// sent later.
+async fn write_record(w: &mut Work, id: i64, n: Option<i64>) -> anyhow::Result<()> {
+    w.sql("UPDATE records SET n = $1 WHERE id = $2")
+        .bind(n)
+        .bind(id)
+        .record("records", id)
+        .execute_later()
+        .await
+}
+
 async fn eventually<F: AsyncFn() -> bool>(what: &str, check: F) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !check().await {
@@ -350,23 +397,7 @@ async fn writes_sent_later_are_part_of_their_unit() {
 #[tokio::test]
 async fn writes_of_a_record_wait_past_their_unit_in_a_batch_and_a_failure_stays_its_own() {
     let s = setup().await;
-    let db = database(&s.db_url).await;
-    db.ensure(&[Cow::Borrowed(
-        "CREATE TABLE IF NOT EXISTS records (id BIGINT PRIMARY KEY, n BIGINT NOT NULL)",
-    )])
-    .await
-    .unwrap();
-    let uow = UnitOfWork::new(db.clone(), "test");
-    uow.run(|w| {
-        Box::pin(async move {
-            w.sql("INSERT INTO records (id, n) VALUES (1, 0), (2, 0)")
-                .execute()
-                .await?;
-            Ok(())
-        })
-    })
-    .await
-    .unwrap();
+    let (db, uow) = records_at_zero(&s.db_url, 1..=2).await;
     // Reads record `id` (the row read ahead for it, if the batch did) and adds `by` to it
     // (`None`: a NULL, which fails the write); answers what it read.
     let served_ahead = Arc::new(AtomicUsize::new(0));
@@ -380,22 +411,10 @@ async fn writes_of_a_record_wait_past_their_unit_in_a_batch_and_a_failure_stays_
                         served_ahead.fetch_add(1, Ordering::Relaxed);
                         row
                     }
-                    None => {
-                        w.sql("SELECT n FROM records WHERE id = $1")
-                            .bind(id)
-                            .for_update()
-                            .record("records", id)
-                            .fetch_one()
-                            .await?
-                    }
+                    None => read_record(w, id).await?,
                 };
                 let n: i64 = row.get("n")?;
-                w.sql("UPDATE records SET n = $1 WHERE id = $2")
-                    .bind(by.map(|by| n + by))
-                    .bind(id)
-                    .record("records", id)
-                    .execute_later()
-                    .await?;
+                write_record(w, id, by.map(|by| n + by)).await?;
                 Ok(n)
             })
         });
@@ -501,27 +520,8 @@ async fn writes_of_a_record_wait_past_their_unit_in_a_batch_and_a_failure_stays_
 #[tokio::test]
 async fn decisions_together_carry_their_writes_and_each_keeps_its_own_outcome() {
     let s = setup().await;
-    let db = database(&s.db_url).await;
-    db.ensure(&[Cow::Borrowed(
-        "CREATE TABLE IF NOT EXISTS records (id BIGINT PRIMARY KEY, n BIGINT NOT NULL)",
-    )])
-    .await
-    .unwrap();
     const N: i64 = 200;
-    let uow = UnitOfWork::new(db.clone(), "test");
-    uow.run(|w| {
-        Box::pin(async move {
-            for id in 1..=N {
-                w.sql("INSERT INTO records (id, n) VALUES ($1, 0)")
-                    .bind(id)
-                    .execute()
-                    .await?;
-            }
-            Ok(())
-        })
-    })
-    .await
-    .unwrap();
+    let (db, uow) = records_at_zero(&s.db_url, 1..=N).await;
     // Record `id`: read, then add 1 (`Done`), refuse before reading (`RefuseAtOnce`) or after
     // it (`Refuse`), or write a NULL, which fails when it is sent (`Fail`). The first half only
     // adds or refuses at once: a failure would have the pass run again without carrying.
@@ -540,23 +540,12 @@ async fn decisions_together_carry_their_writes_and_each_keeps_its_own_outcome() 
                     if end == End::RefuseAtOnce {
                         return Err(Refused.into());
                     }
-                    let row = w
-                        .sql("SELECT n FROM records WHERE id = $1")
-                        .bind(id)
-                        .for_update()
-                        .record("records", id)
-                        .fetch_one()
-                        .await?;
+                    let row = read_record(w, id).await?;
                     if end == End::Refuse {
                         return Err(Refused.into());
                     }
                     let n: i64 = row.get("n")?;
-                    w.sql("UPDATE records SET n = $1 WHERE id = $2")
-                        .bind((end == End::Done).then_some(n + 1))
-                        .bind(id)
-                        .record("records", id)
-                        .execute_later()
-                        .await?;
+                    write_record(w, id, (end == End::Done).then_some(n + 1)).await?;
                     Ok::<_, Error<Refused>>(())
                 })
             })
