@@ -7,7 +7,10 @@
 //! nor long after the service has gone idle.
 
 use super::problem::{Problem, kinds};
+use crate::runtime::AppState;
 use crate::unit_of_work::Load;
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::request::Parts;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -65,6 +68,29 @@ impl Door {
     fn pace(&self) -> std::sync::MutexGuard<'_, Pace> {
         // Plain numbers: a panic elsewhere cannot leave them inconsistent.
         self.pace.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// An arrival the door let in. As a handler's first argument it asks the door before anything
+/// else of the request is looked at: a crowd refused in an overload costs no token verified and
+/// no path or body read (the refused, not the admitted, are most of a rush's requests). So an
+/// arrival refused is told to come back even if its token would not have been good.
+pub struct Admitted;
+
+impl<S: Send + Sync> FromRequestParts<S> for Admitted
+where
+    Door: FromRef<S>,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(_: &mut Parts, state: &S) -> Result<Self, Problem> {
+        Door::from_ref(state).admit().map(|()| Admitted)
+    }
+}
+
+impl<S> FromRef<AppState<S>> for Door {
+    fn from_ref(state: &AppState<S>) -> Door {
+        state.door.clone()
     }
 }
 
@@ -150,6 +176,43 @@ mod tests {
         assert_eq!(refused.kind, kinds::OVERLOADED);
         assert_eq!(refused.retry_after, Some(COME_BACK), "no pace known yet");
         assert!(refused.detail.contains("nothing was done"), "{refused:?}");
+    }
+
+    /// A join as seat-svc's is declared: the door first, then the caller's token.
+    async fn join(_: Admitted, _: crate::web::User) -> &'static str {
+        "joined"
+    }
+
+    async fn kind_of(door: Door, token: Option<&str>) -> (u16, String) {
+        use tower::ServiceExt as _;
+        let app = axum::Router::new()
+            .route("/", axum::routing::post(join))
+            .layer(axum::Extension(crate::web::Auth::new("s3cret")))
+            .with_state(door);
+        let mut request = axum::http::Request::post("/");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let answer = app
+            .oneshot(request.body(axum::body::Body::empty()).expect("a request"))
+            .await
+            .expect("an answer");
+        let status = answer.status().as_u16();
+        let body = axum::body::to_bytes(answer.into_body(), 1 << 16)
+            .await
+            .expect("a body");
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn an_arrival_refused_at_the_door_is_not_asked_for_its_token() {
+        let token = crate::web::Auth::new("s3cret").issue("ann", None, Duration::from_secs(60));
+        assert_eq!(kind_of(Door::new(Load::default()), Some(&token)).await.0, 200);
+        let (status, problem) = kind_of(Door::new(Load::default()), None).await;
+        assert_eq!(status, 401, "{problem}");
+        let (status, problem) = kind_of(Door::new(Load::overloaded_now()), None).await;
+        assert_eq!(status, 503, "{problem}");
+        assert!(problem.contains("overloaded"), "{problem}");
     }
 
     #[test]

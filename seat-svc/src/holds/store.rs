@@ -2,7 +2,7 @@
 
 use super::domain::{HOLD, Hold, HoldStatus};
 use crate::inventory::store::Owned;
-use crate::queue::domain::QueueToken;
+use crate::queue::domain::{QueueToken, TOKEN};
 use contracts::{Points, ReleaseReason, ReservationId, ScheduleId, SeatId, UserId};
 use nats::db::{Sql, from_millis};
 
@@ -17,7 +17,9 @@ pub struct NewHold<'a> {
     pub now_ms: i64,
 }
 
-/// Inserts the hold and its seats (writes sent later: `Statement::execute_later`).
+/// Inserts the hold and its seats (writes sent later: `Statement::execute_later`), as writes of
+/// its token's record: the next check of that token must see the hold (one live hold per token),
+/// and among decisions they may wait for the next one's check of another token.
 pub async fn insert(sql: &mut impl Sql, h: &NewHold<'_>) -> anyhow::Result<()> {
     sql.sql(
         "INSERT INTO holds (reservation_id, user_id, schedule_id, token, amount, status, expires_at, created_at)
@@ -31,12 +33,14 @@ pub async fn insert(sql: &mut impl Sql, h: &NewHold<'_>) -> anyhow::Result<()> {
     .bind(HoldStatus::Held.as_str())
     .bind(h.expires_at_ms)
     .bind(h.now_ms)
+    .record(TOKEN, h.token)
     .execute_later()
     .await?;
     for seat in h.seats {
         sql.sql("INSERT INTO hold_seats (reservation_id, seat_id) VALUES ($1, $2)")
             .bind(h.reservation)
             .bind(seat)
+            .record(TOKEN, h.token)
             .execute_later()
             .await?;
     }

@@ -4,6 +4,10 @@
 use std::fmt;
 use std::str::FromStr;
 
+/// A queue token as a record of the unit of work (`Statement::record`): the token's row, and
+/// the hold taken with it (one live hold per token, so the token's check must see it).
+pub const TOKEN: &str = "queue_tokens";
+
 contracts::string_enum! {
     /// Where a queue token stands: `waiting` in line (with a position), `active` (admitted: may
     /// hold seats), `expired` (unused for too long), `done` (its hold ended).

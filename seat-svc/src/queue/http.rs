@@ -13,6 +13,7 @@ use axum::{Json, Router};
 use contracts::ScheduleId;
 use nats::unit_of_work::Error;
 use nats::web::command::Refused;
+use nats::web::shed::Admitted;
 use nats::web::{Answer, CommandRequest, Id, Problem, ProblemType, User};
 use serde_json::json;
 
@@ -74,14 +75,14 @@ fn answer(p: &Place) -> serde_json::Value {
         (status = 503, description = "schedule-not-ready, overloaded", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn join_queue(
+    // Joining is where a user arrives: refused while seat-svc is overloaded, so the users
+    // already in keep their pace. First, so a refusal costs the least.
+    _: Admitted,
     State(s): State<AppState>,
     User(user): User,
     Id(schedule): Id<ScheduleId>,
     key: CommandRequest,
 ) -> Result<Answer, Problem> {
-    // Joining is where a user arrives: refused while seat-svc is overloaded, so the users
-    // already in keep their pace.
-    s.door.admit()?;
     let limit = s.settings.queue_active_limit;
     // The body is not read: the path says all.
     let (once, _handling) = key.claim(&user, b"")?;

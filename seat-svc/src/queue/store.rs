@@ -2,7 +2,7 @@
 //! counted from the live tokens ahead of it (see [`super::domain::standing`]), unless a bound
 //! kept at its join already says it is admitted.
 
-use super::domain::{QueueToken, TokenState};
+use super::domain::{QueueToken, TOKEN, TokenState};
 use crate::holds::domain::{HOLD, HoldStatus};
 use contracts::{ReservationId, ScheduleId, UserId};
 use nats::db::{Row, Sql};
@@ -179,6 +179,10 @@ pub async fn for_hold(
         .bind(TokenState::Live.as_str())
         .bind(active_limit)
         .for_update()
+        // About the token and its holds. It counts other tokens ahead, by their state and
+        // place, which no write of another token's record waiting changes (a hold's writes
+        // touch its token's `last_seen_at` only), so those may go with it.
+        .record(TOKEN, token)
         .fetch_optional()
         .await?
     else {
@@ -222,6 +226,7 @@ pub async fn touch(sql: &mut impl Sql, token: &QueueToken, now_ms: i64) -> anyho
     sql.sql("UPDATE queue_tokens SET last_seen_at = $1 WHERE token = $2")
         .bind(now_ms)
         .bind(token)
+        .record(TOKEN, token)
         .execute_later()
         .await
 }
