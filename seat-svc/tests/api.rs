@@ -303,6 +303,37 @@ async fn parallel_joins_by_one_user_give_one_token() {
     assert_eq!((tokens.len(), created), (1, 1), "{tokens:?}");
 }
 
+/// Holds that reach the committer together run as one pass, where a hold's writes may wait for
+/// the next hold's statements: the next check of the same token must still see the hold.
+#[tokio::test]
+async fn parallel_holds_with_one_token_hold_once() {
+    let env = TestEnv::new().unwrap();
+    let api = start(&env, 100).await;
+    let (schedule, seats, event) = opened(24);
+    env.publish("concert-svc", &event).await.unwrap();
+    let ann = token_id(&env, &api, "ann", schedule).await;
+    let ben = token_id(&env, &api, "ben", schedule).await;
+    // ann's token asks for 12 seats one by one, ben's for the other 12, all at once.
+    let asks = seats.iter().enumerate().map(|(i, seat)| {
+        let (user, token) = if i % 2 == 0 {
+            ("ann", &ann)
+        } else {
+            ("ben", &ben)
+        };
+        let (env, api) = (&env, &api);
+        async move { (user, hold(env, api, user, schedule, token, &[*seat]).await) }
+    });
+    let answers = futures::future::join_all(asks).await;
+    for user in ["ann", "ben"] {
+        let theirs: Vec<_> = answers.iter().filter(|(u, _)| *u == user).collect();
+        let held = theirs.iter().filter(|(_, a)| a.is(201)).count();
+        assert_eq!(held, 1, "{user}: {theirs:?}");
+        for (_, a) in theirs.iter().filter(|(_, a)| !a.is(201)) {
+            a.clone().expect_problem(409, "already-holding");
+        }
+    }
+}
+
 #[tokio::test]
 async fn past_the_active_limit_users_wait_in_line() {
     let env = TestEnv::new().unwrap();

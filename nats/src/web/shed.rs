@@ -207,7 +207,10 @@ mod tests {
     #[tokio::test]
     async fn an_arrival_refused_at_the_door_is_not_asked_for_its_token() {
         let token = crate::web::Auth::new("s3cret").issue("ann", None, Duration::from_secs(60));
-        assert_eq!(kind_of(Door::new(Load::default()), Some(&token)).await.0, 200);
+        assert_eq!(
+            kind_of(Door::new(Load::default()), Some(&token)).await.0,
+            200
+        );
         let (status, problem) = kind_of(Door::new(Load::default()), None).await;
         assert_eq!(status, 401, "{problem}");
         let (status, problem) = kind_of(Door::new(Load::overloaded_now()), None).await;
