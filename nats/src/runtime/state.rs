@@ -47,3 +47,10 @@ impl<S> AppState<S> {
         AppState(Arc::new(parts))
     }
 }
+
+/// The door, for handlers that admit arrivals ([`crate::web::shed::Admitted`]).
+impl<S> axum::extract::FromRef<AppState<S>> for Door {
+    fn from_ref(state: &AppState<S>) -> Door {
+        state.door.clone()
+    }
+}

@@ -7,7 +7,6 @@
 //! nor long after the service has gone idle.
 
 use super::problem::{Problem, kinds};
-use crate::runtime::AppState;
 use crate::unit_of_work::Load;
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
@@ -71,10 +70,11 @@ impl Door {
     }
 }
 
-/// An arrival the door let in. As a handler's first argument it asks the door before anything
-/// else of the request is looked at: a crowd refused in an overload costs no token verified and
-/// no path or body read (the refused, not the admitted, are most of a rush's requests). So an
-/// arrival refused is told to come back even if its token would not have been good.
+/// An arrival the door let in (from any state that gives the door, as a service's `AppState`
+/// does). As a handler's first argument it asks the door before anything else of the request
+/// is looked at: a crowd refused in an overload costs no token verified and no path or body
+/// read (the refused, not the admitted, are most of a rush's requests). So an arrival refused
+/// is told to come back even if its token would not have been good.
 pub struct Admitted;
 
 impl<S: Send + Sync> FromRequestParts<S> for Admitted
@@ -85,12 +85,6 @@ where
 
     async fn from_request_parts(_: &mut Parts, state: &S) -> Result<Self, Problem> {
         Door::from_ref(state).admit().map(|()| Admitted)
-    }
-}
-
-impl<S> FromRef<AppState<S>> for Door {
-    fn from_ref(state: &AppState<S>) -> Door {
-        state.door.clone()
     }
 }
 
