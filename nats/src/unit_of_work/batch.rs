@@ -57,7 +57,7 @@ impl<T: Send + 'static, R: Send + 'static> Batch<T, R> {
     }
 
     async fn run_live(&self, work: &mut Work, live: Vec<usize>) -> Pass<T, R> {
-        let mut first = match &self.inbox {
+        let first = match &self.inbox {
             None => None,
             Some(inbox) => {
                 let ids: Vec<Uuid> = live.iter().map(|&i| inbox.ids[i]).collect();
@@ -68,26 +68,27 @@ impl<T: Send + 'static, R: Send + 'static> Batch<T, R> {
                 }
             }
         };
+        // Which units run: not those whose event was handled before (an id given twice is
+        // first only once).
+        let runs: Vec<bool> = match (first, &self.inbox) {
+            (Some(mut first), Some(inbox)) => {
+                live.iter().map(|&i| first.remove(&inbox.ids[i])).collect()
+            }
+            _ => vec![true; live.len()],
+        };
         if let Some(ahead) = &self.ahead {
-            // Only for the units that will run: not those whose event was handled before.
-            let running: Vec<usize> = match (&first, &self.inbox) {
-                (Some(first), Some(inbox)) => live
-                    .iter()
-                    .copied()
-                    .filter(|&i| first.contains(&inbox.ids[i]))
-                    .collect(),
-                _ => live.clone(),
-            };
+            let running: Vec<usize> = live
+                .iter()
+                .zip(&runs)
+                .filter_map(|(&i, &runs)| runs.then_some(i))
+                .collect();
             if let Err(e) = ahead(work, &running).await {
                 return Pass::Broken(e.context("read ahead for the batch"));
             }
         }
         let mut outcomes = Vec::with_capacity(live.len());
-        for i in live {
-            // Handled before (an id given twice is first only once): it does not run.
-            if let (Some(first), Some(inbox)) = (&mut first, &self.inbox)
-                && !first.remove(&inbox.ids[i])
-            {
+        for (i, runs) in live.into_iter().zip(runs) {
+            if let (false, Some(inbox)) = (runs, &self.inbox) {
                 outcomes.push((i, Ok((inbox.again)())));
                 continue;
             }
